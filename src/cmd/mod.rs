@@ -1,0 +1,134 @@
+//! Subcommands. Each file holds one subcommand's options, usage text and the
+//! few lines that turn them into a library call.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use myspool::progress::ProgressMode;
+
+mod check;
+mod copy;
+mod export;
+mod load;
+mod process;
+mod status;
+mod verify;
+
+/// Bulk-copy MySQL/MariaDB tables through local export files.
+///
+/// export streams tables at full speed into compressed CSV chunks; process
+/// transforms the chunks offline, at leisure; load brings them back with
+/// LOAD DATA LOCAL INFILE, keeping explicit primary-key values.
+///
+/// Server URLs look like mysql://user[:password]@host[:port][/db]; the
+/// password may instead come from MYSQL_PWD or the [client] group of
+/// ~/.my.cnf, and is never printed.
+#[derive(Parser, Debug)]
+#[command(name = "myspool", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Export(export::Args),
+    Process(process::Args),
+    Load(load::Args),
+    Copy(copy::Args),
+    Status(status::Args),
+    Check(check::Args),
+    Verify(verify::Args),
+}
+
+/// Output options every subcommand takes.
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// Print the summary as JSON on stdout (progress and warnings stay on stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Progress display: a bar on a terminal, plain periodic lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum ProgressArg {
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
+
+impl From<ProgressArg> for ProgressMode {
+    fn from(p: ProgressArg) -> ProgressMode {
+        match p {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Bar => ProgressMode::Bar,
+            ProgressArg::Plain => ProgressMode::Plain,
+            ProgressArg::None => ProgressMode::Quiet,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Export(a) => export::run(a),
+        Command::Process(a) => process::run(a),
+        Command::Load(a) => load::run(a),
+        Command::Copy(a) => copy::run(a),
+        Command::Status(a) => status::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Verify(a) => verify::run(a),
+    }
+}
+
+/// The answer of a subcommand that a later release delivers: said plainly,
+/// with a non-zero exit, and nothing touched.
+pub fn not_implemented(name: &str) -> Result<()> {
+    anyhow::bail!("`myspool {name}` is not implemented yet in this version; nothing was done")
+}
+
+/// Load options shared by `load`, `copy` and (in part) `check`.
+#[derive(Args, Debug, Clone)]
+pub struct LoadOptions {
+    /// Load into this database instead of the one each table was exported from.
+    #[arg(long, value_name = "DB")]
+    pub into: Option<String>,
+    /// Chunks loaded at once, each by its own connection.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub jobs: usize,
+    /// AUTO_INCREMENT policy: check refuses a parallel load unless
+    /// innodb_autoinc_lock_mode=2 (with binlog_format=ROW when the binlog is
+    /// on); require refuses unless so whatever --jobs; drop removes
+    /// AUTO_INCREMENT during the load and restores it; keep checks nothing.
+    #[arg(long, value_enum, default_value_t = AutoincPolicy::Check)]
+    pub autoinc: AutoincPolicy,
+    /// What a duplicate key does: fail the chunk, skip the row, or replace the row.
+    #[arg(long, value_enum, default_value_t = OnDuplicate::Error)]
+    pub on_duplicate: OnDuplicate,
+    /// Empty each target table before loading it.
+    #[arg(long)]
+    pub truncate: bool,
+    /// Drop secondary indexes before loading and add them back after.
+    #[arg(long)]
+    pub defer_indexes: bool,
+    /// Do not write the load to the target's binary log (SET sql_log_bin=0).
+    #[arg(long)]
+    pub skip_binlog: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum AutoincPolicy {
+    Check,
+    Drop,
+    Require,
+    Keep,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum OnDuplicate {
+    Error,
+    Ignore,
+    Replace,
+}

@@ -1,0 +1,354 @@
+//! The CSV dialect of a dump, and how each column's values are written in it.
+//!
+//! RFC 4180, UTF-8, comma, LF line ends, one header row of column names.
+//!
+//! NULL is told apart from every string by *quoting*: SQL NULL is an empty
+//! field with no quotes, and every non-NULL value is quoted, so the empty
+//! string is `""`, and the strings `NULL` and `\N` are `"NULL"` and `"\N"`.
+//! This is PostgreSQL's `COPY … CSV` convention; Python 3.12's
+//! `csv.QUOTE_NOTNULL` reads and writes it. Inside quotes a `"` is doubled
+//! and nothing else is escaped: backslashes, commas, CR and LF are literal.
+//!
+//! Binary columns (BINARY, VARBINARY, BLOBs, BIT, GEOMETRY) are written as
+//! uppercase hex of their bytes, so a script can carry them through as text.
+//!
+//! Generic CSV readers (the `csv` crate, most spreadsheets) read the files
+//! fine but cannot see the difference between `""` and an empty field; use
+//! [`Reader`] (or `QUOTE_NOTNULL` in Python) where NULL matters.
+
+use std::io::{self, BufRead};
+
+use serde::{Deserialize, Serialize};
+
+/// How a column's values are written in the CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The value as the server prints it in text, converted to UTF-8.
+    Text,
+    /// The bytes as uppercase hexadecimal.
+    Hex,
+}
+
+/// How the exporter turns one column of a text-protocol row into CSV. It is
+/// finer than [`Encoding`]: a FLOAT is `Text` in the dump, but the server
+/// prints FLOAT with 6 significant digits (16777217 comes out as 16777200),
+/// so the exporter asks for `col + 0e0` (exact as a DOUBLE) and prints it back
+/// here as the shortest text that reads back as the same FLOAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Text,
+    Hex,
+    Float32,
+}
+
+impl Codec {
+    pub fn encoding(self) -> Encoding {
+        match self {
+            Codec::Text | Codec::Float32 => Encoding::Text,
+            Codec::Hex => Encoding::Hex,
+        }
+    }
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Appends the uppercase hex of `bytes` to a `String`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for &b in bytes {
+        out.push(HEX_DIGITS[(b >> 4) as usize] as char);
+        out.push(HEX_DIGITS[(b & 15) as usize] as char);
+    }
+}
+
+/// Decodes hex (either case). `None` if it is not hex.
+pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
+        .collect()
+}
+
+/// Writes a row of values in the dump's CSV dialect (`None` is SQL NULL).
+pub fn write_field(out: &mut Vec<u8>, value: Option<&[u8]>, codec: Codec) {
+    let Some(v) = value else { return };
+    out.push(b'"');
+    match codec {
+        Codec::Text => push_quoted_body(out, v),
+        Codec::Hex => {
+            out.reserve(v.len() * 2);
+            for &b in v {
+                out.push(HEX_DIGITS[(b >> 4) as usize]);
+                out.push(HEX_DIGITS[(b & 15) as usize]);
+            }
+        }
+        Codec::Float32 => match shortest_f32(v) {
+            Some(s) => out.extend_from_slice(s.as_bytes()),
+            None => push_quoted_body(out, v),
+        },
+    }
+    out.push(b'"');
+}
+
+fn push_quoted_body(out: &mut Vec<u8>, v: &[u8]) {
+    let mut rest = v;
+    while let Some(pos) = rest.iter().position(|&b| b == b'"') {
+        out.extend_from_slice(&rest[..=pos]);
+        out.push(b'"');
+        rest = &rest[pos + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Writes a header row: the names, each quoted.
+pub fn write_header<S: AsRef<str>>(out: &mut Vec<u8>, names: &[S]) {
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_field(out, Some(name.as_ref().as_bytes()), Codec::Text);
+    }
+    out.push(b'\n');
+}
+
+/// The text of a DOUBLE (as the server printed `float_col + 0e0`) rewritten as
+/// the shortest decimal that reads back as the same FLOAT. The server reads a
+/// FLOAT by parsing a double and rounding it to single precision, so the text
+/// is checked to survive exactly that; when it does not, `None` tells the
+/// caller to keep the server's exact DOUBLE text.
+fn shortest_f32(double_text: &[u8]) -> Option<String> {
+    let d: f64 = std::str::from_utf8(double_text).ok()?.parse().ok()?;
+    let f = d as f32;
+    if f as f64 != d || !f.is_finite() {
+        return None;
+    }
+    let abs = f.abs();
+    let s = if abs == 0.0 || (1e-5..1e16).contains(&abs) {
+        format!("{f}")
+    } else {
+        format!("{f:e}")
+    };
+    let back: f64 = s.parse().ok()?;
+    ((back as f32).to_bits() == f.to_bits()).then_some(s)
+}
+
+/// One field read back from a dump CSV: `None` is SQL NULL.
+pub type Field = Option<Vec<u8>>;
+
+/// A CSV syntax error with its position (1-based line and field).
+#[derive(Debug)]
+pub struct SyntaxError {
+    pub line: u64,
+    pub field: usize,
+    pub message: &'static str,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, field {}: {}",
+            self.line, self.field, self.message
+        )
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+/// A streaming reader of the dump dialect that keeps NULL (unquoted empty)
+/// apart from the empty string (`""`), which generic CSV readers cannot.
+pub struct Reader<R> {
+    input: R,
+    line: u64,
+}
+
+impl<R: BufRead> Reader<R> {
+    pub fn new(input: R) -> Self {
+        Reader { input, line: 0 }
+    }
+
+    /// The 1-based line on which the last record returned started.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Reads the next record into `record` (cleared first). `Ok(false)` at the
+    /// end of input.
+    pub fn read_record(&mut self, record: &mut Vec<Field>) -> io::Result<bool> {
+        record.clear();
+        let mut buf = Vec::new();
+        if self.input.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(false);
+        }
+        self.line += 1;
+        let start_line = self.line;
+        let err = |field: usize, message: &'static str, line: u64| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                SyntaxError {
+                    line,
+                    field,
+                    message,
+                },
+            )
+        };
+        let mut pos = 0;
+        loop {
+            let field_no = record.len() + 1;
+            if buf.get(pos) == Some(&b'"') {
+                // Quoted field: may span lines.
+                let mut value = Vec::new();
+                pos += 1;
+                loop {
+                    match buf[pos..].iter().position(|&b| b == b'"') {
+                        Some(q) => {
+                            value.extend_from_slice(&buf[pos..pos + q]);
+                            pos += q + 1;
+                            if buf.get(pos) == Some(&b'"') {
+                                value.push(b'"');
+                                pos += 1;
+                                continue;
+                            }
+                            break;
+                        }
+                        None => {
+                            value.extend_from_slice(&buf[pos..]);
+                            buf.clear();
+                            pos = 0;
+                            if self.input.read_until(b'\n', &mut buf)? == 0 {
+                                return Err(err(field_no, "unterminated quoted field", start_line));
+                            }
+                            self.line += 1;
+                        }
+                    }
+                }
+                record.push(Some(value));
+                match buf.get(pos) {
+                    Some(b',') => pos += 1,
+                    Some(b'\n') | None => break,
+                    Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => break,
+                    Some(_) => {
+                        return Err(err(
+                            field_no,
+                            "unexpected character after closing quote",
+                            self.line,
+                        ))
+                    }
+                }
+            } else {
+                let end = buf[pos..]
+                    .iter()
+                    .position(|&b| b == b',' || b == b'\n')
+                    .map_or(buf.len(), |e| pos + e);
+                let mut raw = &buf[pos..end];
+                if end < buf.len() && buf[end] == b'\n' {
+                    raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                }
+                if raw.contains(&b'"') {
+                    return Err(err(field_no, "quote inside an unquoted field", self.line));
+                }
+                record.push(if raw.is_empty() {
+                    None
+                } else {
+                    Some(raw.to_vec())
+                });
+                if end < buf.len() && buf[end] == b',' {
+                    pos = end + 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_field(&mut out, *v, Codec::Text);
+        }
+        out.push(b'\n');
+        out
+    }
+
+    #[test]
+    fn null_empty_and_lookalikes_stay_distinct() {
+        let values: Vec<Option<&[u8]>> = vec![
+            None,
+            Some(b""),
+            Some(b"NULL"),
+            Some(b"\\N"),
+            Some(b"a\"b,c\r\nd\te\\"),
+            Some(b"\r"),
+        ];
+        let text = row(&values);
+        assert_eq!(
+            text,
+            b",\"\",\"NULL\",\"\\N\",\"a\"\"b,c\r\nd\te\\\",\"\r\"\n".to_vec()
+        );
+        let mut reader = Reader::new(&text[..]);
+        let mut rec = Vec::new();
+        assert!(reader.read_record(&mut rec).unwrap());
+        let expect: Vec<Field> = values.iter().map(|v| v.map(|b| b.to_vec())).collect();
+        assert_eq!(rec, expect);
+        assert!(!reader.read_record(&mut rec).unwrap());
+    }
+
+    #[test]
+    fn hex_round_trips_every_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let mut out = Vec::new();
+        write_field(&mut out, Some(&bytes), Codec::Hex);
+        assert_eq!(decode_hex(&out[1..out.len() - 1]).unwrap(), bytes);
+        assert!(decode_hex(b"0G").is_none());
+    }
+
+    #[test]
+    fn floats_print_shortest_and_read_back_exactly() {
+        for (double, want) in [
+            ("0.10000000149011612", "0.1"),
+            ("16777216", "16777216"),
+            ("3.4028234663852886e38", "3.4028235e38"),
+            ("9.999999350456404e-39", "1e-38"),
+            ("-1.5", "-1.5"),
+            ("0", "0"),
+        ] {
+            let mut out = Vec::new();
+            write_field(&mut out, Some(double.as_bytes()), Codec::Float32);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("\"{want}\""));
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_field() {
+        let mut rec = Vec::new();
+        let mut r = Reader::new(&b"\"a\",\"b\nc"[..]);
+        let e = r.read_record(&mut rec).unwrap_err();
+        assert_eq!(e.to_string(), "line 1, field 2: unterminated quoted field");
+        let mut r = Reader::new(&b"\"a\"x\n"[..]);
+        let e = r.read_record(&mut rec).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 1, field 1: unexpected character after closing quote"
+        );
+    }
+}

@@ -1,0 +1,501 @@
+//! The dump directory: the contract between export, process and load.
+//!
+//! ```text
+//! DIR/
+//!   manifest.json              format version, tool, source server, options, tables
+//!   <db>/<table>/schema.sql    SHOW CREATE TABLE
+//!   <db>/<table>/table.json    columns (type, charset, encoding), key, chunk list
+//!   <db>/<table>/000001.csv.gz chunks, numbered in key order
+//!   <db>/<table>/export.log    while a table is being exported: one JSON line
+//!                              per finished chunk (folded into table.json at the end)
+//! ```
+//!
+//! Every file is written to a temporary name and renamed into place, so a
+//! reader (or a rerun after `kill -9`) sees either the old file or the whole
+//! new one. Directories are created 0700 and files 0600: a dump holds table
+//! data and should not be readable by other users of the machine.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dialect::Encoding;
+
+/// The dump format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_NAME: &str = "myspool-dump";
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub tool_version: String,
+    pub source: SourceInfo,
+    /// The options that decide what the dump contains; a rerun must match.
+    pub export: ExportSettings,
+    /// How the reading connections' snapshots relate (see the README).
+    pub consistency: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub complete: bool,
+    pub csv: CsvConvention,
+    pub tables: Vec<TableEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceInfo {
+    /// `host:port`, never a password.
+    pub endpoint: String,
+    pub user: String,
+    pub server_version: String,
+    /// The source server's own clock (UTC) when the export started.
+    pub server_time_utc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportSettings {
+    /// `--table` arguments as given (`db.t`, `db.*`).
+    pub table_patterns: Vec<String>,
+    #[serde(rename = "where")]
+    pub where_clause: Option<String>,
+    pub chunk_rows: Option<u64>,
+    pub compress: Compress,
+    pub level: u32,
+}
+
+/// The CSV convention, spelled out in the manifest for readers of the dump.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CsvConvention {
+    pub standard: String,
+    pub encoding: String,
+    pub delimiter: String,
+    pub line_terminator: String,
+    pub header: bool,
+    pub null: String,
+    pub quoting: String,
+    pub binary: String,
+    pub time_zone: String,
+}
+
+impl Default for CsvConvention {
+    fn default() -> Self {
+        CsvConvention {
+            standard: "RFC 4180".into(),
+            encoding: "UTF-8".into(),
+            delimiter: ",".into(),
+            line_terminator: "\n".into(),
+            header: true,
+            null: "an empty field without quotes".into(),
+            quoting: "every non-NULL value is quoted; \" inside is doubled".into(),
+            binary: "columns with encoding \"hex\" hold uppercase hex of the bytes".into(),
+            time_zone: "TIMESTAMP values are in UTC (+00:00)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableEntry {
+    pub db: String,
+    pub table: String,
+    /// Relative to the dump directory.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    Gzip,
+    None,
+}
+
+impl Compress {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compress::Gzip => "csv.gz",
+            Compress::None => "csv",
+        }
+    }
+}
+
+/// `table.json`: what a reader needs to make sense of the chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableDescription {
+    pub db: String,
+    pub table: String,
+    /// The columns in the CSV, in order (generated columns are not among them).
+    pub columns: Vec<ColumnDescription>,
+    /// Generated columns of the source: not exported, recomputed by the target.
+    pub generated_columns: Vec<String>,
+    pub key: KeyDescription,
+    pub chunk_rows: u64,
+    /// Rows counted while planning (the final count is the sum of the chunks').
+    pub planned_rows: u64,
+    pub compress: Compress,
+    pub chunks: Vec<ChunkRecord>,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDescription {
+    pub name: String,
+    /// `COLUMN_TYPE` as the source reports it, e.g. `bigint(20) unsigned`.
+    pub column_type: String,
+    /// `DATA_TYPE`, e.g. `bigint`.
+    pub data_type: String,
+    pub nullable: bool,
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+    pub encoding: Encoding,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invisible: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyDescription {
+    pub kind: KeyKind,
+    /// The index the chunks follow (`PRIMARY`, or a unique index's name).
+    pub index: Option<String>,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Primary,
+    /// A unique index whose columns are all NOT NULL.
+    Unique,
+    /// Neither: the table is one chunk, in no particular order.
+    None,
+}
+
+/// One chunk: its key range, and once written, what was written.
+///
+/// The range is `lower < key <= upper`; `None` means unbounded. Bounds are SQL
+/// literals, one per key column, ready to put in a `WHERE`
+/// (`42`, `'2024-01-01 00:00:00'`, `_utf8mb4 X'616263'`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkRecord {
+    pub number: u32,
+    pub file: String,
+    pub lower: Option<Vec<String>>,
+    pub upper: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub written: Option<ChunkStats>,
+}
+
+/// What a finished chunk holds: rows, bytes on disk, CSV bytes, SHA-256 of the
+/// file as stored (so `sha256sum` checks it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkStats {
+    pub rows: u64,
+    pub bytes: u64,
+    pub csv_bytes: u64,
+    pub sha256: String,
+}
+
+/// A line of `export.log`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkDone {
+    pub number: u32,
+    #[serde(flatten)]
+    pub stats: ChunkStats,
+}
+
+impl Manifest {
+    pub fn new(source: SourceInfo, export: ExportSettings, started_at: String) -> Manifest {
+        Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            tool_version: format!("myspool {}", env!("CARGO_PKG_VERSION")),
+            source,
+            export,
+            consistency: None,
+            started_at,
+            finished_at: None,
+            complete: false,
+            csv: CsvConvention::default(),
+            tables: Vec::new(),
+        }
+    }
+}
+
+/// A dump directory on disk.
+#[derive(Debug, Clone)]
+pub struct DumpDir {
+    root: PathBuf,
+}
+
+impl DumpDir {
+    pub fn new(root: impl Into<PathBuf>) -> DumpDir {
+        DumpDir { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+
+    /// Reads `manifest.json`; `Ok(None)` when there is none.
+    pub fn read_manifest(&self) -> Result<Option<Manifest>> {
+        let path = self.manifest_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        // Check the version before the shape, so a dump from a newer myspool
+        // says so instead of failing on some field it added.
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not valid JSON: {e}", path.display()))?;
+        match value.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) => bail!(
+                "{} has dump format version {v}; this myspool reads version {FORMAT_VERSION}",
+                path.display()
+            ),
+            None => bail!(
+                "{} has no format_version: not a myspool dump",
+                path.display()
+            ),
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(Some(manifest))
+    }
+
+    pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
+        write_json_atomic(&self.manifest_path(), manifest)
+    }
+
+    /// The directory of a table, relative to the root: `<db>/<table>`, each
+    /// name made safe for any file system.
+    pub fn table_dir_name(db: &str, table: &str) -> String {
+        format!("{}/{}", safe_file_name(db), safe_file_name(table))
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    pub fn read_table(&self, entry: &TableEntry) -> Result<Option<TableDescription>> {
+        let path = self.path(&entry.dir).join("table.json");
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                anyhow::anyhow!("{} is not a valid table description: {e}", path.display())
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn write_table(&self, entry: &TableEntry, desc: &TableDescription) -> Result<()> {
+        write_json_atomic(&self.path(&entry.dir).join("table.json"), desc)
+    }
+}
+
+/// Chunk file name: `000042.csv.gz`.
+pub fn chunk_file_name(number: u32, compress: Compress) -> String {
+    format!("{number:06}.{}", compress.extension())
+}
+
+/// Keeps `[A-Za-z0-9_-]` and other letters/digits; every other byte becomes
+/// `%XX`, so `a/b` or ``a`b; DROP`` cannot escape the dump directory or
+/// collide with the files myspool writes.
+pub fn safe_file_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == '-' {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('%');
+    }
+    out
+}
+
+/// Creates a directory (and parents) with mode 0700.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating directory {}", path.display()))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    sync_dir(dir)
+}
+
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    write_atomic(path, &text)
+}
+
+/// fsync of a directory, so a rename in it survives a power cut.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// Appends one JSON line to a log file and fsyncs it.
+pub fn append_json_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    f.write_all(&line)
+        .and_then(|_| f.sync_data())
+        .with_context(|| format!("appending to {}", path.display()))
+}
+
+/// Reads a JSON-lines log. A torn last line (the process died mid-write) is
+/// ignored; a bad line before the last is an error naming the line.
+pub fn read_json_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<io::Result<_>>()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() => break,
+            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 of a file, as lowercase hex (what `sha256sum` prints).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex_lower(&hasher.finalize()))
+}
+
+pub fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-21T05:33:00Z`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_cannot_escape_the_dump() {
+        assert_eq!(safe_file_name("orders"), "orders");
+        assert_eq!(safe_file_name("../x"), "%2E%2E%2Fx");
+        assert_eq!(safe_file_name("a`b; DROP"), "a%60b%3B%20DROP");
+        assert_eq!(safe_file_name("café"), "café");
+        assert_eq!(safe_file_name(""), "%");
+    }
+
+    #[test]
+    fn chunk_names_are_numbered() {
+        assert_eq!(chunk_file_name(42, Compress::Gzip), "000042.csv.gz");
+        assert_eq!(chunk_file_name(1_234_567, Compress::None), "1234567.csv");
+    }
+
+    #[test]
+    fn utc_now_is_rfc3339() {
+        let t = utc_now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T');
+    }
+
+    #[test]
+    fn torn_last_log_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        fs::write(
+            &path,
+            "{\"number\":1,\"rows\":2,\"bytes\":3,\"csv_bytes\":4,\"sha256\":\"ab\"}\n{\"numb",
+        )
+        .unwrap();
+        let done: Vec<ChunkDone> = read_json_lines(&path).unwrap();
+        assert_eq!(done.len(), 1);
+        fs::write(
+            &path,
+            "garbage\n{\"number\":1,\"rows\":2,\"bytes\":3,\"csv_bytes\":4,\"sha256\":\"ab\"}\n",
+        )
+        .unwrap();
+        assert!(read_json_lines::<ChunkDone>(&path).is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! myspool: bulk-copy MySQL/MariaDB tables through local export files.
+//!
+//! The library does the work; the `myspool` binary is a thin command line
+//! over it. The phases meet only through the dump directory ([`dump`]):
+//!
+//! * [`export`] streams tables into keyset chunks of compressed CSV,
+//! * `process` (to come) transforms chunks offline,
+//! * `load` (to come) loads them with `LOAD DATA LOCAL INFILE`.
+//!
+//! Modules, one per concept: [`conn`] (URLs, passwords, sessions),
+//! [`schema`] (tables, columns, keys), [`dialect`] (the CSV convention),
+//! [`dump`] (manifest, table description, chunks), [`export`], [`progress`],
+//! [`sql`] (identifier quoting and literals).
+
+pub mod conn;
+pub mod dialect;
+pub mod dump;
+pub mod export;
+pub mod progress;
+pub mod schema;
+pub mod sql;
+
+pub use conn::ConnSpec;
+pub use export::{export, ExportOptions, ExportSummary};

@@ -1,0 +1,182 @@
+//! Progress of a long phase: a bar on a terminal, plain periodic lines
+//! otherwise (a log file or CI output should not fill with bar redraws).
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    Bar,
+    Plain,
+    /// Nothing but warnings.
+    Quiet,
+}
+
+/// Progress of one phase, counted in rows and bytes.
+pub struct Progress {
+    label: &'static str,
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total_rows: u64,
+    started: Instant,
+    last_line: Instant,
+    interval: Duration,
+    rows: u64,
+    bytes: u64,
+}
+
+impl Progress {
+    pub fn new(mode: ProgressMode, label: &'static str, total_rows: u64) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let (bar, plain) = match mode {
+            ProgressMode::Quiet => (None, false),
+            ProgressMode::Plain => (None, true),
+            ProgressMode::Auto if !terminal => (None, true),
+            ProgressMode::Auto | ProgressMode::Bar => {
+                let bar = ProgressBar::with_draw_target(
+                    Some(total_rows.max(1)),
+                    ProgressDrawTarget::stderr_with_hz(4),
+                );
+                let style = ProgressStyle::with_template(
+                    "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {msg}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+                bar.set_style(style);
+                bar.set_prefix(label);
+                (Some(bar), false)
+            }
+        };
+        let interval = std::env::var("MYSPOOL_PROGRESS_INTERVAL")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(10));
+        let now = Instant::now();
+        Progress {
+            label,
+            bar,
+            plain,
+            total_rows,
+            started: now,
+            last_line: now,
+            interval,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Sets the running totals (rows and bytes done so far in this run).
+    pub fn set(&mut self, rows: u64, bytes: u64) {
+        self.rows = rows;
+        self.bytes = bytes;
+        let rate = self.bytes_per_sec();
+        if let Some(bar) = &self.bar {
+            if rows > bar.length().unwrap_or(0) {
+                bar.set_length(rows);
+            }
+            bar.set_position(rows);
+            bar.set_message(format!(
+                "{}  {}/s",
+                human_bytes(bytes),
+                human_bytes(rate as u64)
+            ));
+        } else if self.plain && self.last_line.elapsed() >= self.interval {
+            self.last_line = Instant::now();
+            eprintln!("{}", self.line());
+        }
+    }
+
+    fn bytes_per_sec(&self) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        if secs > 0.0 {
+            self.bytes as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    fn line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64();
+        let pct = if self.total_rows > 0 {
+            format!(
+                " ({:.1}%)",
+                100.0 * self.rows as f64 / self.total_rows as f64
+            )
+        } else {
+            String::new()
+        };
+        let eta = if self.rows > 0 && self.total_rows > self.rows && secs > 0.0 {
+            let left = (self.total_rows - self.rows) as f64 * secs / self.rows as f64;
+            format!(", ETA {}", human_duration(left))
+        } else {
+            String::new()
+        };
+        format!(
+            "myspool {}: {}/{} rows{pct}, {}, {}/s{eta}",
+            self.label,
+            self.rows,
+            self.total_rows,
+            human_bytes(self.bytes),
+            human_bytes(self.bytes_per_sec() as u64)
+        )
+    }
+
+    /// Prints a message without tearing the bar.
+    pub fn println(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// Peak resident memory of this process so far (`VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

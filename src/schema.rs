@@ -1,0 +1,500 @@
+//! What a source table looks like: which tables a `--table` pattern names,
+//! their columns and how each is read and written, and the key the chunks
+//! follow.
+
+use std::fmt;
+
+use anyhow::{bail, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Row};
+
+use crate::dialect::Codec;
+use crate::dump::{ColumnDescription, KeyDescription, KeyKind};
+use crate::sql::{ident, qualified};
+
+/// A table, by database and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TableRef {
+    pub db: String,
+    pub table: String,
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.db, self.table)
+    }
+}
+
+impl TableRef {
+    pub fn sql(&self) -> String {
+        qualified(&self.db, &self.table)
+    }
+}
+
+/// A `--table` argument: `db.table`, or `db.*` for every base table of `db`.
+/// Either part may be backtick-quoted to hold dots: ``"`my.db`.`t`"``.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TablePattern {
+    One(TableRef),
+    AllIn(String),
+}
+
+impl TablePattern {
+    pub fn parse(text: &str) -> Result<TablePattern> {
+        let bad = || {
+            anyhow::anyhow!("--table {text:?}: expected DB.TABLE or DB.* (quote names holding dots with backticks)")
+        };
+        let (db, rest) = take_name(text).ok_or_else(bad)?;
+        let rest = rest.strip_prefix('.').ok_or_else(bad)?;
+        if rest == "*" {
+            return Ok(TablePattern::AllIn(db));
+        }
+        // An unquoted table name is everything after the first dot.
+        let (table, tail) = if rest.starts_with('`') {
+            take_name(rest).ok_or_else(bad)?
+        } else {
+            (rest.to_string(), "")
+        };
+        if !tail.is_empty() || table.is_empty() || db.is_empty() {
+            return Err(bad());
+        }
+        Ok(TablePattern::One(TableRef { db, table }))
+    }
+}
+
+/// Reads one name: backtick-quoted (doubled backticks inside) or up to the
+/// first dot.
+fn take_name(text: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = text.strip_prefix('`') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '`' {
+                if let Some((_, '`')) = chars.peek() {
+                    chars.next();
+                    name.push('`');
+                } else {
+                    return Some((name, &quoted[i + 1..]));
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        None
+    } else {
+        let end = text.find('.').unwrap_or(text.len());
+        Some((text[..end].to_string(), &text[end..]))
+    }
+}
+
+/// Expands patterns into tables (sorted, without repeats), checking that each
+/// exists and is a base table.
+pub fn resolve_tables(conn: &mut Conn, patterns: &[TablePattern]) -> Result<Vec<TableRef>> {
+    let mut out: Vec<TableRef> = Vec::new();
+    for pattern in patterns {
+        match pattern {
+            TablePattern::AllIn(db) => {
+                require_database(conn, db)?;
+                let names: Vec<Row> = conn.exec(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') \
+                     ORDER BY TABLE_NAME",
+                    (db,),
+                )?;
+                if names.is_empty() {
+                    bail!("database {db} has no base tables (for --table {db}.*)");
+                }
+                for row in &names {
+                    let table = text(row, 0)?.unwrap_or_default();
+                    out.push(TableRef {
+                        db: db.clone(),
+                        table,
+                    });
+                }
+            }
+            TablePattern::One(t) => {
+                require_database(conn, &t.db)?;
+                let kind: Option<Row> = conn.exec_first(
+                    "SELECT TABLE_TYPE FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                    (&t.db, &t.table),
+                )?;
+                match kind
+                    .as_ref()
+                    .map(|r| text(r, 0))
+                    .transpose()?
+                    .flatten()
+                    .as_deref()
+                {
+                    None => bail!("table {t} does not exist (or this user has no privilege on it)"),
+                    Some("VIEW") => {
+                        bail!("{t} is a view, not a base table: export the tables it reads")
+                    }
+                    Some("BASE TABLE") | Some("SYSTEM VERSIONED") => out.push(t.clone()),
+                    Some(other) => bail!("{t} is a {other}, not a base table"),
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn require_database(conn: &mut Conn, db: &str) -> Result<()> {
+    let found: Option<Row> = conn.exec_first(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (db,),
+    )?;
+    if found.is_none() {
+        bail!("database {db} does not exist (or this user has no privilege on it)");
+    }
+    Ok(())
+}
+
+/// A column as the exporter reads it.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    pub desc: ColumnDescription,
+    pub codec: Codec,
+    /// What goes in the SELECT list for this column.
+    pub select_expr: String,
+}
+
+/// How a key column's value is turned into a literal for a chunk bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLiteral {
+    /// Integers, DECIMAL, YEAR, and FLOAT/DOUBLE read as `col + 0e0`.
+    Number,
+    /// ENUM, SET and BIT read as `col + 0`: an ENUM sorts by its index, not
+    /// its text, so the bound must be the index too.
+    Index,
+    /// Strings read as `HEX(col)`, sent as `_charset X'…'` (no introducer for
+    /// binary strings), so the bytes are compared in the column's collation.
+    Hex(Option<String>),
+    /// Temporal values, quoted.
+    Quoted,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyColumn {
+    pub name: String,
+    /// The expression the planner selects to build a bound.
+    pub select_expr: String,
+    pub literal: KeyLiteral,
+}
+
+/// Everything the exporter needs to know about a source table.
+#[derive(Debug, Clone)]
+pub struct SourceTable {
+    pub table: TableRef,
+    pub columns: Vec<SourceColumn>,
+    pub generated_columns: Vec<String>,
+    pub key: KeyDescription,
+    pub key_columns: Vec<KeyColumn>,
+    pub estimated_rows: u64,
+    pub avg_row_length: u64,
+    pub create_sql: String,
+}
+
+impl SourceTable {
+    /// `SELECT <columns> FROM db.t` (no WHERE).
+    pub fn select_prefix(&self) -> String {
+        let list: Vec<&str> = self
+            .columns
+            .iter()
+            .map(|c| c.select_expr.as_str())
+            .collect();
+        format!("SELECT {} FROM {}", list.join(", "), self.table.sql())
+    }
+
+    /// `ORDER BY` for the key, empty when the table has none.
+    pub fn order_by(&self) -> String {
+        if self.key_columns.is_empty() {
+            return String::new();
+        }
+        let cols: Vec<String> = self.key_columns.iter().map(|k| ident(&k.name)).collect();
+        format!(" ORDER BY {}", cols.join(", "))
+    }
+}
+
+/// Reads a table's columns, key, statistics and `SHOW CREATE TABLE`.
+pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
+    let ctx = || format!("reading the definition of {table}");
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
+                    COLLATION_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (&table.db, &table.table),
+        )
+        .with_context(ctx)?;
+    if rows.is_empty() {
+        bail!("table {table} has no columns visible to this user");
+    }
+    let mut columns = Vec::new();
+    let mut generated_columns = Vec::new();
+    let mut charsets = std::collections::HashMap::new();
+    let mut nullable = std::collections::HashMap::new();
+    let mut kinds = std::collections::HashMap::new();
+    for row in &rows {
+        let name = text(row, 0)?.unwrap_or_default();
+        let column_type = text(row, 1)?.unwrap_or_default();
+        let data_type = text(row, 2)?.unwrap_or_default().to_ascii_lowercase();
+        let is_nullable = text(row, 3)?.as_deref() == Some("YES");
+        let charset = text(row, 4)?;
+        let collation = text(row, 5)?;
+        let extra = text(row, 6)?.unwrap_or_default().to_ascii_uppercase();
+        let generation = text(row, 7)?.unwrap_or_default();
+        let kind = TypeKind::of(&data_type, charset.as_deref());
+        charsets.insert(name.clone(), charset.clone());
+        nullable.insert(name.clone(), is_nullable);
+        kinds.insert(name.clone(), kind);
+        // Generated columns are computed by the target from the other columns;
+        // LOAD DATA could not write them anyway.
+        if !generation.is_empty() || extra.contains("GENERATED") {
+            generated_columns.push(name);
+            continue;
+        }
+        let codec = match kind {
+            TypeKind::Binary | TypeKind::Bit => Codec::Hex,
+            TypeKind::Float => Codec::Float32,
+            _ => Codec::Text,
+        };
+        let select_expr = match codec {
+            Codec::Float32 => format!("({} + 0e0)", ident(&name)),
+            _ => ident(&name),
+        };
+        columns.push(SourceColumn {
+            desc: ColumnDescription {
+                name,
+                column_type,
+                data_type,
+                nullable: is_nullable,
+                charset,
+                collation,
+                encoding: codec.encoding(),
+                invisible: extra.contains("INVISIBLE"),
+            },
+            codec,
+            select_expr,
+        });
+    }
+    if columns.is_empty() {
+        bail!("table {table} has only generated columns: nothing to export");
+    }
+
+    let (key, key_columns) =
+        choose_key(conn, table, &nullable, &charsets, &kinds).with_context(ctx)?;
+
+    let stats: Option<Row> = conn
+        .exec_first(
+            "SELECT COALESCE(TABLE_ROWS, 0), COALESCE(AVG_ROW_LENGTH, 0) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&table.db, &table.table),
+        )
+        .with_context(ctx)?;
+    let (estimated_rows, avg_row_length) = match &stats {
+        Some(r) => (
+            text(r, 0)?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            text(r, 1)?.and_then(|s| s.parse().ok()).unwrap_or(0),
+        ),
+        None => (0, 0),
+    };
+
+    let create: Option<Row> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", table.sql()))
+        .with_context(ctx)?;
+    let create_sql = match create {
+        Some(r) => text(&r, 1)?.unwrap_or_default(),
+        None => bail!("SHOW CREATE TABLE {table} returned nothing"),
+    };
+
+    Ok(SourceTable {
+        table: table.clone(),
+        columns,
+        generated_columns,
+        key,
+        key_columns,
+        estimated_rows,
+        avg_row_length,
+        create_sql,
+    })
+}
+
+/// The broad family of a column type, as far as reading and writing it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypeKind {
+    Integer,
+    Decimal,
+    Float,
+    Double,
+    Bit,
+    EnumOrSet,
+    Text,
+    Binary,
+    Temporal,
+    Other,
+}
+
+impl TypeKind {
+    fn of(data_type: &str, charset: Option<&str>) -> TypeKind {
+        match data_type {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+                TypeKind::Integer
+            }
+            "decimal" | "numeric" => TypeKind::Decimal,
+            "float" => TypeKind::Float,
+            "double" | "real" | "double precision" => TypeKind::Double,
+            "bit" => TypeKind::Bit,
+            "enum" | "set" => TypeKind::EnumOrSet,
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection"
+            | "vector" => TypeKind::Binary,
+            "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" => {
+                if charset == Some("binary") {
+                    TypeKind::Binary
+                } else {
+                    TypeKind::Text
+                }
+            }
+            "date" | "datetime" | "timestamp" | "time" => TypeKind::Temporal,
+            // json, uuid, inet4, inet6 and whatever comes next: the server's
+            // text form is what they are written and read back as.
+            _ => TypeKind::Other,
+        }
+    }
+}
+
+/// The primary key, else the smallest unique index on NOT NULL columns, else
+/// none.
+fn choose_key(
+    conn: &mut Conn,
+    table: &TableRef,
+    nullable: &std::collections::HashMap<String, bool>,
+    charsets: &std::collections::HashMap<String, Option<String>>,
+    kinds: &std::collections::HashMap<String, TypeKind>,
+) -> Result<(KeyDescription, Vec<KeyColumn>)> {
+    let rows: Vec<Row> = conn.exec(
+        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COALESCE(SUB_PART, 0) \
+         FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (&table.db, &table.table),
+    )?;
+    // index name -> (unique, columns, has prefix part)
+    let mut indexes: Vec<(String, bool, Vec<String>, bool)> = Vec::new();
+    for row in &rows {
+        let index = text(row, 0)?.unwrap_or_default();
+        let unique = text(row, 1)?.as_deref() == Some("0");
+        let column = text(row, 2)?.unwrap_or_default();
+        let prefix = text(row, 3)?.as_deref().unwrap_or("0") != "0";
+        match indexes.last_mut() {
+            Some(last) if last.0 == index => {
+                last.2.push(column);
+                last.3 |= prefix;
+            }
+            _ => indexes.push((index, unique, vec![column], prefix)),
+        }
+    }
+    let primary = indexes.iter().find(|i| i.0 == "PRIMARY");
+    let chosen = primary.or_else(|| {
+        indexes
+            .iter()
+            .filter(|(_, unique, cols, prefix)| {
+                *unique && !*prefix && cols.iter().all(|c| nullable.get(c) == Some(&false))
+            })
+            .min_by_key(|(name, _, cols, _)| (cols.len(), name.clone()))
+    });
+    let Some((index, _, cols, _)) = chosen else {
+        return Ok((
+            KeyDescription {
+                kind: KeyKind::None,
+                index: None,
+                columns: Vec::new(),
+            },
+            Vec::new(),
+        ));
+    };
+    let key_columns = cols
+        .iter()
+        .map(|name| {
+            let kind = kinds.get(name).copied().unwrap_or(TypeKind::Other);
+            let id = ident(name);
+            let (select_expr, literal) = match kind {
+                TypeKind::Integer | TypeKind::Decimal => (id, KeyLiteral::Number),
+                TypeKind::Float | TypeKind::Double => (format!("({id} + 0e0)"), KeyLiteral::Number),
+                TypeKind::Bit | TypeKind::EnumOrSet => (format!("({id} + 0)"), KeyLiteral::Index),
+                TypeKind::Temporal => (id, KeyLiteral::Quoted),
+                TypeKind::Text => (
+                    format!("HEX({id})"),
+                    KeyLiteral::Hex(charsets.get(name).cloned().flatten()),
+                ),
+                TypeKind::Binary | TypeKind::Other => (format!("HEX({id})"), KeyLiteral::Hex(None)),
+            };
+            KeyColumn {
+                name: name.clone(),
+                select_expr,
+                literal,
+            }
+        })
+        .collect();
+    Ok((
+        KeyDescription {
+            kind: if index == "PRIMARY" {
+                KeyKind::Primary
+            } else {
+                KeyKind::Unique
+            },
+            index: Some(index.clone()),
+            columns: cols.clone(),
+        },
+        key_columns,
+    ))
+}
+
+/// Column `i` of an information_schema row as text.
+pub fn text(row: &Row, i: usize) -> Result<Option<String>> {
+    match row.as_ref(i) {
+        None => bail!("the server returned fewer columns than asked for"),
+        Some(mysql::Value::NULL) => Ok(None),
+        Some(mysql::Value::Bytes(b)) => Ok(Some(String::from_utf8_lossy(b).into_owned())),
+        Some(other) => Ok(Some(other.as_sql(true).trim_matches('\'').to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(db: &str, table: &str) -> TablePattern {
+        TablePattern::One(TableRef {
+            db: db.into(),
+            table: table.into(),
+        })
+    }
+
+    #[test]
+    fn table_patterns() {
+        assert_eq!(
+            TablePattern::parse("shop.orders").unwrap(),
+            one("shop", "orders")
+        );
+        assert_eq!(
+            TablePattern::parse("shop.*").unwrap(),
+            TablePattern::AllIn("shop".into())
+        );
+        assert_eq!(
+            TablePattern::parse("`my.db`.`a``b`").unwrap(),
+            one("my.db", "a`b")
+        );
+        assert_eq!(
+            TablePattern::parse("shop.or.ders").unwrap(),
+            one("shop", "or.ders")
+        );
+        assert!(TablePattern::parse("orders").is_err());
+        assert!(TablePattern::parse(".x").is_err());
+        assert!(TablePattern::parse("`unterminated.x").is_err());
+    }
+}
