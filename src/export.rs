@@ -114,7 +114,7 @@ impl ExportOptions {
 #[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Hooks {
-    /// Sleep this long before writing each block of a chunk.
+    /// Sleep this long before writing each chunk: a disk that stalls.
     pub write_delay: Duration,
     /// Raise `net_write_timeout` in the reading sessions.
     pub raise_net_write_timeout: bool,
@@ -133,12 +133,12 @@ impl Default for Hooks {
 }
 
 impl Hooks {
-    /// `MYSPOOL_TEST_WRITE_DELAY_MS`, `MYSPOOL_TEST_NO_NET_WRITE_TIMEOUT`,
+    /// `MYSPOOL_TEST_CHUNK_DELAY_MS`, `MYSPOOL_TEST_NO_NET_WRITE_TIMEOUT`,
     /// `MYSPOOL_TEST_NO_SPILL`: for tests that drive the binary.
     pub fn from_env() -> Hooks {
         let flag = |name| std::env::var_os(name).is_some_and(|v| v == "1");
         Hooks {
-            write_delay: std::env::var("MYSPOOL_TEST_WRITE_DELAY_MS")
+            write_delay: std::env::var("MYSPOOL_TEST_CHUNK_DELAY_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis)
@@ -1244,6 +1244,9 @@ fn write_chunks(
     for msg in rx {
         match msg {
             CsvMsg::Start(job) => {
+                if !delay.is_zero() {
+                    thread::sleep(delay);
+                }
                 let label = job.label.clone();
                 open = Some(
                     open_chunk(job, compress, level).with_context(|| format!("writing {label}"))?,
@@ -1253,9 +1256,6 @@ fn write_chunks(
                 let chunk = open
                     .as_mut()
                     .ok_or_else(|| anyhow!("CSV before chunk start"))?;
-                if !delay.is_zero() {
-                    thread::sleep(delay);
-                }
                 chunk.csv_bytes += block.len() as u64;
                 chunk
                     .sink
@@ -1271,9 +1271,6 @@ fn write_chunks(
                     let n = file.read(&mut buf).context("reading the spill file")?;
                     if n == 0 {
                         break;
-                    }
-                    if !delay.is_zero() {
-                        thread::sleep(delay);
                     }
                     chunk.csv_bytes += n as u64;
                     chunk

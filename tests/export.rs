@@ -1,0 +1,926 @@
+//! `myspool export` against real servers started by the harness.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::dumps::{self, Rows};
+use common::{myspool_bin, Server};
+use myspool::export::{export, ExportOptions, ExportSummary};
+use myspool::progress::ProgressMode;
+use myspool::ConnSpec;
+
+fn server() -> std::sync::Arc<Server> {
+    Server::shared(&[])
+}
+
+fn options(server: &Server, tables: &[&str], dir: &Path) -> ExportOptions {
+    let spec = ConnSpec::parse(&server.url()).expect("harness URL");
+    let mut opts = ExportOptions::new(spec, tables.iter().map(|s| s.to_string()).collect(), dir);
+    opts.progress = ProgressMode::Quiet;
+    opts
+}
+
+fn run(opts: &ExportOptions) -> ExportSummary {
+    export(opts).unwrap_or_else(|e| panic!("export failed: {e:#}"))
+}
+
+fn myspool(args: &[&str]) -> Output {
+    Command::new(myspool_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running myspool")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Source rows in key order, exactly as the text protocol gives them.
+fn source_rows(server: &Server, db: &str, table: &str, columns: &str, order: &str) -> Rows {
+    server.query_rows(&format!(
+        "SELECT {columns} FROM `{db}`.`{table}` ORDER BY {order}"
+    ))
+}
+
+fn sorted(mut rows: Rows) -> Rows {
+    rows.sort();
+    rows
+}
+
+#[test]
+fn csv_reads_back_value_for_value() {
+    let server = server();
+    let db = server.fresh_db("values");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (
+            id INT PRIMARY KEY,
+            s VARCHAR(100) CHARACTER SET utf8mb4 NULL,
+            l VARCHAR(100) CHARACTER SET latin1 NULL,
+            b VARBINARY(100) NULL,
+            blb BLOB NULL,
+            d DECIMAL(20,6) NULL,
+            dt DATETIME(6) NULL,
+            ts TIMESTAMP(3) NULL DEFAULT NULL,
+            tm TIME(2) NULL
+        );
+        INSERT INTO `{db}`.t VALUES
+            (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+            (2, '', '', '', '', 0, '2024-02-29 23:59:59.999999', '1970-01-01 00:00:01.000', '-838:59:59.00'),
+            (3, 'NULL', 'NULL', 'NULL', 'NULL', -12345678901234.123456, '1000-01-01 00:00:00', '2038-01-19 03:14:07.999', '00:00:00.50'),
+            (4, '\\\\N', '\\\\N', '\\\\N', '\\\\N', 1, NULL, NULL, NULL),
+            (5, 'a \"quoted\" value, with comma', 'caf\u{e9} \u{ff}', X'00', X'000102FF', NULL, NULL, NULL, NULL),
+            (6, 'line1\\r\\nline2\\nline3\\rend', 'tab\\there', X'0D0A', X'22', NULL, NULL, NULL, NULL),
+            (7, 'back\\\\slash \\\\\\\\ two', ' lead and trail ', X'5C4E', X'2C0A0D09', NULL, NULL, NULL, NULL),
+            (8, 'emoji \u{1f600} cjk \u{6f22}\u{5b57} combining e\u{301}', 'x', X'80FF', REPEAT(X'00FF', 500), NULL, NULL, NULL, NULL),
+            (9, '\"id\",\"s\",\"l\"', '\"', X'', X'', NULL, NULL, NULL, NULL);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.chunk_rows = Some(4);
+    let summary = run(&opts);
+    assert_eq!(summary.rows, 9);
+    assert_eq!(summary.tables[0].chunks, 3);
+
+    let dumped = dumps::table_rows(dir.path(), &db, "t");
+    let source = source_rows(&server, &db, "t", "*", "id");
+    assert_eq!(dumped, source);
+    // Spot checks that the test data means what it says.
+    assert_eq!(dumped[0][1], None, "NULL stays NULL");
+    assert_eq!(dumped[1][1], Some(b"".to_vec()), "'' stays ''");
+    assert_eq!(dumped[2][1], Some(b"NULL".to_vec()));
+    assert_eq!(dumped[3][1], Some(b"\\N".to_vec()));
+    assert_eq!(dumped[4][3], Some(vec![0]), "binary 0x00 survives");
+
+    // The files are plain RFC 4180 too: a generic reader sees the same
+    // records (it cannot tell NULL from '', which is why the dialect quotes).
+    let desc = dumps::description(dir.path(), &db, "t");
+    let entry = dumps::entry(dir.path(), &db, "t");
+    let mut generic_rows = 0;
+    for chunk in &desc.chunks {
+        let csv = dumps::chunk_csv(&dir.path().join(&entry.dir).join(&chunk.file));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(&csv[..]);
+        for rec in reader.byte_records() {
+            let rec = rec.expect("RFC 4180 parse");
+            assert_eq!(rec.len(), 9);
+            generic_rows += 1;
+        }
+    }
+    assert_eq!(generic_rows, 9);
+
+    // TIMESTAMPs are written in UTC, whatever the server's time zone.
+    let (_, rows) = dumps::chunk_records(&dir.path().join(&entry.dir).join(&desc.chunks[0].file));
+    assert_eq!(rows[1][7], Some(b"1970-01-01 00:00:01.000".to_vec()));
+}
+
+#[test]
+fn floats_are_written_so_they_read_back_exactly() {
+    let server = server();
+    let db = server.fresh_db("floats");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, f FLOAT NULL, d DOUBLE NULL);
+         INSERT INTO `{db}`.t VALUES (1, 16777217, 0.1), (2, 0.1, 1.7976931348623157e308),
+            (3, 3.40282e38, 5e-324), (4, 1.00000012, 0.30000000000000004), (5, NULL, NULL)"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    let dumped = dumps::table_rows(dir.path(), &db, "t");
+    let text = |v: &Option<Vec<u8>>| v.as_ref().map(|b| String::from_utf8(b.clone()).unwrap());
+    // Each FLOAT as printed must read back (as a double rounded to single
+    // precision, which is what the server does) to the stored value.
+    let exact: Vec<Vec<Option<String>>> =
+        server.query_strings(&format!("SELECT f + 0e0, d FROM `{db}`.t ORDER BY id"));
+    for (row, want) in dumped.iter().zip(&exact) {
+        match (text(&row[1]), &want[0]) {
+            (Some(f), Some(w)) => {
+                let printed: f64 = f.parse().unwrap();
+                let stored: f64 = w.parse().unwrap();
+                assert_eq!((printed as f32) as f64, stored, "FLOAT printed as {f}");
+                assert!(f.len() <= 14, "FLOAT printed short, got {f}");
+            }
+            (None, None) => {}
+            other => panic!("FLOAT mismatch {other:?}"),
+        }
+        assert_eq!(text(&row[2]), want[1], "DOUBLE as the server prints it");
+    }
+    assert_eq!(text(&dumped[0][1]).unwrap(), "16777216");
+    assert_eq!(text(&dumped[1][1]).unwrap(), "0.1");
+}
+
+/// Chunks of every key shape cover the table exactly once, in key order.
+#[test]
+fn chunks_cover_the_table_exactly_once_for_every_key_shape() {
+    let server = server();
+    let db = server.fresh_db("keys");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.gaps (id BIGINT PRIMARY KEY, v INT);
+         INSERT INTO `{db}`.gaps SELECT CAST(seq AS SIGNED) * CAST(seq AS SIGNED) - 500, seq FROM seq_1_to_100;
+         CREATE TABLE `{db}`.strkey (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
+         INSERT INTO `{db}`.strkey SELECT CONCAT(CHAR(65 + seq % 26), '\u{e9}', seq, IF(seq % 2, ' ', 'z')), seq FROM seq_1_to_60;
+         INSERT INTO `{db}`.strkey VALUES ('a', 1000), ('\u{e0}b', 1001), ('\u{1f600}', 1002);
+         CREATE TABLE `{db}`.latin (k VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, v INT);
+         INSERT INTO `{db}`.latin SELECT CONCAT(CHAR(192 + seq % 60 USING latin1), seq), seq FROM seq_1_to_50;
+         CREATE TABLE `{db}`.composite (a INT, b VARCHAR(10), c DATE, v INT, PRIMARY KEY (a, b, c));
+         INSERT INTO `{db}`.composite SELECT seq % 3, CONCAT('x', seq % 5), DATE('2024-01-01') + INTERVAL seq DAY, seq FROM seq_1_to_90;
+         CREATE TABLE `{db}`.uniq (code CHAR(8) NOT NULL, maybe INT NULL, v INT, UNIQUE KEY nullable (maybe), UNIQUE KEY code (code));
+         INSERT INTO `{db}`.uniq SELECT LPAD(seq * 7 % 101, 8, '0'), seq, seq FROM seq_1_to_40;
+         CREATE TABLE `{db}`.nokey (a INT, b TEXT);
+         INSERT INTO `{db}`.nokey SELECT seq % 4, REPEAT('n', seq % 3) FROM seq_1_to_25;
+         INSERT INTO `{db}`.nokey VALUES (1, ''), (1, '');
+         CREATE TABLE `{db}`.empty (id INT PRIMARY KEY, v INT);
+         CREATE TABLE `{db}`.enumkey (e ENUM('zeta', 'alpha', 'mid') NOT NULL, n INT NOT NULL, PRIMARY KEY (e, n));
+         INSERT INTO `{db}`.enumkey SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.*")], dir.path());
+    opts.chunk_rows = Some(7);
+    let summary = run(&opts);
+    assert_eq!(summary.tables.len(), 8);
+    // A warning names the table without a key.
+    assert!(
+        summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("nokey") && w.contains("one chunk")),
+        "{:?}",
+        summary.warnings
+    );
+
+    for (table, order, key, chunks) in [
+        ("gaps", "id", vec!["id"], 15),
+        ("strkey", "k", vec!["k"], 9),
+        ("latin", "k", vec!["k"], 8),
+        ("composite", "a, b, c", vec!["a", "b", "c"], 13),
+        ("uniq", "code", vec!["code"], 6),
+        ("empty", "id", vec!["id"], 1),
+        ("enumkey", "e, n", vec!["e", "n"], 5),
+    ] {
+        let desc = dumps::description(dir.path(), &db, table);
+        assert_eq!(desc.key.columns, key, "{table}: key");
+        assert_eq!(desc.chunks.len(), chunks, "{table}: chunk count");
+        let dumped = dumps::table_rows(dir.path(), &db, table);
+        let source = source_rows(&server, &db, table, "*", order);
+        assert_eq!(dumped, source, "{table}: rows, in key order");
+        // Every chunk but the last holds exactly chunk_rows rows.
+        for c in &desc.chunks[..desc.chunks.len() - 1] {
+            assert_eq!(
+                c.written.as_ref().unwrap().rows,
+                7,
+                "{table}: chunk {}",
+                c.number
+            );
+        }
+    }
+    let uniq = dumps::description(dir.path(), &db, "uniq");
+    assert_eq!(
+        uniq.key.index.as_deref(),
+        Some("code"),
+        "the nullable unique key is not used"
+    );
+
+    let nokey = dumps::description(dir.path(), &db, "nokey");
+    assert_eq!(nokey.chunks.len(), 1);
+    assert_eq!(format!("{:?}", nokey.key.kind), "None");
+    assert_eq!(
+        sorted(dumps::table_rows(dir.path(), &db, "nokey")),
+        sorted(source_rows(&server, &db, "nokey", "*", "a"))
+    );
+    let empty = dumps::table_rows(dir.path(), &db, "empty");
+    assert!(empty.is_empty());
+}
+
+#[test]
+fn where_applies_to_every_chunk() {
+    let server = server();
+    let db = server.fresh_db("where");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO `{db}`.t SELECT seq, seq % 10 FROM seq_1_to_200;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.where_clause = Some("v = 3".into());
+    opts.chunk_rows = Some(6);
+    let summary = run(&opts);
+    assert_eq!(summary.rows, 20);
+    assert_eq!(summary.tables[0].chunks, 4);
+    assert_eq!(
+        dumps::table_rows(dir.path(), &db, "t"),
+        server.query_rows(&format!("SELECT * FROM `{db}`.t WHERE v = 3 ORDER BY id"))
+    );
+}
+
+#[test]
+fn db_star_takes_base_tables_and_views_are_refused() {
+    let server = server();
+    let db = server.fresh_db("star");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.a (id INT PRIMARY KEY); INSERT INTO `{db}`.a VALUES (1);
+         CREATE TABLE `{db}`.b (id INT PRIMARY KEY); INSERT INTO `{db}`.b VALUES (2);
+         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.a;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let summary = run(&options(&server, &[&format!("{db}.*")], dir.path()));
+    let names: Vec<&str> = summary.tables.iter().map(|t| t.table.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let m = dumps::manifest(dir.path());
+    assert!(m.complete);
+    assert_eq!(m.format_version, 1);
+    let schema =
+        std::fs::read_to_string(dir.path().join(&m.tables[0].dir).join("schema.sql")).unwrap();
+    assert!(schema.starts_with("CREATE TABLE `a`"), "{schema}");
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let err = export(&options(&server, &[&format!("{db}.v")], dir2.path())).unwrap_err();
+    assert!(format!("{err:#}").contains("is a view"), "{err:#}");
+}
+
+#[test]
+fn awkward_names_are_quoted_everywhere() {
+    let server = server();
+    let db = server.fresh_db("names");
+    let table = "a`b; DROP TABLE x; --";
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.`a``b; DROP TABLE x; --` (`sel ect` INT PRIMARY KEY, `é\"'` TEXT);
+         INSERT INTO `{db}`.`a``b; DROP TABLE x; --` SELECT seq, CONCAT('v', seq) FROM seq_1_to_10;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let pattern = format!("{db}.{table}");
+    let mut opts = options(&server, &[&pattern], dir.path());
+    opts.chunk_rows = Some(3);
+    run(&opts);
+    assert_eq!(
+        dumps::table_rows(dir.path(), &db, table),
+        server.query_rows(&format!(
+            "SELECT * FROM `{db}`.`a``b; DROP TABLE x; --` ORDER BY 1"
+        ))
+    );
+    let entry = dumps::entry(dir.path(), &db, table);
+    assert!(
+        !entry.dir.contains('`') && !entry.dir.contains(' '),
+        "{}",
+        entry.dir
+    );
+}
+
+#[test]
+fn rerun_keeps_finished_chunks_and_refuses_other_options() {
+    let server = server();
+    let db = server.fresh_db("rerun");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT);
+         INSERT INTO `{db}`.t SELECT seq, REPEAT('x', seq % 50) FROM seq_1_to_100;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.chunk_rows = Some(10);
+    let first = run(&opts);
+    assert_eq!(first.chunks_written, 10);
+
+    let again = run(&opts);
+    assert_eq!(again.chunks_written, 0);
+    assert_eq!(again.chunks_kept, 10);
+    assert_eq!(again.rows, 100);
+
+    let mut other = opts.clone();
+    other.chunk_rows = Some(20);
+    let err = format!("{:#}", export(&other).unwrap_err());
+    assert!(
+        err.contains("--chunk-rows was Some(10), now Some(20)"),
+        "{err}"
+    );
+    let mut other = opts.clone();
+    other.where_clause = Some("id > 5".into());
+    let err = format!("{:#}", export(&other).unwrap_err());
+    assert!(err.contains("--where"), "{err}");
+
+    // A directory with other files and no manifest is not written into.
+    let busy = tempfile::tempdir().unwrap();
+    std::fs::write(busy.path().join("notes.txt"), "mine").unwrap();
+    let err = format!(
+        "{:#}",
+        export(&options(&server, &[&format!("{db}.t")], busy.path())).unwrap_err()
+    );
+    assert!(err.contains("not empty"), "{err}");
+}
+
+#[test]
+fn a_corrupted_chunk_is_exported_again_on_rerun() {
+    let server = server();
+    let db = server.fresh_db("corrupt");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
+         INSERT INTO `{db}`.t SELECT seq, seq FROM seq_1_to_50;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.chunk_rows = Some(10);
+    run(&opts);
+    let entry = dumps::entry(dir.path(), &db, "t");
+    let desc = dumps::description(dir.path(), &db, "t");
+    // Make the table look unfinished with chunk 2 damaged and chunk 4 gone.
+    let mut unfinished = desc.clone();
+    unfinished.complete = false;
+    let log: String = unfinished
+        .chunks
+        .iter_mut()
+        .map(|c| {
+            let stats = c.written.take().unwrap();
+            format!(
+                "{{\"number\":{},\"rows\":{},\"bytes\":{},\"csv_bytes\":{},\"sha256\":\"{}\"}}\n",
+                c.number, stats.rows, stats.bytes, stats.csv_bytes, stats.sha256
+            )
+        })
+        .collect();
+    let tdir = dir.path().join(&entry.dir);
+    myspool::dump::DumpDir::new(dir.path())
+        .write_table(&entry, &unfinished)
+        .unwrap();
+    std::fs::write(tdir.join("export.log"), log).unwrap();
+    std::fs::write(tdir.join("000002.csv.gz"), b"garbage").unwrap();
+    std::fs::remove_file(tdir.join("000004.csv.gz")).unwrap();
+    let mut m = dumps::manifest(dir.path());
+    m.complete = false;
+    myspool::dump::DumpDir::new(dir.path())
+        .write_manifest(&m)
+        .unwrap();
+
+    let summary = run(&opts);
+    assert_eq!(summary.chunks_written, 2);
+    assert_eq!(summary.chunks_kept, 3);
+    assert!(summary
+        .warnings
+        .iter()
+        .any(|w| w.contains("000002") && w.contains("checksum")));
+    assert!(summary
+        .warnings
+        .iter()
+        .any(|w| w.contains("000004") && w.contains("missing")));
+    assert_eq!(dumps::description(dir.path(), &db, "t"), desc);
+}
+
+/// Runs the binary until `export.log` shows `chunks_done` chunks, then kills
+/// it with SIGKILL.
+fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
+    let mut child = Command::new(myspool_bin())
+        .args(args)
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = std::fs::read_to_string(log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if done >= chunks_done {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("export ended ({status}) before {chunks_done} chunks were done");
+        }
+        assert!(Instant::now() < deadline, "export made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn kill_9_mid_export_then_rerun_gives_the_same_dump() {
+    let server = server();
+    let db = server.fresh_db("kill");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16));
+         INSERT INTO `{db}`.t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_30000;
+         CREATE TABLE `{db}`.u (a INT, b INT, PRIMARY KEY (a, b));
+         INSERT INTO `{db}`.u SELECT seq % 7, seq FROM seq_1_to_5000;"
+    ));
+    let reference = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let t = format!("{db}.*");
+    let base = |dir: &Path| -> Vec<String> {
+        [
+            "export",
+            "--from",
+            &url,
+            "--table",
+            &t,
+            "--chunk-rows",
+            "1000",
+            "--jobs",
+            "2",
+            "--dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string()])
+        .collect()
+    };
+    let args = base(reference.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = myspool(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Kill at different moments: after 2, 9 and 20 chunks of table t.
+    for (round, kill_at) in [2usize, 9, 20].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = base(dir.path());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let log = dir.path().join(&db).join("t").join("export.log");
+        kill_export_after(&args, &log, kill_at);
+        // A second kill during the rerun, then a clean finish.
+        if round == 1 {
+            kill_export_after(&args, &log, kill_at + 5);
+        }
+        let out = myspool(&args);
+        assert!(out.status.success(), "rerun: {}", stderr(&out));
+        for table in ["t", "u"] {
+            let a = dumps::description(reference.path(), &db, table);
+            let b = dumps::description(dir.path(), &db, table);
+            assert_eq!(
+                a.chunks, b.chunks,
+                "{table}: same chunks, sizes and checksums"
+            );
+            assert_eq!(
+                dumps::table_rows(dir.path(), &db, table),
+                source_rows(&server, &db, table, "*", "1, 2")
+            );
+        }
+        let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path().join(&db).join("t"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(".tmp") || name == "export.log"
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+fn big_rows_table(server: &Server, db: &str, rows: u32, row_bytes: u32) {
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.big (id INT PRIMARY KEY, body LONGTEXT);
+         INSERT INTO `{db}`.big SELECT seq, REPEAT(MD5(seq), {row_bytes} / 32) FROM seq_1_to_{rows};"
+    ));
+}
+
+/// The server gives up on a client that does not read for net_write_timeout
+/// seconds. With the disk side stalling for 2 s per chunk, the export still
+/// succeeds: the reader spills instead of leaving the socket unread.
+#[test]
+fn slow_disk_does_not_stall_the_socket_even_with_net_write_timeout_1() {
+    let server = Server::shared(&["--net-write-timeout=1"]);
+    let db = server.fresh_db("slowdisk");
+    // 2 chunks of 24 MiB each: far more than the socket buffers can absorb.
+    big_rows_table(&server, &db, 1536, 32 * 1024);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.big")], dir.path());
+    opts.chunk_rows = Some(768);
+    opts.jobs = 1;
+    opts.hooks.write_delay = Duration::from_secs(2);
+    // Take away the second line of defence: the design must hold without it.
+    opts.hooks.raise_net_write_timeout = false;
+    let summary = run(&opts);
+    assert_eq!(summary.rows, 1536);
+    assert!(
+        summary.chunks_spilled >= 1,
+        "the reader should have spilled"
+    );
+    assert_eq!(dumps::table_rows(dir.path(), &db, "big").len(), 1536,);
+
+    // The control: the same export with the spill turned off fails the way
+    // a naive streaming client does.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut naive = options(&server, &[&format!("{db}.big")], dir2.path());
+    naive.chunk_rows = Some(768);
+    naive.jobs = 1;
+    naive.hooks = opts.hooks.clone();
+    naive.hooks.spill = false;
+    let err = format!(
+        "{:#}",
+        export(&naive).expect_err("a stalled reader should be dropped")
+    );
+    assert!(err.contains("chunk 000001"), "{err}");
+}
+
+#[test]
+fn peak_memory_stays_under_64_mib_with_1_mib_rows() {
+    let server = Server::shared(&["--max-allowed-packet=64M"]);
+    let db = server.fresh_db("rss");
+    // About 300 MiB: 200 rows of 1 MiB, then 100k rows of 1 KiB.
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, body LONGBLOB, note TEXT);
+         INSERT INTO `{db}`.t SELECT seq, REPEAT(UNHEX(MD5(seq)), 65536), 'big' FROM seq_1_to_200;
+         INSERT INTO `{db}`.t SELECT 1000 + seq, REPEAT(UNHEX(MD5(seq)), 64), REPEAT('n', seq % 100) FROM seq_1_to_100000;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("{db}.t");
+    let out = myspool(&[
+        "export",
+        "--from",
+        &server.url(),
+        "--table",
+        &table,
+        "--dir",
+        &dir.path().display().to_string(),
+        "--jobs",
+        "2",
+        "--chunk-rows",
+        "20000",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["rows"], 100_200);
+    let csv_bytes = summary["csv_bytes"].as_u64().unwrap();
+    assert!(
+        csv_bytes > 500 << 20,
+        "hex doubles 300 MiB of blobs: {csv_bytes}"
+    );
+    let rss = summary["peak_rss_bytes"].as_u64().unwrap();
+    eprintln!(
+        "peak RSS exporting {csv_bytes} CSV bytes: {} MiB",
+        rss >> 20
+    );
+    assert!(rss < 64 << 20, "peak RSS {} MiB", rss >> 20);
+}
+
+#[test]
+fn jobs_share_one_snapshot_or_say_why_not() {
+    let server = server();
+    let db = server.fresh_db("snap");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t SELECT seq FROM seq_1_to_50;
+         CREATE USER IF NOT EXISTS 'reader_{db}'@'%' IDENTIFIED BY 'pw-{db}';
+         GRANT SELECT ON `{db}`.* TO 'reader_{db}'@'%';"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.chunk_rows = Some(10);
+    opts.jobs = 2;
+    let s = run(&opts);
+    assert_eq!(s.consistency.as_deref(), Some("synchronized-snapshots"));
+
+    // Without RELOAD the snapshots cannot be synchronized: a warning, and the
+    // manifest says so.
+    let url = format!("mysql://reader_{db}:pw-{db}@127.0.0.1:{}", server.port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    opts.source = ConnSpec::parse(&url).unwrap();
+    opts.chunk_rows = Some(10);
+    opts.jobs = 2;
+    let s = run(&opts);
+    assert_eq!(s.consistency.as_deref(), Some("per-connection-snapshots"));
+    assert!(
+        s.warnings.iter().any(|w| w.contains("RELOAD")),
+        "{:?}",
+        s.warnings
+    );
+    assert_eq!(
+        dumps::manifest(dir.path()).consistency.as_deref(),
+        Some("per-connection-snapshots")
+    );
+    // …and --consistency locked refuses instead.
+    let dir = tempfile::tempdir().unwrap();
+    opts.dir = dir.path().to_path_buf();
+    opts.consistency = myspool::export::Consistency::Locked;
+    assert!(export(&opts).is_err());
+    // One job is one snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    opts.dir = dir.path().to_path_buf();
+    opts.jobs = 1;
+    assert_eq!(run(&opts).consistency.as_deref(), Some("single-snapshot"));
+}
+
+#[test]
+fn bad_input_gets_one_line_errors_and_no_password_leaks() {
+    let server = server();
+    let db = server.fresh_db("bad");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (1);
+         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.t;"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("dump");
+    let dir_s = dir.display().to_string();
+    let port = server.port();
+    let good = server.url();
+    let wrong_pw = format!("mysql://root:Sekr1t-Pa55@127.0.0.1:{port}");
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let t = format!("{db}.t");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![wrong_pw.clone(), t.clone(), dir_s.clone()],
+            "Access denied",
+        ),
+        (
+            vec![good.clone(), format!("{db}.nope"), dir_s.clone()],
+            "does not exist",
+        ),
+        (
+            vec![good.clone(), "no_such_db.t".into(), dir_s.clone()],
+            "database no_such_db does not exist",
+        ),
+        (
+            vec![good.clone(), format!("{db}.v"), dir_s.clone()],
+            "is a view",
+        ),
+        (
+            vec![good.clone(), t.clone(), file.display().to_string()],
+            "is not a directory",
+        ),
+        (
+            vec![good.clone(), t.clone(), format!("{}/sub", file.display())],
+            "Not a directory",
+        ),
+        (
+            vec![
+                format!("mysql://root@127.0.0.1:1"),
+                t.clone(),
+                dir_s.clone(),
+            ],
+            "connecting to mysql://root@127.0.0.1:1",
+        ),
+        (
+            vec![
+                format!("mysql://root:Sekr1t-Pa55@127.0.0.1:{port}/?nope=1"),
+                t.clone(),
+                dir_s.clone(),
+            ],
+            "unknown URL option",
+        ),
+        (
+            vec![good.clone(), "justatable".into(), dir_s.clone()],
+            "expected DB.TABLE",
+        ),
+    ];
+    for (args, expect) in cases {
+        let out = myspool(&[
+            "export", "--from", &args[0], "--table", &args[1], "--dir", &args[2],
+        ]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains(expect),
+            "{args:?}: expected {expect:?} in {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("myspool: error: "), "{err}");
+        assert!(!err.contains("Sekr1t-Pa55"), "password leaked: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Sekr1t-Pa55"));
+    }
+    // Nothing half-written was left behind by the failures.
+    if dir.exists() {
+        let m = myspool::dump::DumpDir::new(&dir).read_manifest().unwrap();
+        assert!(m.is_none() || !m.unwrap().complete);
+    }
+    // MYSQL_PWD is used when the URL has no password, and never printed.
+    let out = Command::new(myspool_bin())
+        .args([
+            "export",
+            "--from",
+            &format!("mysql://root@127.0.0.1:{port}"),
+            "--table",
+            &t,
+            "--dir",
+        ])
+        .arg(tmp.path().join("pwd"))
+        .env("MYSQL_PWD", "Sekr1t-Pa55")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        !out.status.success() && err.contains("using password: YES"),
+        "{err}"
+    );
+    assert!(!err.contains("Sekr1t-Pa55"));
+}
+
+#[test]
+fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
+    let mut server = Server::start(&[]);
+    let db = "gone";
+    server.query(&format!(
+        "CREATE DATABASE {db}; USE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, s CHAR(200));
+         INSERT INTO {db}.t SELECT seq, MD5(seq) FROM seq_1_to_60000;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let dir_s = dir.path().display().to_string();
+    let args = [
+        "export",
+        "--from",
+        url.as_str(),
+        "--table",
+        "gone.t",
+        "--chunk-rows",
+        "1000",
+        "--jobs",
+        "1",
+        "--dir",
+        dir_s.as_str(),
+    ];
+    let child = Command::new(myspool_bin())
+        .args(args)
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("gone/t/export.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "export survived a dead server?");
+    assert!(err.contains("exporting chunk"), "{err}");
+    let done_before = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert!(done_before < 60, "the kill came too late to test anything");
+
+    server.restart();
+    let out = myspool(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        dumps::table_rows(dir.path(), db, "t"),
+        source_rows(&server, db, "t", "*", "id")
+    );
+}
+
+/// A tmpfs of a few MiB fills up mid-export: a clear error, no chunk recorded
+/// that is not whole, and the same command finishes once there is room.
+#[test]
+fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
+    let server = server();
+    let db = server.fresh_db("full");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64));
+         INSERT INTO `{db}`.t SELECT seq, MD5(seq) FROM seq_1_to_200000;"
+    ));
+    let mount = tempfile::tempdir().unwrap();
+    let mnt = mount.path().display().to_string();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs", &mnt])
+        .status()
+        .expect("running mount");
+    assert!(
+        status.success(),
+        "this test needs root to mount a small tmpfs"
+    );
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let ballast = mount.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
+
+    let dir = mount.path().join("dump");
+    let table = format!("{db}.t");
+    let args = [
+        "export",
+        "--from",
+        &server.url(),
+        "--table",
+        &table,
+        "--chunk-rows",
+        "20000",
+        "--compress",
+        "none",
+        "--dir",
+        &dir.display().to_string(),
+    ];
+    let out = myspool(&args);
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    // Whatever was recorded as done is whole.
+    let log = std::fs::read_to_string(dir.join(&db).join("t/export.log")).unwrap_or_default();
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = dir
+            .join(&db)
+            .join("t")
+            .join(format!("{:06}.csv", v["number"].as_u64().unwrap()));
+        assert_eq!(
+            myspool::dump::sha256_file(&file).unwrap(),
+            v["sha256"].as_str().unwrap()
+        );
+    }
+
+    // Free space (the compressed rerun fits) and rerun the same command.
+    std::fs::remove_file(&ballast).unwrap();
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=64m", &mnt])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = myspool(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        dumps::table_rows(&dir, &db, "t"),
+        source_rows(&server, &db, "t", "*", "id")
+    );
+}
+
+#[test]
+fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
+    let server = server();
+    let db = server.fresh_db("progress");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t SELECT seq FROM seq_1_to_3000;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let t = format!("{db}.t");
+    let out = Command::new(myspool_bin())
+        .args([
+            "export",
+            "--from",
+            &server.url(),
+            "--table",
+            &t,
+            "--chunk-rows",
+            "100",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .env("MYSPOOL_PROGRESS_INTERVAL", "0.01")
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "10")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("myspool export: ") && l.contains("/3000 rows"))
+        .unwrap_or_else(|| panic!("no progress line in {err:?}"));
+    assert!(line.contains("/s"), "{line}");
+    assert!(
+        !err.contains('\r') && !err.contains("\u{1b}["),
+        "no bar drawing: {err:?}"
+    );
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("3000 rows"), "{summary}");
+}
