@@ -22,6 +22,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -218,8 +219,32 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         level: opts.level,
     };
     let existing = dir.read_manifest()?;
-    if existing.is_none() {
-        require_empty(&opts.dir)?;
+    match &existing {
+        None => require_empty(&opts.dir)?,
+        Some(m) => {
+            check_same_export(m, &settings, &opts.source)?;
+            if m.complete {
+                // Nothing to ask the source: the dump is whole.
+                let tables = m
+                    .tables
+                    .iter()
+                    .map(|e| {
+                        dir.read_table(e)?
+                            .ok_or_else(|| anyhow!("{}: table.json is missing", e.dir))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let kept = tables.iter().map(|t| t.chunks.len() as u64).sum();
+                return Ok(summarize(
+                    opts,
+                    m,
+                    &tables,
+                    RunTotals::default(),
+                    kept,
+                    Vec::new(),
+                    started,
+                ));
+            }
+        }
     }
 
     let mut control = opts.source.connect("source")?;
@@ -228,10 +253,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
     let mut warnings = Vec::new();
 
     let mut manifest = match existing {
-        Some(m) => {
-            check_same_export(&m, &settings, &opts.source)?;
-            m
-        }
+        Some(m) => m,
         None => {
             let now: Option<String> = control
                 .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")?;
@@ -295,7 +317,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
             });
             dir.write_manifest(&manifest)?;
         }
-        run = run_pipeline(opts, &dir, &manifest, &mut tables, pending, readers)?;
+        run = run_pipeline(opts, &dir, &mut tables, pending, readers)?;
     } else {
         drop(control);
     }
@@ -306,9 +328,30 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         dir.write_manifest(&manifest)?;
     }
 
+    let descs: Vec<TableDescription> = tables.into_iter().map(|t| t.desc).collect();
+    Ok(summarize(
+        opts,
+        &manifest,
+        &descs,
+        run,
+        chunks_kept,
+        warnings,
+        started,
+    ))
+}
+
+fn summarize(
+    opts: &ExportOptions,
+    manifest: &Manifest,
+    tables: &[TableDescription],
+    run: RunTotals,
+    chunks_kept: u64,
+    warnings: Vec<String>,
+    started: Instant,
+) -> ExportSummary {
     let mut summary = ExportSummary {
         dir: opts.dir.clone(),
-        complete: true,
+        complete: manifest.complete,
         consistency: manifest.consistency.clone(),
         tables: Vec::new(),
         rows: 0,
@@ -322,18 +365,17 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
     };
-    for t in &tables {
-        let stats: Vec<&ChunkStats> = t
-            .desc
+    for desc in tables {
+        let stats: Vec<&ChunkStats> = desc
             .chunks
             .iter()
             .filter_map(|c| c.written.as_ref())
             .collect();
         let ts = TableSummary {
-            db: t.desc.db.clone(),
-            table: t.desc.table.clone(),
-            key: t.desc.key.columns.clone(),
-            chunks: t.desc.chunks.len(),
+            db: desc.db.clone(),
+            table: desc.table.clone(),
+            key: desc.key.columns.clone(),
+            chunks: desc.chunks.len(),
             rows: stats.iter().map(|s| s.rows).sum(),
             bytes: stats.iter().map(|s| s.bytes).sum(),
             csv_bytes: stats.iter().map(|s| s.csv_bytes).sum(),
@@ -343,7 +385,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         summary.csv_bytes += ts.csv_bytes;
         summary.tables.push(ts);
     }
-    Ok(summary)
+    summary
 }
 
 /// Creates the dump directory if needed and takes its lock, so that two
@@ -357,6 +399,7 @@ fn prepare_dir(path: &Path) -> Result<File> {
     }
     let lock_path = path.join(".myspool.lock");
     let lock = fs::OpenOptions::new()
+        .mode(0o600)
         .create(true)
         .truncate(false)
         .write(true)
@@ -464,7 +507,8 @@ fn warn(message: String, warnings: &mut Vec<String>) {
 /// Per-table state during a run.
 struct TableState {
     entry: TableEntry,
-    source: SourceTable,
+    /// The source's definition; `None` for a table finished by an earlier run.
+    source: Option<SourceTable>,
     desc: TableDescription,
     /// Indexes into `desc.chunks` still to export.
     pending: Vec<usize>,
@@ -485,12 +529,12 @@ fn prepare_table(
     let existing = dir.read_table(entry)?;
     if let Some(desc) = &existing {
         if desc.complete {
-            // Nothing to read from the server for it; keep the source
-            // description only as far as the plan needs it.
-            let source = schema::describe(control, &table)?;
+            // Finished by an earlier run (which may have died before it
+            // could remove the log).
+            let _ = fs::remove_file(table_dir.join("export.log"));
             return Ok(TableState {
                 entry: entry.clone(),
-                source,
+                source: None,
                 desc: desc.clone(),
                 pending: Vec::new(),
             });
@@ -579,7 +623,7 @@ fn prepare_table(
         .collect();
     Ok(TableState {
         entry: entry.clone(),
-        source,
+        source: Some(source),
         desc,
         pending,
     })
@@ -750,7 +794,7 @@ fn open_readers(
     let list: Vec<String> = tables
         .iter()
         .filter(|t| !t.pending.is_empty())
-        .map(|t| t.source.table.sql())
+        .filter_map(|t| t.source.as_ref().map(|s| s.table.sql()))
         .collect();
     control.query_drop("SET SESSION lock_wait_timeout = 10")?;
     match control.query_drop(format!("FLUSH TABLES {} WITH READ LOCK", list.join(", "))) {
@@ -825,10 +869,15 @@ struct ChunkJob {
     chunk: usize,
     label: String,
     query: String,
-    codecs: Arc<Vec<Codec>>,
-    header: Arc<Vec<u8>>,
+    layout: Arc<CsvLayout>,
     dir: PathBuf,
     file: String,
+}
+
+/// How a table's rows become CSV.
+struct CsvLayout {
+    codecs: Vec<Codec>,
+    header: Vec<u8>,
 }
 
 /// Counters the progress display reads.
@@ -841,7 +890,6 @@ struct Counters {
 fn run_pipeline(
     opts: &ExportOptions,
     dir: &DumpDir,
-    _manifest: &Manifest,
     tables: &mut [TableState],
     pending: Vec<(usize, usize)>,
     readers: Vec<Conn>,
@@ -865,25 +913,34 @@ fn run_pipeline(
         .sum();
     let mut progress = Progress::new(opts.progress, "export", total_rows);
 
+    // Chunks go out in table order and key order; each job takes the next.
     let (work_tx, work_rx) = unbounded::<Arc<ChunkJob>>();
+    let mut layouts: Vec<Option<Arc<CsvLayout>>> = vec![None; tables.len()];
     for (t, c) in pending {
         let st = &tables[t];
+        let Some(source) = &st.source else { continue };
+        let layout = layouts[t]
+            .get_or_insert_with(|| {
+                let names: Vec<&str> = source
+                    .columns
+                    .iter()
+                    .map(|c| c.desc.name.as_str())
+                    .collect();
+                let mut header = Vec::new();
+                dialect::write_header(&mut header, &names);
+                Arc::new(CsvLayout {
+                    codecs: source.columns.iter().map(|c| c.codec).collect(),
+                    header,
+                })
+            })
+            .clone();
         let chunk = &st.desc.chunks[c];
-        let names: Vec<&str> = st
-            .source
-            .columns
-            .iter()
-            .map(|c| c.desc.name.as_str())
-            .collect();
-        let mut header = Vec::new();
-        dialect::write_header(&mut header, &names);
         let _ = work_tx.send(Arc::new(ChunkJob {
             table: t,
             chunk: c,
-            label: format!("chunk {:06} of {}", chunk.number, st.source.table),
-            query: chunk_query(&st.source, chunk, opts.where_clause.as_deref()),
-            codecs: Arc::new(st.source.columns.iter().map(|c| c.codec).collect()),
-            header: Arc::new(header),
+            label: format!("chunk {:06} of {}", chunk.number, source.table),
+            query: chunk_query(source, chunk, opts.where_clause.as_deref()),
+            layout,
             dir: dir.path(&st.entry.dir),
             file: chunk.file.clone(),
         }));
@@ -1077,9 +1134,9 @@ fn read_one_chunk(
                 let RowMsg::Rows(batch) = msg else {
                     unreachable!()
                 };
-                return write_spill(spill, &batch, &job.codecs, &mut csv);
+                return write_spill(spill, &batch, &job.layout.codecs, &mut csv);
             }
-            write_spill(spill, &batch, &job.codecs, &mut csv)
+            write_spill(spill, &batch, &job.layout.codecs, &mut csv)
         };
 
     let result = conn
@@ -1159,18 +1216,19 @@ fn encode_rows(out: &mut Vec<u8>, rows: &[Vec<Option<Value>>], codecs: &[Codec])
 
 fn encode_chunks(rx: Receiver<RowMsg>, tx: Sender<CsvMsg>) -> Result<()> {
     let send = |msg| tx.send(msg).map_err(|_| anyhow::Error::new(PipelineClosed));
-    let mut codecs: Arc<Vec<Codec>> = Arc::new(Vec::new());
+    let mut layout: Option<Arc<CsvLayout>> = None;
     let mut spilled = false;
     for msg in rx {
         match msg {
             RowMsg::Start(job) => {
-                codecs = job.codecs.clone();
+                layout = Some(job.layout.clone());
                 spilled = false;
                 send(CsvMsg::Start(job))?;
             }
             RowMsg::Rows(rows) => {
                 let mut out = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
-                encode_rows(&mut out, &rows, &codecs);
+                let codecs = layout.as_ref().map_or(&[][..], |l| &l.codecs[..]);
+                encode_rows(&mut out, &rows, codecs);
                 drop(rows);
                 send(CsvMsg::Block(out))?;
             }
@@ -1326,9 +1384,9 @@ fn open_chunk(job: Arc<ChunkJob>, compress: Compress, level: u32) -> Result<Open
         ))),
         Compress::None => Sink::Plain(hashing),
     };
-    sink.write_all(&job.header)
+    sink.write_all(&job.layout.header)
         .with_context(|| write_error(&job))?;
-    let csv_bytes = job.header.len() as u64;
+    let csv_bytes = job.layout.header.len() as u64;
     Ok(OpenChunk {
         job,
         tmp: path,
