@@ -592,7 +592,9 @@ fn prepare_table(
                 &table_dir.join("schema.sql"),
                 format!("{};\n", source.create_sql).as_bytes(),
             )?;
-            let chunk_rows = opts.chunk_rows.unwrap_or_else(|| auto_chunk_rows(&source));
+            let chunk_rows = opts
+                .chunk_rows
+                .unwrap_or_else(|| auto_chunk_rows(&source, opts.jobs));
             let (chunks, planned_rows) = plan_chunks(control, &source, opts, chunk_rows)
                 .with_context(|| format!("planning the chunks of {table}"))?;
             let desc = TableDescription {
@@ -642,9 +644,14 @@ fn remove_stale_temp_files(table_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn auto_chunk_rows(source: &SourceTable) -> u64 {
-    let row = source.avg_row_length.max(16);
-    (AUTO_CHUNK_BYTES / row).clamp(1_000, 1_000_000)
+/// Without `--chunk-rows`: about [`AUTO_CHUNK_BYTES`] per chunk, but at least
+/// four chunks per job when the table is big enough, so that the jobs share
+/// the work evenly to the end; never under 10,000 rows (a chunk costs a
+/// query, an fsync and a rename).
+fn auto_chunk_rows(source: &SourceTable, jobs: usize) -> u64 {
+    let by_size = AUTO_CHUNK_BYTES / source.avg_row_length.max(16);
+    let by_jobs = source.estimated_rows.div_ceil(4 * jobs.max(1) as u64);
+    by_size.min(by_jobs).clamp(10_000, 1_000_000)
 }
 
 /// Streams the key in order and cuts a chunk every `chunk_rows` keys.

@@ -924,3 +924,60 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("3000 rows"), "{summary}");
 }
+
+/// The README's processing example (examples/uppercase.py) keeps NULL, '',
+/// 'NULL', '\N', quotes and newlines exact through a real chunk.
+#[test]
+fn the_readme_python_example_keeps_nulls_exact() {
+    let server = server();
+    let db = server.fresh_db("python");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, name VARCHAR(50) NULL, other TEXT NULL, b VARBINARY(4) NULL);
+         INSERT INTO `{db}`.t VALUES (1, NULL, 'x', NULL), (2, '', NULL, X'00'), (3, 'NULL', '\\\\N', X''),
+            (4, 'a \"b\", c\\r\\nd', 'line\\rbreak', X'0A0D'), (5, 'caf\u{e9} \u{1f600}', '', X'FF');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    let entry = dumps::entry(dir.path(), &db, "t");
+    let desc = dumps::description(dir.path(), &db, "t");
+    let csv = dumps::chunk_csv(&dir.path().join(&entry.dir).join(&desc.chunks[0].file));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/uppercase.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg("name")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for this test (scripts/test.sh installs it)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&csv).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let mut reader = myspool::dialect::Reader::new(&out.stdout[..]);
+    let mut rec = Vec::new();
+    let mut got = Vec::new();
+    while reader.read_record(&mut rec).unwrap() {
+        got.push(rec.clone());
+    }
+    let mut want = vec![vec![
+        Some(b"id".to_vec()),
+        Some(b"name".to_vec()),
+        Some(b"other".to_vec()),
+        Some(b"b".to_vec()),
+    ]];
+    let (_, rows) = dumps::chunk_records(&dir.path().join(&entry.dir).join(&desc.chunks[0].file));
+    for mut row in rows {
+        if let Some(name) = &row[1] {
+            row[1] = Some(
+                String::from_utf8(name.clone())
+                    .unwrap()
+                    .to_uppercase()
+                    .into_bytes(),
+            );
+        }
+        want.push(row);
+    }
+    assert_eq!(got, want);
+    assert_eq!(got[1][1], None, "NULL stays NULL");
+    assert_eq!(got[2][1], Some(Vec::new()), "'' stays ''");
+}

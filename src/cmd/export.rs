@@ -41,7 +41,7 @@ pub struct Args {
     /// Only rows matching this SQL condition, e.g. "created_at >= '2024-01-01'".
     #[arg(long = "where", value_name = "SQL")]
     pub where_clause: Option<String>,
-    /// Rows per chunk [default: about 32 MiB of data per chunk].
+    /// Rows per chunk [default: about 32 MiB of data per chunk, at least 4 chunks per job, at least 10000 rows].
     #[arg(long, value_name = "N")]
     pub chunk_rows: Option<u64>,
     /// Reading connections (each with its own reader, encoder and writer thread).

@@ -304,12 +304,13 @@ impl Server {
 
     /// Creates a database with a name unique to this call and process
     /// (`{prefix}_{pid}_{n}`) and returns the name. Use it to isolate tests
-    /// sharing a server. `prefix` should be a plain identifier.
+    /// sharing a server. `prefix` should be a plain identifier. The database
+    /// is utf8mb4, as packaged servers default to (`--no-defaults` gives latin1).
     pub fn fresh_db(&self, prefix: &str) -> String {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("{prefix}_{}_{n}", std::process::id());
-        self.query(&format!("CREATE DATABASE `{name}`"));
+        self.query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"));
         name
     }
 
