@@ -56,6 +56,11 @@ const BATCH_BYTES: usize = 256 * 1024;
 const QUEUE_DEPTH: usize = 8;
 /// Without `--chunk-rows`, chunks aim at about this much data.
 const AUTO_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
+/// gzip level by default. Measured on a 2M-row table (208 MB of CSV):
+/// zlib-rs level 1 uses its quickest strategy and wrote 83 MB where level 2
+/// wrote 59 MB (mydumper's gzip: 57 MB) for ~15% more time; levels 3–6 gain
+/// little more and cost up to 50% more time.
+pub const DEFAULT_LEVEL: u32 = 2;
 /// `net_write_timeout` for reading sessions (seconds).
 const SESSION_NET_WRITE_TIMEOUT: u32 = 3600;
 
@@ -102,7 +107,7 @@ impl ExportOptions {
             chunk_rows: None,
             jobs: 2,
             compress: Compress::Gzip,
-            level: 1,
+            level: DEFAULT_LEVEL,
             consistency: Consistency::Auto,
             progress: ProgressMode::Auto,
             hooks: Hooks::default(),

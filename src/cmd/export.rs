@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = CompressArg::Gzip)]
     pub compress: CompressArg,
     /// gzip level, 0 (store) to 9 (smallest).
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = myspool::export::DEFAULT_LEVEL)]
     pub level: u32,
     /// With --jobs > 1: auto synchronizes the connections' snapshots with a
     /// brief FLUSH TABLES … WITH READ LOCK when the user may, else warns and
