@@ -52,8 +52,9 @@ use crate::sql;
 pub const STALL_LIMIT: Duration = Duration::from_millis(250);
 /// Rows are handed between threads in batches of about this many bytes.
 const BATCH_BYTES: usize = 256 * 1024;
-/// Batches or CSV blocks waiting in each queue.
-const QUEUE_DEPTH: usize = 8;
+/// Batches or CSV blocks waiting in each queue (4 measured as fast as 8, with
+/// 20% less peak memory).
+const QUEUE_DEPTH: usize = 4;
 /// Without `--chunk-rows`, chunks aim at about this much data.
 const AUTO_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
 /// gzip level by default. Measured on a 2M-row table (208 MB of CSV):
@@ -849,7 +850,7 @@ struct RunTotals {
 /// What flows from the reader to the encoder.
 enum RowMsg {
     Start(Arc<ChunkJob>),
-    Rows(Vec<Vec<Option<Value>>>),
+    Rows(RowBatch),
     /// CSV the reader wrote itself because the queue was full.
     Spilled(File),
     End {
@@ -1119,65 +1120,56 @@ fn read_one_chunk(
     abort: &AtomicBool,
     counters: &Counters,
 ) -> Result<u64> {
-    let mut batch: Vec<Vec<Option<Value>>> = Vec::new();
-    let mut batch_bytes = 0usize;
+    let mut batch = RowBatch::default();
     let mut rows = 0u64;
     let mut spill: Option<BufWriter<File>> = None;
     let mut csv = Vec::new();
 
     // Hands a batch on, or into the spill file once the queue has stayed
     // full for STALL_LIMIT: the socket must keep draining.
-    let mut flush =
-        |batch: Vec<Vec<Option<Value>>>, spill: &mut Option<BufWriter<File>>| -> Result<()> {
-            if spill.is_none() {
-                let msg = RowMsg::Rows(batch);
-                let msg = if hooks.spill {
-                    match tx.send_timeout(msg, STALL_LIMIT) {
-                        Ok(()) => return Ok(()),
-                        Err(SendTimeoutError::Disconnected(_)) => return Err(PipelineClosed.into()),
-                        Err(SendTimeoutError::Timeout(msg)) => msg,
-                    }
-                } else {
-                    return tx.send(msg).map_err(|_| PipelineClosed.into());
-                };
-                let file = tempfile::tempfile_in(spill_dir)
-                    .with_context(|| format!("creating a spill file in {}", spill_dir.display()))?;
-                *spill = Some(BufWriter::with_capacity(256 * 1024, file));
-                let RowMsg::Rows(batch) = msg else {
-                    unreachable!()
-                };
-                return write_spill(spill, &batch, &job.layout.codecs, &mut csv);
-            }
-            write_spill(spill, &batch, &job.layout.codecs, &mut csv)
-        };
+    let mut flush = |batch: RowBatch, spill: &mut Option<BufWriter<File>>| -> Result<()> {
+        if spill.is_none() {
+            let msg = RowMsg::Rows(batch);
+            let msg = if hooks.spill {
+                match tx.send_timeout(msg, STALL_LIMIT) {
+                    Ok(()) => return Ok(()),
+                    Err(SendTimeoutError::Disconnected(_)) => return Err(PipelineClosed.into()),
+                    Err(SendTimeoutError::Timeout(msg)) => msg,
+                }
+            } else {
+                return tx.send(msg).map_err(|_| PipelineClosed.into());
+            };
+            let file = tempfile::tempfile_in(spill_dir)
+                .with_context(|| format!("creating a spill file in {}", spill_dir.display()))?;
+            *spill = Some(BufWriter::with_capacity(256 * 1024, file));
+            let RowMsg::Rows(batch) = msg else {
+                unreachable!("send_timeout returns the message it was given")
+            };
+            return write_spill(spill, &batch, &job.layout.codecs, &mut csv);
+        }
+        write_spill(spill, &batch, &job.layout.codecs, &mut csv)
+    };
 
     let result = conn
         .query_iter(job.query.as_str())
         .context("querying the server")?;
     for row in result {
         let row = row.context("reading from the server")?;
-        let values = row.unwrap_raw();
-        let size: usize = values
-            .iter()
-            .map(|v| match v {
-                Some(Value::Bytes(b)) => b.len() + 40,
-                _ => 40,
-            })
-            .sum();
+        let before = batch.bytes.len();
+        batch.push_row(row.unwrap_raw());
         rows += 1;
         counters.rows.fetch_add(1, Ordering::Relaxed);
-        counters.bytes.fetch_add(size as u64, Ordering::Relaxed);
-        batch.push(values);
-        batch_bytes += size;
-        if batch_bytes >= BATCH_BYTES {
+        counters
+            .bytes
+            .fetch_add((batch.bytes.len() - before) as u64, Ordering::Relaxed);
+        if batch.bytes.len() >= BATCH_BYTES {
             if abort.load(Ordering::SeqCst) {
                 return Err(PipelineClosed.into());
             }
             flush(std::mem::take(&mut batch), &mut spill)?;
-            batch_bytes = 0;
         }
     }
-    if !batch.is_empty() {
+    if !batch.fields.is_empty() {
         flush(batch, &mut spill)?;
     }
     if let Some(w) = spill {
@@ -1191,9 +1183,57 @@ fn read_one_chunk(
     Ok(rows)
 }
 
+/// Rows on their way from the reader to the encoder, packed into one buffer.
+///
+/// Why not the mysql crate's rows as they are: each value is its own heap
+/// allocation, and freeing millions of them on another thread than the one
+/// that allocated them cost a third of the exporter's CPU (glibc malloc,
+/// measured with perf). Copying the bytes once here frees them where they
+/// were made.
+struct RowBatch {
+    bytes: Vec<u8>,
+    /// `(start, len)` in `bytes` per value, row after row; a `len` of
+    /// `NULL_LEN` is SQL NULL. (A batch is far smaller than 4 GiB: it is cut
+    /// at BATCH_BYTES, plus at most one row of max_allowed_packet ≤ 1 GiB.)
+    fields: Vec<(u32, u32)>,
+}
+
+const NULL_LEN: u32 = u32::MAX;
+
+impl Default for RowBatch {
+    fn default() -> Self {
+        RowBatch {
+            bytes: Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4),
+            fields: Vec::new(),
+        }
+    }
+}
+
+impl RowBatch {
+    fn push_row(&mut self, values: Vec<Option<Value>>) {
+        for value in values {
+            match value {
+                Some(Value::Bytes(b)) => self.push_value(&b),
+                Some(Value::NULL) | None => self.fields.push((0, NULL_LEN)),
+                // The text protocol returns only bytes and NULL; anything
+                // else is written as the server would print it.
+                Some(other) => {
+                    let text = other.as_sql(true);
+                    self.push_value(text.trim_matches('\'').as_bytes());
+                }
+            }
+        }
+    }
+
+    fn push_value(&mut self, b: &[u8]) {
+        self.fields.push((self.bytes.len() as u32, b.len() as u32));
+        self.bytes.extend_from_slice(b);
+    }
+}
+
 fn write_spill(
     spill: &mut Option<BufWriter<File>>,
-    batch: &[Vec<Option<Value>>],
+    batch: &RowBatch,
     codecs: &[Codec],
     csv: &mut Vec<u8>,
 ) -> Result<()> {
@@ -1205,22 +1245,18 @@ fn write_spill(
     w.write_all(csv).context("writing the spill file")
 }
 
-fn encode_rows(out: &mut Vec<u8>, rows: &[Vec<Option<Value>>], codecs: &[Codec]) {
-    for row in rows {
-        for (i, (value, codec)) in row.iter().zip(codecs).enumerate() {
+fn encode_rows(out: &mut Vec<u8>, batch: &RowBatch, codecs: &[Codec]) {
+    if codecs.is_empty() {
+        return;
+    }
+    for row in batch.fields.chunks(codecs.len()) {
+        for (i, (field, codec)) in row.iter().zip(codecs).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            match value {
-                Some(Value::Bytes(b)) => dialect::write_field(out, Some(b), *codec),
-                Some(Value::NULL) | None => {}
-                // The text protocol returns only bytes and NULL; anything
-                // else is printed as the server would print it.
-                Some(other) => {
-                    let text = other.as_sql(true);
-                    dialect::write_field(out, Some(text.trim_matches('\'').as_bytes()), *codec)
-                }
-            }
+            let (start, len) = (field.0 as usize, field.1);
+            let value = (len != NULL_LEN).then(|| &batch.bytes[start..start + len as usize]);
+            dialect::write_field(out, value, *codec);
         }
         out.push(b'\n');
     }
@@ -1238,7 +1274,7 @@ fn encode_chunks(rx: Receiver<RowMsg>, tx: Sender<CsvMsg>) -> Result<()> {
                 send(CsvMsg::Start(job))?;
             }
             RowMsg::Rows(rows) => {
-                let mut out = Vec::with_capacity(BATCH_BYTES + BATCH_BYTES / 4);
+                let mut out = Vec::with_capacity(rows.bytes.len() * 5 / 4 + 1024);
                 let codecs = layout.as_ref().map_or(&[][..], |l| &l.codecs[..]);
                 encode_rows(&mut out, &rows, codecs);
                 drop(rows);
