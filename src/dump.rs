@@ -3,6 +3,7 @@
 //! ```text
 //! DIR/
 //!   manifest.json              format version, tool, source server, options, tables
+//!   <db>/database.sql          SHOW CREATE DATABASE
 //!   <db>/<table>/schema.sql    SHOW CREATE TABLE
 //!   <db>/<table>/table.json    columns (type, charset, encoding), key, chunk list
 //!   <db>/<table>/000001.csv.gz chunks, numbered in key order

@@ -279,6 +279,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
                     dir: DumpDir::table_dir_name(&t.db, &t.table),
                 })
                 .collect();
+            write_database_schemas(&mut control, &dir, &tables)?;
             dir.write_manifest(&m)?;
             m
         }
@@ -392,6 +393,29 @@ fn summarize(
         summary.tables.push(ts);
     }
     summary
+}
+
+/// `<db>/database.sql`: `SHOW CREATE DATABASE`, so a load can create the
+/// database with its character set and collation.
+fn write_database_schemas(control: &mut Conn, dir: &DumpDir, tables: &[TableRef]) -> Result<()> {
+    let mut dbs: Vec<&str> = tables.iter().map(|t| t.db.as_str()).collect();
+    dbs.dedup();
+    for db in dbs {
+        let row: Option<mysql::Row> = control
+            .query_first(format!("SHOW CREATE DATABASE {}", sql::ident(db)))
+            .with_context(|| format!("SHOW CREATE DATABASE {db}"))?;
+        let create = match &row {
+            Some(r) => schema::text(r, 1)?.unwrap_or_default(),
+            None => bail!("SHOW CREATE DATABASE {db} returned nothing"),
+        };
+        let db_dir = dir.path(&dump::safe_file_name(db));
+        dump::create_private_dir(&db_dir)?;
+        dump::write_atomic(
+            &db_dir.join("database.sql"),
+            format!("{create};\n").as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 /// Creates the dump directory if needed and takes its lock, so that two

@@ -274,6 +274,8 @@ fn db_star_takes_base_tables_and_views_are_refused() {
     let schema =
         std::fs::read_to_string(dir.path().join(&m.tables[0].dir).join("schema.sql")).unwrap();
     assert!(schema.starts_with("CREATE TABLE `a`"), "{schema}");
+    let database = std::fs::read_to_string(dir.path().join(&db).join("database.sql")).unwrap();
+    assert!(database.contains("utf8mb4"), "{database}");
 
     let dir2 = tempfile::tempdir().unwrap();
     let err = export(&options(&server, &[&format!("{db}.v")], dir2.path())).unwrap_err();
@@ -883,6 +885,38 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
         dumps::table_rows(&dir, &db, "t"),
         source_rows(&server, &db, "t", "*", "id")
     );
+}
+
+#[test]
+fn a_read_only_dir_is_refused_clearly() {
+    let server = server();
+    let mount = tempfile::tempdir().unwrap();
+    let mnt = mount.path().display().to_string();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", &mnt])
+        .status()
+        .expect("running mount");
+    assert!(
+        status.success(),
+        "this test needs root to mount a small tmpfs"
+    );
+    let out = myspool(&[
+        "export",
+        "--from",
+        &server.url(),
+        "--table",
+        "mysql.db",
+        "--dir",
+        &format!("{mnt}/dump"),
+    ]);
+    let _ = Command::new("umount").arg(&mnt).status();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("Read-only file system") && err.contains("/dump"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]
