@@ -67,6 +67,7 @@ fn csv_reads_back_value_for_value() {
             ts TIMESTAMP(3) NULL DEFAULT NULL,
             tm TIME(2) NULL
         );
+        SET time_zone = '+00:00';
         INSERT INTO `{db}`.t VALUES
             (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
             (2, '', '', '', '', 0, '2024-02-29 23:59:59.999999', '1970-01-01 00:00:01.000', '-838:59:59.00'),
@@ -150,6 +151,63 @@ fn floats_are_written_so_they_read_back_exactly() {
     }
     assert_eq!(text(&dumped[0][1]).unwrap(), "16777216");
     assert_eq!(text(&dumped[1][1]).unwrap(), "0.1");
+}
+
+#[test]
+fn zero_dates_and_odd_times_are_written_as_stored() {
+    let server = server();
+    let db = server.fresh_db("dates");
+    server.query(&format!(
+        "USE `{db}`; SET SESSION sql_mode = ''; SET time_zone = '+00:00';
+         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL, tm TIME(6), y YEAR);
+         INSERT INTO `{db}`.t VALUES
+            (1, '0000-00-00', '0000-00-00 00:00:00.000', '0000-00-00 00:00:00', '-838:59:59.000000', 0),
+            (2, '2020-00-15', '2020-02-00 10:00:00.5', NULL, '-00:00:00.000001', 1901),
+            (3, '9999-12-31', '9999-12-31 23:59:59.999', '2038-01-19 03:14:07', '838:59:59.000000', 2155);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    let text = |r: &Vec<Option<Vec<u8>>>| -> Vec<String> {
+        r.iter()
+            .map(|v| {
+                v.as_ref()
+                    .map_or("NULL".into(), |b| String::from_utf8(b.clone()).unwrap())
+            })
+            .collect()
+    };
+    let rows: Vec<Vec<String>> = dumps::table_rows(dir.path(), &db, "t")
+        .iter()
+        .map(text)
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            [
+                "1",
+                "0000-00-00",
+                "0000-00-00 00:00:00.000",
+                "0000-00-00 00:00:00",
+                "-838:59:59.000000",
+                "0000"
+            ],
+            [
+                "2",
+                "2020-00-15",
+                "2020-02-00 10:00:00.500",
+                "NULL",
+                "-00:00:00.000001",
+                "1901"
+            ],
+            [
+                "3",
+                "9999-12-31",
+                "9999-12-31 23:59:59.999",
+                "2038-01-19 03:14:07",
+                "838:59:59.000000",
+                "2155"
+            ],
+        ]
+    );
 }
 
 /// Chunks of every key shape cover the table exactly once, in key order.
