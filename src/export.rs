@@ -314,14 +314,16 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
             &mut warnings,
         )?;
         drop(control);
-        if manifest.consistency.as_deref() != Some(consistency) {
-            manifest.consistency = Some(match &manifest.consistency {
-                // A resumed export mixes the snapshots of several runs.
-                Some(before) if tables.iter().any(|t| t.pending.len() < t.desc.chunks.len()) => {
-                    format!("{before}, resumed with {consistency}")
-                }
-                _ => consistency.to_string(),
-            });
+        // A resumed export mixes the snapshots of several runs; say so.
+        let recorded = match &manifest.consistency {
+            Some(before) if chunks_kept > 0 => {
+                let first = before.split(", resumed").next().unwrap_or(before);
+                format!("{first}, resumed with {consistency}")
+            }
+            _ => consistency.to_string(),
+        };
+        if manifest.consistency.as_deref() != Some(recorded.as_str()) {
+            manifest.consistency = Some(recorded);
             dir.write_manifest(&manifest)?;
         }
         run = run_pipeline(opts, &dir, &mut tables, pending, readers)?;

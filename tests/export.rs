@@ -542,6 +542,10 @@ fn kill_9_mid_export_then_rerun_gives_the_same_dump() {
         }
         let out = myspool(&args);
         assert!(out.status.success(), "rerun: {}", stderr(&out));
+        assert_eq!(
+            dumps::manifest(dir.path()).consistency.as_deref(),
+            Some("synchronized-snapshots, resumed with synchronized-snapshots")
+        );
         for table in ["t", "u"] {
             let a = dumps::description(reference.path(), &db, table);
             let b = dumps::description(dir.path(), &db, table);
