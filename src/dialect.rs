@@ -14,7 +14,24 @@
 //!
 //! Generic CSV readers (the `csv` crate, most spreadsheets) read the files
 //! fine but cannot see the difference between `""` and an empty field; use
-//! [`Reader`] (or `QUOTE_NOTNULL` in Python) where NULL matters.
+//! [`Reader`] (or `QUOTE_NOTNULL` in Python 3.13+) where NULL matters.
+//!
+//! ```
+//! use myspool::dialect::{write_field, Codec, Reader};
+//!
+//! let mut csv = Vec::new();
+//! for (i, value) in [None, Some(&b""[..]), Some(b"NULL"), Some(b"say \"hi\"")].iter().enumerate() {
+//!     if i > 0 { csv.push(b','); }
+//!     write_field(&mut csv, *value, Codec::Text);
+//! }
+//! csv.push(b'\n');
+//! assert_eq!(csv, b",\"\",\"NULL\",\"say \"\"hi\"\"\"\n");
+//!
+//! let mut record = Vec::new();
+//! Reader::new(&csv[..]).read_record(&mut record)?;
+//! assert_eq!(record, [None, Some(vec![]), Some(b"NULL".to_vec()), Some(b"say \"hi\"".to_vec())]);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io::{self, BufRead};
 
