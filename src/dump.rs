@@ -18,7 +18,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -239,6 +239,30 @@ impl DumpDir {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Takes the directory's advisory lock (`.myspool.lock`), held until the
+    /// returned file is dropped: two myspool processes never write one dump
+    /// (or its load journals) at once.
+    pub fn lock(&self) -> Result<File> {
+        let lock_path = self.root.join(".myspool.lock");
+        let lock = OpenOptions::new()
+            .mode(0o600)
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{} is not writable", self.root.display()))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(lock),
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "another myspool process is working on {}; wait for it to finish",
+                self.root.display()
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        }
     }
 
     pub fn manifest_path(&self) -> PathBuf {

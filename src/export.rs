@@ -22,7 +22,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -429,24 +428,7 @@ fn prepare_dir(path: &Path) -> Result<File> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => dump::create_private_dir(path)?,
         Err(e) => return Err(e).with_context(|| format!("--dir {}", path.display())),
     }
-    let lock_path = path.join(".myspool.lock");
-    let lock = fs::OpenOptions::new()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("--dir {} is not writable", path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => bail!(
-            "another myspool process is working on {}; wait for it or use another --dir",
-            path.display()
-        ),
-        Err(fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", lock_path.display()))
-        }
-    }
+    DumpDir::new(path).lock()
 }
 
 fn require_empty(path: &Path) -> Result<()> {

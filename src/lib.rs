@@ -5,7 +5,8 @@
 //!
 //! * [`export`] streams tables into keyset chunks of compressed CSV,
 //! * `process` (to come) transforms chunks offline,
-//! * `load` (to come) loads them with `LOAD DATA LOCAL INFILE`.
+//! * [`load`] loads them with `LOAD DATA LOCAL INFILE`, exactly once per
+//!   chunk thanks to the [`journal`].
 //!
 //! Modules, one per concept: [`conn`] (URLs, passwords, sessions),
 //! [`schema`] (tables, columns, keys), [`dialect`] (the CSV convention),
@@ -16,9 +17,12 @@ pub mod conn;
 pub mod dialect;
 pub mod dump;
 pub mod export;
+pub mod journal;
+pub mod load;
 pub mod progress;
 pub mod schema;
 pub mod sql;
 
 pub use conn::ConnSpec;
 pub use export::{export, ExportOptions, ExportSummary};
+pub use load::{load, LoadOptions, LoadSummary};

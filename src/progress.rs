@@ -72,6 +72,11 @@ impl Progress {
         }
     }
 
+    /// Adds to the running totals.
+    pub fn add(&mut self, rows: u64, bytes: u64) {
+        self.set(self.rows + rows, self.bytes + bytes);
+    }
+
     /// Sets the running totals (rows and bytes done so far in this run).
     pub fn set(&mut self, rows: u64, bytes: u64) {
         self.rows = rows;

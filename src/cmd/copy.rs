@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{LoadOptions, Output};
+use super::{LoadArgs, Output};
 
 /// Export, optionally process, then load, as one resumable job (not implemented yet).
 #[derive(clap::Args, Debug)]
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
     #[command(flatten)]
-    pub load: LoadOptions,
+    pub load: LoadArgs,
     #[command(flatten)]
     pub output: Output,
 }

@@ -89,9 +89,9 @@ pub fn not_implemented(name: &str) -> Result<()> {
     anyhow::bail!("`myspool {name}` is not implemented yet in this version; nothing was done")
 }
 
-/// Load options shared by `load`, `copy` and (in part) `check`.
+/// Load options shared by `load` and `copy`.
 #[derive(Args, Debug, Clone)]
-pub struct LoadOptions {
+pub struct LoadArgs {
     /// Load into this database instead of the one each table was exported from.
     #[arg(long, value_name = "DB")]
     pub into: Option<String>,
@@ -118,12 +118,39 @@ pub struct LoadOptions {
     pub skip_binlog: bool,
 }
 
+impl LoadArgs {
+    pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
+        opts.into = self.into.clone();
+        opts.jobs = self.jobs;
+        opts.autoinc = self.autoinc.into();
+        opts.on_duplicate = match self.on_duplicate {
+            OnDuplicate::Error => myspool::load::OnDuplicate::Error,
+            OnDuplicate::Ignore => myspool::load::OnDuplicate::Ignore,
+            OnDuplicate::Replace => myspool::load::OnDuplicate::Replace,
+        };
+        opts.truncate = self.truncate;
+        opts.defer_indexes = self.defer_indexes;
+        opts.skip_binlog = self.skip_binlog;
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum AutoincPolicy {
     Check,
     Drop,
     Require,
     Keep,
+}
+
+impl From<AutoincPolicy> for myspool::load::AutoincPolicy {
+    fn from(p: AutoincPolicy) -> Self {
+        match p {
+            AutoincPolicy::Check => myspool::load::AutoincPolicy::Check,
+            AutoincPolicy::Drop => myspool::load::AutoincPolicy::Drop,
+            AutoincPolicy::Require => myspool::load::AutoincPolicy::Require,
+            AutoincPolicy::Keep => myspool::load::AutoincPolicy::Keep,
+        }
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]

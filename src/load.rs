@@ -1,0 +1,1593 @@
+//! Load: a dump into a target server with `LOAD DATA LOCAL INFILE`.
+//!
+//! Per table: preflight (before any data moves), then the chunks in key order,
+//! each one `LOAD DATA` statement in its own transaction, streamed from the
+//! compressed file through the LOCAL INFILE handler (no temporary copy) and
+//! re-encoded on the fly into LOAD DATA's own text format.
+//!
+//! Things the server does that shape this code:
+//! - `LOAD DATA LOCAL` implies `IGNORE`: duplicate keys and bad values become
+//!   warnings and the rows are skipped or altered *silently*. So every chunk's
+//!   `Records/Deleted/Skipped/Warnings` and affected rows are checked against
+//!   the chunk's row count, and any warning fails (and rolls back) the chunk.
+//! - With `innodb_autoinc_lock_mode` 0 or 1, a bulk insert into a table with an
+//!   AUTO_INCREMENT column holds the table's AUTO-INC lock to the end of the
+//!   statement; two such loads plus row locks deadlock (1213). Mode 2 avoids
+//!   it, and is only safe for replication with `binlog_format=ROW`.
+//! - An explicit 0 in an AUTO_INCREMENT column means "next value" unless the
+//!   sql_mode has `NO_AUTO_VALUE_ON_ZERO`; zero dates need a sql_mode without
+//!   `NO_ZERO_DATE`/`NO_ZERO_IN_DATE`. Every loading session sets both.
+//! - The server names the file it wants; a rogue server could name any file
+//!   of ours. The handler serves only the chunk of the running statement.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, LocalInfileHandler, Row};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::conn::{server_error_code, ConnSpec};
+use crate::dialect::{self, Encoding};
+use crate::dump::{self, ChunkRecord, Compress, DumpDir, Manifest, TableDescription, TableEntry};
+use crate::journal::{Event, Journal};
+use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
+use crate::schema::text;
+use crate::sql::{self, ident, qualified};
+
+/// What to do about an AUTO_INCREMENT column on the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoincPolicy {
+    /// Refuse `--jobs` > 1 unless lock mode 2 (+ ROW binlog); warn with one job.
+    #[default]
+    Check,
+    /// Remove AUTO_INCREMENT for the load and restore it after.
+    Drop,
+    /// Refuse unless lock mode 2 (+ ROW binlog), whatever `--jobs`.
+    Require,
+    /// No check.
+    Keep,
+}
+
+/// What a duplicate key does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDuplicate {
+    /// Fail the chunk (rolled back), showing the key.
+    #[default]
+    Error,
+    /// Keep the row already there.
+    Ignore,
+    /// Replace the row already there.
+    Replace,
+}
+
+/// Everything `myspool load` does, as a library call.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub target: ConnSpec,
+    pub dir: PathBuf,
+    /// Load every table into this database instead of the one it came from.
+    pub into: Option<String>,
+    pub jobs: usize,
+    pub autoinc: AutoincPolicy,
+    pub on_duplicate: OnDuplicate,
+    pub truncate: bool,
+    pub defer_indexes: bool,
+    pub skip_binlog: bool,
+    /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
+    /// deferred indexes); load nothing.
+    pub repair: bool,
+    pub progress: ProgressMode,
+    /// Test hook: sleep this long before each chunk's LOAD DATA and again
+    /// between its `Committing` journal line and its COMMIT (the window a
+    /// crash leaves a chunk in doubt). `MYSPOOL_TEST_CHUNK_DELAY_MS` in the CLI.
+    #[doc(hidden)]
+    pub chunk_delay: Duration,
+}
+
+impl LoadOptions {
+    pub fn new(target: ConnSpec, dir: impl Into<PathBuf>) -> LoadOptions {
+        LoadOptions {
+            target,
+            dir: dir.into(),
+            into: None,
+            jobs: 2,
+            autoinc: AutoincPolicy::Check,
+            on_duplicate: OnDuplicate::Error,
+            truncate: false,
+            defer_indexes: false,
+            skip_binlog: false,
+            repair: false,
+            progress: ProgressMode::Auto,
+            chunk_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What a load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    pub dir: PathBuf,
+    pub target: String,
+    pub tables: Vec<TableLoadSummary>,
+    /// Rows loaded by this run.
+    pub rows: u64,
+    /// Rows that met a duplicate key (skipped or replaced) in this run.
+    pub duplicates: u64,
+    pub chunks_loaded: u64,
+    /// Chunks found already committed by an earlier run.
+    pub chunks_skipped: u64,
+    /// Chunk attempts repeated after a deadlock, lock wait timeout or lost connection.
+    pub retries: u64,
+    pub seconds: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableLoadSummary {
+    pub db: String,
+    pub table: String,
+    pub chunks: usize,
+    pub chunks_loaded: u64,
+    pub chunks_skipped: u64,
+    pub rows: u64,
+    pub duplicates: u64,
+    pub created: bool,
+    pub autoinc: Option<String>,
+}
+
+/// Server variables the preflight and the policy depend on.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerFacts {
+    pub version: String,
+    pub local_infile: bool,
+    pub autoinc_lock_mode: u32,
+    pub log_bin: bool,
+    pub binlog_format: String,
+    pub max_allowed_packet: u64,
+}
+
+impl ServerFacts {
+    pub fn read(conn: &mut Conn) -> Result<ServerFacts> {
+        let row: Option<Row> = conn
+            .query_first(
+                "SELECT VERSION(), @@local_infile, @@innodb_autoinc_lock_mode, @@log_bin, \
+                 @@binlog_format, @@max_allowed_packet",
+            )
+            .context("reading the target's server variables")?;
+        let row = row.ok_or_else(|| anyhow!("the target returned no server variables"))?;
+        let get = |i| -> Result<String> { Ok(text(&row, i)?.unwrap_or_default()) };
+        Ok(ServerFacts {
+            version: get(0)?,
+            local_infile: get(1)? == "1",
+            autoinc_lock_mode: get(2)?.parse().unwrap_or(1),
+            log_bin: get(3)? == "1",
+            binlog_format: get(4)?,
+            max_allowed_packet: get(5)?.parse().unwrap_or(0),
+        })
+    }
+
+    /// Parallel bulk inserts into an AUTO_INCREMENT table are safe.
+    pub fn autoinc_parallel_safe(&self) -> bool {
+        self.autoinc_lock_mode == 2
+            && (!self.log_bin || self.binlog_format.eq_ignore_ascii_case("ROW"))
+    }
+
+    fn autoinc_settings(&self) -> String {
+        format!(
+            "@@innodb_autoinc_lock_mode = {}, @@log_bin = {}, @@binlog_format = {}",
+            self.autoinc_lock_mode,
+            if self.log_bin { "ON" } else { "OFF" },
+            self.binlog_format
+        )
+    }
+}
+
+/// The verdict of the AUTO_INCREMENT policy for one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoincVerdict {
+    NoColumn,
+    Proceed,
+    /// Go on, but say this.
+    Warn(String),
+    /// Remove AUTO_INCREMENT during the load.
+    Drop,
+    Refuse(String),
+}
+
+/// Applies the policy of DESIGN.md to one table.
+pub fn autoinc_verdict(
+    policy: AutoincPolicy,
+    jobs: usize,
+    table: &str,
+    column: Option<&str>,
+    facts: &ServerFacts,
+) -> AutoincVerdict {
+    let Some(column) = column else {
+        return AutoincVerdict::NoColumn;
+    };
+    let remedies = format!(
+        "either pass --autoinc drop (AUTO_INCREMENT is removed during the load and restored after), \
+         or run the server with innodb_autoinc_lock_mode=2{} (now {})",
+        if facts.log_bin { " and binlog_format=ROW" } else { "" },
+        facts.autoinc_settings()
+    );
+    match policy {
+        AutoincPolicy::Keep => AutoincVerdict::Proceed,
+        AutoincPolicy::Drop => AutoincVerdict::Drop,
+        _ if facts.autoinc_parallel_safe() => AutoincVerdict::Proceed,
+        AutoincPolicy::Require => AutoincVerdict::Refuse(format!(
+            "{table} has AUTO_INCREMENT column {column} and --autoinc require needs innodb_autoinc_lock_mode=2 \
+             (with binlog_format=ROW when the binlog is on); {remedies}"
+        )),
+        AutoincPolicy::Check if jobs > 1 => AutoincVerdict::Refuse(format!(
+            "{table} has AUTO_INCREMENT column {column}: {jobs} parallel LOAD DATA statements would hold its \
+             table-level AUTO-INC lock and can deadlock; {remedies}; or use --jobs 1"
+        )),
+        AutoincPolicy::Check => AutoincVerdict::Warn(format!(
+            "{table} has AUTO_INCREMENT column {column} and the server is not in innodb_autoinc_lock_mode=2 \
+             (+ ROW binlog): loading with one job, which holds the AUTO-INC lock per chunk ({})",
+            facts.autoinc_settings()
+        )),
+    }
+}
+
+/// One table of the dump and where it goes.
+struct TablePlan {
+    entry: TableEntry,
+    desc: TableDescription,
+    target_db: String,
+    schema_sql: String,
+    exists: bool,
+    autoinc_column: Option<String>,
+    verdict: AutoincVerdict,
+}
+
+impl TablePlan {
+    fn target_sql(&self) -> String {
+        qualified(&self.target_db, &self.desc.table)
+    }
+    fn label(&self) -> String {
+        if self.target_db == self.desc.db {
+            format!("{}.{}", self.desc.db, self.desc.table)
+        } else {
+            format!(
+                "{}.{} into {}",
+                self.desc.db, self.desc.table, self.target_db
+            )
+        }
+    }
+}
+
+/// Runs a load (or resumes one).
+pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
+    let started = Instant::now();
+    if opts.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let dir = DumpDir::new(&opts.dir);
+    let manifest = read_complete_manifest(&dir)?;
+    let _lock = dir.lock()?;
+    let mut warnings = Vec::new();
+
+    let mut control = opts.target.connect("target")?;
+    setup_session(&mut control, opts)?;
+    let facts = ServerFacts::read(&mut control)?;
+
+    // Preflight: every problem of every table, before any data moves.
+    let mut problems = Vec::new();
+    if !facts.local_infile && !opts.repair {
+        problems.push(
+            "the target has local_infile=OFF, so it refuses LOAD DATA LOCAL INFILE: \
+             run SET GLOBAL local_infile=1 (or start it with --local-infile=1)"
+                .to_string(),
+        );
+    }
+    let mut plans = Vec::new();
+    for entry in &manifest.tables {
+        match plan_table(&mut control, &dir, entry, opts, &facts) {
+            Ok(plan) => plans.push(plan),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    for plan in &plans {
+        if let AutoincVerdict::Refuse(why) = &plan.verdict {
+            if !opts.repair {
+                problems.push(why.clone());
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("nothing was loaded: {}", problems.join("; "));
+    }
+
+    let mut summary = LoadSummary {
+        dir: opts.dir.clone(),
+        target: opts.target.to_string(),
+        tables: Vec::new(),
+        rows: 0,
+        duplicates: 0,
+        chunks_loaded: 0,
+        chunks_skipped: 0,
+        retries: 0,
+        seconds: 0.0,
+        peak_rss_bytes: None,
+        warnings: Vec::new(),
+    };
+    let total_rows: u64 = plans
+        .iter()
+        .flat_map(|p| p.desc.chunks.iter())
+        .filter_map(|c| c.written.as_ref().map(|w| w.rows))
+        .sum();
+    let progress = Arc::new(Mutex::new(Progress::new(opts.progress, "load", total_rows)));
+    for plan in &mut plans {
+        if let AutoincVerdict::Warn(w) = &plan.verdict {
+            warn(w.clone(), &mut warnings);
+        }
+        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)
+            .with_context(|| format!("loading {}", plan.label()))?;
+        summary.tables.push(table_summary);
+    }
+    if let Ok(mut p) = progress.lock() {
+        p.finish();
+    }
+    summary.warnings = warnings;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.peak_rss_bytes = peak_rss_bytes();
+    Ok(summary)
+}
+
+fn warn(message: String, warnings: &mut Vec<String>) {
+    eprintln!("myspool load: warning: {message}");
+    warnings.push(message);
+}
+
+fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
+    let manifest = dir.read_manifest()?.ok_or_else(|| {
+        anyhow!(
+            "{} holds no manifest.json: not a myspool dump",
+            dir.root().display()
+        )
+    })?;
+    if !manifest.complete {
+        bail!(
+            "the dump in {} is not complete (its export was interrupted or is running): finish it with the same export command first",
+            dir.root().display()
+        );
+    }
+    Ok(manifest)
+}
+
+/// Session settings of every target connection.
+fn setup_session(conn: &mut Conn, opts: &LoadOptions) -> Result<()> {
+    // Values exactly as dumped: UTF-8, TIMESTAMPs in UTC, explicit 0 kept in an
+    // AUTO_INCREMENT column, zero dates accepted, strict conversions (which
+    // LOAD DATA LOCAL turns into warnings, and warnings fail the chunk).
+    // Foreign keys are not checked: tables and chunks arrive in key order,
+    // not in the order the references would need.
+    for stmt in [
+        "SET NAMES utf8mb4",
+        "SET SESSION time_zone = '+00:00'",
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+        "SET SESSION foreign_key_checks = 0",
+    ] {
+        conn.query_drop(stmt)
+            .with_context(|| format!("setting up the target session ({stmt})"))?;
+    }
+    if opts.skip_binlog {
+        conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
+            anyhow!(
+                "--skip-binlog needs a privilege to SET sql_log_bin (SUPER, or BINLOG ADMIN on MariaDB) that this user lacks: {e}"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Preflight of one table: what is there, what the dump needs.
+fn plan_table(
+    conn: &mut Conn,
+    dir: &DumpDir,
+    entry: &TableEntry,
+    opts: &LoadOptions,
+    facts: &ServerFacts,
+) -> Result<TablePlan> {
+    let desc = dir
+        .read_table(entry)?
+        .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?;
+    let schema_path = dir.path(&entry.dir).join("schema.sql");
+    let schema_sql = std::fs::read_to_string(&schema_path)
+        .with_context(|| format!("reading {}", schema_path.display()))?;
+    for chunk in &desc.chunks {
+        if chunk.written.is_none() {
+            bail!("{}: chunk {:06} was never written", entry.dir, chunk.number);
+        }
+    }
+    let target_db = opts.into.clone().unwrap_or_else(|| desc.db.clone());
+    let label = format!("{target_db}.{}", desc.table);
+    let columns = target_columns(conn, &target_db, &desc.table)?;
+    let exists = !columns.is_empty();
+    let autoinc_column = if exists {
+        check_columns(&label, &desc, &columns)?;
+        columns.iter().find(|c| c.autoinc).map(|c| c.name.clone())
+    } else {
+        schema_autoinc_column(&schema_sql)
+    };
+    let verdict = autoinc_verdict(
+        opts.autoinc,
+        opts.jobs,
+        &label,
+        autoinc_column.as_deref(),
+        facts,
+    );
+    Ok(TablePlan {
+        entry: entry.clone(),
+        desc,
+        target_db,
+        schema_sql,
+        exists,
+        autoinc_column,
+        verdict,
+    })
+}
+
+struct TargetColumn {
+    name: String,
+    data_type: String,
+    generated: bool,
+    autoinc: bool,
+}
+
+fn target_columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<TargetColumn>> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, ''), EXTRA \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .with_context(|| format!("reading the columns of {db}.{table} on the target"))?;
+    rows.iter()
+        .map(|r| {
+            let extra = text(r, 3)?.unwrap_or_default().to_ascii_lowercase();
+            Ok(TargetColumn {
+                name: text(r, 0)?.unwrap_or_default(),
+                data_type: text(r, 1)?.unwrap_or_default().to_ascii_lowercase(),
+                generated: !text(r, 2)?.unwrap_or_default().is_empty()
+                    || extra.contains("generated"),
+                autoinc: extra.contains("auto_increment"),
+            })
+        })
+        .collect()
+}
+
+/// The target's columns must be the dump's (generated ones aside), and a
+/// column written as hex must land in a binary column.
+fn check_columns(label: &str, desc: &TableDescription, columns: &[TargetColumn]) -> Result<()> {
+    let target: Vec<&TargetColumn> = columns.iter().filter(|c| !c.generated).collect();
+    let missing: Vec<&str> = desc
+        .columns
+        .iter()
+        .filter(|d| !target.iter().any(|t| t.name == d.name))
+        .map(|d| d.name.as_str())
+        .collect();
+    let extra: Vec<&str> = target
+        .iter()
+        .filter(|t| !desc.columns.iter().any(|d| d.name == t.name))
+        .map(|t| t.name.as_str())
+        .collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        bail!(
+            "the target table {label} does not match the dump: {}{}{}",
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!("missing column(s) {}", missing.join(", "))
+            },
+            if !missing.is_empty() && !extra.is_empty() {
+                "; "
+            } else {
+                ""
+            },
+            if extra.is_empty() {
+                String::new()
+            } else {
+                format!("column(s) not in the dump: {}", extra.join(", "))
+            },
+        );
+    }
+    for d in &desc.columns {
+        let Some(t) = target.iter().find(|t| t.name == d.name) else {
+            continue;
+        };
+        let binary = is_binary_type(&t.data_type);
+        if (d.encoding == Encoding::Hex) != binary && d.data_type != t.data_type {
+            bail!(
+                "the target table {label} does not match the dump: column {} is {} in the dump and {} on the target (binary and text columns cannot be mixed)",
+                d.name,
+                d.data_type,
+                t.data_type
+            );
+        }
+    }
+    Ok(())
+}
+
+fn is_binary_type(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "binary"
+            | "varbinary"
+            | "tinyblob"
+            | "blob"
+            | "mediumblob"
+            | "longblob"
+            | "bit"
+            | "geometry"
+            | "point"
+            | "linestring"
+            | "polygon"
+            | "multipoint"
+            | "multilinestring"
+            | "multipolygon"
+            | "geometrycollection"
+            | "geomcollection"
+            | "vector"
+    )
+}
+
+/// The AUTO_INCREMENT column named in a `CREATE TABLE`, if any.
+fn schema_autoinc_column(create: &str) -> Option<String> {
+    create
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('`') && l.contains(" AUTO_INCREMENT"))
+        .find_map(column_name_of_definition)
+}
+
+/// The name at the start of a column definition line: `` `a``b` int … ``.
+fn column_name_of_definition(line: &str) -> Option<String> {
+    let rest = line.strip_prefix('`')?;
+    let mut name = String::new();
+    let mut chars = rest.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '`' {
+            if chars.peek() == Some(&'`') {
+                chars.next();
+                name.push('`');
+            } else {
+                return Some(name);
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    None
+}
+
+/// The definition line of `column` in `SHOW CREATE TABLE` output.
+fn column_definition(create: &str, column: &str) -> Option<String> {
+    create
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .find(|l| column_name_of_definition(l).as_deref() == Some(column))
+        .map(str::to_string)
+}
+
+fn show_create(conn: &mut Conn, table_sql: &str) -> Result<String> {
+    let row: Option<Row> = conn
+        .query_first(format!("SHOW CREATE TABLE {table_sql}"))
+        .with_context(|| format!("SHOW CREATE TABLE {table_sql}"))?;
+    match row {
+        Some(r) => Ok(text(&r, 1)?.unwrap_or_default()),
+        None => bail!("SHOW CREATE TABLE {table_sql} returned nothing"),
+    }
+}
+
+/// Non-unique secondary indexes as `ADD …` clauses, with their names. Unique
+/// indexes stay: without them a duplicate would only show when they are
+/// rebuilt, after the data is in.
+fn deferrable_indexes(create: &str) -> Vec<(String, String)> {
+    create
+        .lines()
+        .map(|l| l.trim().trim_end_matches(','))
+        .filter(|l| {
+            l.starts_with("KEY ") || l.starts_with("FULLTEXT KEY ") || l.starts_with("SPATIAL KEY ")
+        })
+        .filter_map(|l| {
+            let after = &l[l.find('`')?..];
+            let name = column_name_of_definition(after)?;
+            Some((name, format!("ADD {l}")))
+        })
+        .collect()
+}
+
+fn existing_index_names(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<String>> {
+    let rows: Vec<Row> = conn.exec(
+        "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (db, table),
+    )?;
+    rows.iter()
+        .map(|r| Ok(text(r, 0)?.unwrap_or_default()))
+        .collect()
+}
+
+fn load_table(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plan: &mut TablePlan,
+    opts: &LoadOptions,
+    progress: &Arc<Mutex<Progress>>,
+    summary: &mut LoadSummary,
+) -> Result<TableLoadSummary> {
+    let table_dir = dir.path(&plan.entry.dir);
+    let mut journal = Journal::open(&table_dir, &opts.target.endpoint(), &plan.target_db)?;
+    let mut ts = TableLoadSummary {
+        db: plan.desc.db.clone(),
+        table: plan.desc.table.clone(),
+        chunks: plan.desc.chunks.len(),
+        chunks_loaded: 0,
+        chunks_skipped: 0,
+        rows: 0,
+        duplicates: 0,
+        created: false,
+        autoinc: plan
+            .autoinc_column
+            .as_ref()
+            .map(|_| format!("{:?}", opts.autoinc).to_lowercase()),
+    };
+    let target = plan.target_sql();
+    if journal.state().complete && !opts.repair {
+        ts.chunks_skipped = plan.desc.chunks.len() as u64;
+        summary.chunks_skipped += ts.chunks_skipped;
+        return Ok(ts);
+    }
+
+    if !plan.exists && !opts.repair {
+        create_table(control, dir, plan)?;
+        ts.created = true;
+    }
+
+    if opts.repair {
+        restore_temporary_changes(control, plan, &mut journal)?;
+        return Ok(ts);
+    }
+
+    if opts.truncate && !journal.state().truncated && journal.state().committed.is_empty() {
+        control
+            .query_drop(format!("TRUNCATE TABLE {target}"))
+            .with_context(|| format!("TRUNCATE TABLE {target}"))?;
+        journal.record(Event::Truncated)?;
+    }
+
+    if plan.verdict == AutoincVerdict::Drop && journal.state().autoinc_dropped.is_none() {
+        if let Some(column) = plan.autoinc_column.clone() {
+            let create = show_create(control, &target)?;
+            // Still there? (A crash between the journal line and the ALTER
+            // leaves it in place; then it is dropped now.)
+            if let Some(definition) = column_definition(&create, &column) {
+                if definition.contains(" AUTO_INCREMENT") {
+                    journal.record(Event::AutoincDropping {
+                        column: column.clone(),
+                        definition: definition.clone(),
+                    })?;
+                    let without = definition.replacen(" AUTO_INCREMENT", "", 1);
+                    control
+                        .query_drop(format!("ALTER TABLE {target} MODIFY {without}"))
+                        .with_context(|| {
+                            format!("removing AUTO_INCREMENT from {target}.{column}")
+                        })?;
+                }
+            }
+        }
+    }
+    if opts.defer_indexes && journal.state().indexes_dropped.is_none() {
+        let create = show_create(control, &target)?;
+        let indexes = deferrable_indexes(&create);
+        if !indexes.is_empty() {
+            journal.record(Event::IndexesDropping {
+                indexes: indexes.iter().map(|(_, add)| add.clone()).collect(),
+            })?;
+            let drops: Vec<String> = indexes
+                .iter()
+                .map(|(n, _)| format!("DROP INDEX {}", ident(n)))
+                .collect();
+            control
+                .query_drop(format!("ALTER TABLE {target} {}", drops.join(", ")))
+                .with_context(|| {
+                    format!("dropping the secondary indexes of {target} (--defer-indexes)")
+                })?;
+        }
+    }
+
+    // The chunk whose commit was in flight when an earlier run died: on the
+    // target or not, counted by its key range.
+    let in_doubt: Vec<u32> = journal.state().in_doubt.iter().copied().collect();
+    for number in in_doubt {
+        let chunk = chunk_by_number(&plan.desc, number)?;
+        let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
+        let found = count_range(control, plan, chunk)?;
+        if found == rows {
+            journal.record(Event::Committed {
+                chunk: number,
+                rows,
+                duplicates: 0,
+            })?;
+        } else if found != 0 && opts.on_duplicate == OnDuplicate::Error {
+            bail!(
+                "chunk {number:06} was being committed when an earlier load stopped, and its key range on the target now holds {found} rows where the chunk has {rows}: the target changed meanwhile; check it, then empty the range or reload with --truncate"
+            );
+        }
+    }
+
+    let pending: Vec<usize> = plan
+        .desc
+        .chunks
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !journal.state().committed.contains(&c.number))
+        .map(|(i, _)| i)
+        .collect();
+    ts.chunks_skipped = (plan.desc.chunks.len() - pending.len()) as u64;
+    summary.chunks_skipped += ts.chunks_skipped;
+
+    let journal = Arc::new(Mutex::new(journal));
+    let outcome = load_chunks(dir, plan, opts, &pending, &journal, progress)?;
+    ts.chunks_loaded = outcome.chunks;
+    ts.rows = outcome.rows;
+    ts.duplicates = outcome.duplicates;
+    summary.chunks_loaded += outcome.chunks;
+    summary.rows += outcome.rows;
+    summary.duplicates += outcome.duplicates;
+    summary.retries += outcome.retries;
+
+    let mut journal = Arc::try_unwrap(journal)
+        .map_err(|_| anyhow!("journal still shared"))?
+        .into_inner()
+        .map_err(|_| anyhow!("a loader thread panicked"))?;
+    restore_temporary_changes(control, plan, &mut journal)?;
+    journal.record(Event::Complete)?;
+    Ok(ts)
+}
+
+/// Puts AUTO_INCREMENT and deferred indexes back, as the journal says.
+fn restore_temporary_changes(
+    control: &mut Conn,
+    plan: &TablePlan,
+    journal: &mut Journal,
+) -> Result<()> {
+    let target = plan.target_sql();
+    if let Some(indexes) = journal.state().indexes_dropped.clone() {
+        let existing = existing_index_names(control, &plan.target_db, &plan.desc.table)?;
+        let missing: Vec<&String> = indexes
+            .iter()
+            .filter(|add| {
+                let name = add
+                    .find('`')
+                    .and_then(|i| column_name_of_definition(&add[i..]));
+                name.is_none_or(|n| !existing.contains(&n))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let adds: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            control
+                .query_drop(format!("ALTER TABLE {target} {}", adds.join(", ")))
+                .with_context(|| format!("adding back the secondary indexes of {target}"))?;
+        }
+        journal.record(Event::IndexesRestored)?;
+    }
+    if let Some((column, definition)) = journal.state().autoinc_dropped.clone() {
+        // Re-adding AUTO_INCREMENT rebuilds the table; InnoDB starts the
+        // counter above the largest value in the column.
+        control
+            .query_drop(format!("ALTER TABLE {target} MODIFY {definition}"))
+            .with_context(|| format!("restoring AUTO_INCREMENT on {target}.{column}"))?;
+        journal.record(Event::AutoincRestored { column })?;
+    }
+    Ok(())
+}
+
+fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Result<()> {
+    let db_exists: Option<Row> = control.exec_first(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (&plan.target_db,),
+    )?;
+    if db_exists.is_none() {
+        let db_sql = std::fs::read_to_string(
+            dir.path(&dump::safe_file_name(&plan.desc.db))
+                .join("database.sql"),
+        )
+        .unwrap_or_default();
+        let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", ident(&plan.target_db));
+        for (word, clause) in [("CHARACTER SET ", "CHARACTER SET"), ("COLLATE ", "COLLATE")] {
+            if let Some(value) = db_sql
+                .find(word)
+                .map(|i| &db_sql[i + word.len()..])
+                .and_then(|rest| rest.split([' ', '*', ';']).next())
+                .filter(|v| {
+                    v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !v.is_empty()
+                })
+            {
+                create.push_str(&format!(" {clause} {value}"));
+            }
+        }
+        control
+            .query_drop(&create)
+            .with_context(|| format!("creating database {}", plan.target_db))?;
+    }
+    control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
+    control
+        .query_drop(plan.schema_sql.trim().trim_end_matches(';'))
+        .with_context(|| format!("creating {} from schema.sql", plan.target_sql()))?;
+    plan.exists = true;
+    Ok(())
+}
+
+fn chunk_by_number(desc: &TableDescription, number: u32) -> Result<&ChunkRecord> {
+    desc.chunks
+        .iter()
+        .find(|c| c.number == number)
+        .ok_or_else(|| anyhow!("the journal names chunk {number:06}, which the dump does not have"))
+}
+
+/// `WHERE` conditions selecting a chunk's key range.
+fn range_conditions(desc: &TableDescription, chunk: &ChunkRecord) -> Vec<String> {
+    let key = &desc.key.columns;
+    let mut conds = Vec::new();
+    if let Some(lower) = &chunk.lower {
+        conds.push(format!("({})", sql::keyset_condition(key, lower, true)));
+    }
+    if let Some(upper) = &chunk.upper {
+        conds.push(format!("({})", sql::keyset_condition(key, upper, false)));
+    }
+    conds
+}
+
+fn count_range(conn: &mut Conn, plan: &TablePlan, chunk: &ChunkRecord) -> Result<u64> {
+    let conds = range_conditions(&plan.desc, chunk);
+    let mut q = format!("SELECT COUNT(*) FROM {}", plan.target_sql());
+    if !conds.is_empty() {
+        q.push_str(" WHERE ");
+        q.push_str(&conds.join(" AND "));
+    }
+    let n: Option<u64> = conn
+        .query_first(&q)
+        .with_context(|| format!("counting chunk {:06}'s range", chunk.number))?;
+    Ok(n.unwrap_or(0))
+}
+
+#[derive(Default)]
+struct ChunksOutcome {
+    chunks: u64,
+    rows: u64,
+    duplicates: u64,
+    retries: u64,
+}
+
+/// Loads the pending chunks with `opts.jobs` connections, each taking whole
+/// chunks in key order.
+fn load_chunks(
+    dir: &DumpDir,
+    plan: &TablePlan,
+    opts: &LoadOptions,
+    pending: &[usize],
+    journal: &Arc<Mutex<Journal>>,
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<ChunksOutcome> {
+    if pending.is_empty() {
+        return Ok(ChunksOutcome::default());
+    }
+    let statement = LoadStatement::new(plan, opts.on_duplicate);
+    let next = AtomicU64::new(0);
+    let abort = AtomicBool::new(false);
+    let totals = Mutex::new(ChunksOutcome::default());
+    let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let jobs = opts.jobs.min(pending.len());
+    let table_dir = dir.path(&plan.entry.dir);
+    thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let result = (|| -> Result<()> {
+                    let mut loader = Loader::connect(opts)?;
+                    loop {
+                        if abort.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                        let Some(&index) = pending.get(i) else {
+                            return Ok(());
+                        };
+                        let chunk = &plan.desc.chunks[index];
+                        let done = loader
+                            .load_with_retries(&statement, plan, &table_dir, chunk, journal)
+                            .with_context(|| {
+                                format!("loading chunk {:06} of {}", chunk.number, plan.label())
+                            })?;
+                        if let Ok(mut t) = totals.lock() {
+                            t.chunks += 1;
+                            t.rows += done.rows;
+                            t.duplicates += done.duplicates;
+                            t.retries += done.retries;
+                            if let Ok(mut p) = progress.lock() {
+                                p.add(done.rows, done.bytes);
+                            }
+                        }
+                    }
+                })();
+                if let Err(e) = result {
+                    abort.store(true, Ordering::SeqCst);
+                    if let Ok(mut slot) = first_error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    totals
+        .into_inner()
+        .map_err(|_| anyhow!("a loader thread panicked"))
+}
+
+/// The `LOAD DATA` statement of a table (the file name aside).
+struct LoadStatement {
+    /// Everything after `LOAD DATA LOCAL INFILE '<name>'`.
+    tail: String,
+    columns: usize,
+    header: Vec<String>,
+    compress: Compress,
+}
+
+impl LoadStatement {
+    fn new(plan: &TablePlan, on_duplicate: OnDuplicate) -> LoadStatement {
+        let mut list = Vec::new();
+        let mut sets = Vec::new();
+        for (i, c) in plan.desc.columns.iter().enumerate() {
+            match c.encoding {
+                Encoding::Text => list.push(ident(&c.name)),
+                // Hex columns go through a variable: the bytes come back with
+                // UNHEX, untouched by any character set conversion.
+                Encoding::Hex => {
+                    list.push(format!("@myspool_{i}"));
+                    sets.push(format!("{} = UNHEX(@myspool_{i})", ident(&c.name)));
+                }
+            }
+        }
+        let mode = match on_duplicate {
+            OnDuplicate::Error | OnDuplicate::Ignore => "IGNORE",
+            OnDuplicate::Replace => "REPLACE",
+        };
+        // LOAD DATA's own format: tab-separated, backslash escapes, \N for NULL.
+        let mut tail = format!(
+            "{mode} INTO TABLE {} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' \
+             LINES TERMINATED BY '\\n' ({})",
+            plan.target_sql(),
+            list.join(", ")
+        );
+        if !sets.is_empty() {
+            tail.push_str(" SET ");
+            tail.push_str(&sets.join(", "));
+        }
+        LoadStatement {
+            tail,
+            columns: plan.desc.columns.len(),
+            header: plan.desc.columns.iter().map(|c| c.name.clone()).collect(),
+            compress: plan.desc.compress,
+        }
+    }
+}
+
+/// The chunk the running statement may read, and what came of serving it.
+struct InfileRequest {
+    /// The name in the statement; the server must ask for exactly this.
+    name: Vec<u8>,
+    path: PathBuf,
+    compress: Compress,
+    columns: usize,
+    header: Vec<String>,
+    sha256: String,
+    rows_sent: u64,
+    bytes: u64,
+    error: Option<String>,
+}
+
+type InfileSlot = Arc<Mutex<Option<InfileRequest>>>;
+
+/// The LOCAL INFILE handler: serves the file of the statement being run and
+/// nothing else. Errors are kept in the request (the statement then sees a
+/// short file, and the row count check rolls the chunk back), because an
+/// error returned from here would leave the connection mid-protocol.
+fn infile_handler(slot: InfileSlot) -> LocalInfileHandler {
+    LocalInfileHandler::new(move |name, out| {
+        let Ok(mut guard) = slot.lock() else {
+            return Ok(());
+        };
+        let requested = String::from_utf8_lossy(name).into_owned();
+        match guard.as_mut() {
+            Some(req) if req.name == name => {
+                if let Err(e) = stream_chunk(req, out) {
+                    req.error = Some(format!("{e:#}"));
+                }
+            }
+            Some(req) => {
+                let msg = format!(
+                    "the server asked for local file {requested:?} while loading {}: refused (only the chunk being loaded is served)",
+                    req.path.display()
+                );
+                eprintln!("myspool load: {msg}");
+                req.error = Some(msg);
+            }
+            None => eprintln!(
+                "myspool load: the server asked for local file {requested:?} outside any load statement: refused"
+            ),
+        }
+        Ok(())
+    })
+}
+
+/// Decompresses a chunk, checks it, and writes it in LOAD DATA's format.
+fn stream_chunk(req: &mut InfileRequest, out: &mut dyn Write) -> Result<()> {
+    let file = File::open(&req.path).with_context(|| format!("opening {}", req.path.display()))?;
+    let hasher = Arc::new(Mutex::new(None));
+    let hashing = HashingReader {
+        inner: file,
+        hasher: Sha256::new(),
+        digest: hasher.clone(),
+    };
+    let input: Box<dyn BufRead> = match req.compress {
+        Compress::Gzip => Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::read::MultiGzDecoder::new(hashing),
+        )),
+        Compress::None => Box::new(BufReader::with_capacity(256 * 1024, hashing)),
+    };
+    let mut reader = dialect::Reader::new(input);
+    let file_label = req.path.display().to_string();
+    let mut record = Vec::new();
+    if !reader
+        .read_record(&mut record)
+        .with_context(|| file_label.clone())?
+    {
+        bail!("{file_label} is empty (no header)");
+    }
+    let header: Vec<String> = record
+        .iter()
+        .map(|f| String::from_utf8_lossy(f.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    if header != req.header {
+        bail!(
+            "{file_label}: the header {header:?} is not the columns of table.json {:?}",
+            req.header
+        );
+    }
+    let mut buf = Vec::with_capacity(256 * 1024);
+    while reader
+        .read_record(&mut record)
+        .with_context(|| file_label.clone())?
+    {
+        if record.len() != req.columns {
+            bail!(
+                "{file_label}: line {}: {} fields, expected {}",
+                reader.line(),
+                record.len(),
+                req.columns
+            );
+        }
+        for (i, field) in record.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            match field {
+                None => buf.extend_from_slice(b"\\N"),
+                Some(v) => escape_into(&mut buf, v),
+            }
+        }
+        buf.push(b'\n');
+        req.rows_sent += 1;
+        if buf.len() >= 256 * 1024 {
+            out.write_all(&buf).context("sending to the server")?;
+            req.bytes += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    // The whole file was read: its checksum must be the recorded one before
+    // the last rows go out (a mismatch leaves the statement short, and the
+    // chunk is rolled back).
+    drop(reader);
+    let sum = hasher
+        .lock()
+        .ok()
+        .and_then(|mut h| h.take())
+        .ok_or_else(|| anyhow!("{file_label}: checksum not computed"))?;
+    if sum != req.sha256 {
+        bail!("{file_label}: SHA-256 {sum} differs from {} recorded in table.json: the file changed since the export", req.sha256);
+    }
+    out.write_all(&buf).context("sending to the server")?;
+    req.bytes += buf.len() as u64;
+    Ok(())
+}
+
+/// Escapes a value for LOAD DATA (`ESCAPED BY '\\'`, tab and LF separators).
+fn escape_into(buf: &mut Vec<u8>, v: &[u8]) {
+    for &b in v {
+        match b {
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            0 => buf.extend_from_slice(b"\\0"),
+            _ => buf.push(b),
+        }
+    }
+}
+
+/// Hashes what is read, and leaves the hex digest in `digest` when dropped
+/// (after the decoder has read the whole file).
+struct HashingReader {
+    inner: File,
+    hasher: Sha256,
+    digest: Arc<Mutex<Option<String>>>,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Drop for HashingReader {
+    fn drop(&mut self) {
+        // Whatever the decoder did not need (bytes after the gzip trailer)
+        // still belongs to the file's checksum.
+        let mut rest = Vec::new();
+        if self.inner.read_to_end(&mut rest).is_ok() {
+            self.hasher.update(&rest);
+        }
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        if let Ok(mut slot) = self.digest.lock() {
+            *slot = Some(dump::hex_lower(&digest));
+        }
+    }
+}
+
+/// What loading one chunk did.
+struct ChunkDone {
+    rows: u64,
+    bytes: u64,
+    duplicates: u64,
+    retries: u64,
+}
+
+/// One loading connection with its LOCAL INFILE handler.
+struct Loader<'a> {
+    opts: &'a LoadOptions,
+    conn: Conn,
+    slot: InfileSlot,
+}
+
+/// Why a chunk attempt failed, for the retry decision.
+enum Failure {
+    /// 1213 deadlock or 1205 lock wait timeout: rolled back, try again.
+    Transient(anyhow::Error),
+    /// The connection is gone; whether the commit happened is unknown if
+    /// `committing` is set.
+    Lost(anyhow::Error),
+    Fatal(anyhow::Error),
+}
+
+const MAX_ATTEMPTS: u64 = 6;
+
+impl<'a> Loader<'a> {
+    fn connect(opts: &'a LoadOptions) -> Result<Loader<'a>> {
+        let slot: InfileSlot = Arc::new(Mutex::new(None));
+        let conn = Self::open(opts, &slot)?;
+        Ok(Loader { opts, conn, slot })
+    }
+
+    fn open(opts: &LoadOptions, slot: &InfileSlot) -> Result<Conn> {
+        let mut conn = opts.target.connect("target")?;
+        setup_session(&mut conn, opts)?;
+        conn.set_local_infile_handler(Some(infile_handler(slot.clone())));
+        Ok(conn)
+    }
+
+    fn load_with_retries(
+        &mut self,
+        statement: &LoadStatement,
+        plan: &TablePlan,
+        table_dir: &Path,
+        chunk: &ChunkRecord,
+        journal: &Mutex<Journal>,
+    ) -> Result<ChunkDone> {
+        let mut retries = 0;
+        loop {
+            let attempt = self.load_once(statement, plan, table_dir, chunk, journal);
+            let err = match attempt {
+                Ok(mut done) => {
+                    done.retries = retries;
+                    return Ok(done);
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient(e)) | Err(Failure::Lost(e))
+                    if retries + 1 >= MAX_ATTEMPTS =>
+                {
+                    return Err(e.context(format!("giving up after {MAX_ATTEMPTS} attempts")));
+                }
+                Err(Failure::Transient(e)) => e,
+                Err(Failure::Lost(e)) => {
+                    self.reconnect().with_context(|| format!("{e:#}"))?;
+                    // Did the commit land before the connection went?
+                    let in_doubt = journal
+                        .lock()
+                        .map(|j| j.state().in_doubt.contains(&chunk.number))
+                        .unwrap_or(false);
+                    if in_doubt {
+                        let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
+                        let found = count_range(&mut self.conn, plan, chunk)?;
+                        if found == rows {
+                            record(
+                                journal,
+                                Event::Committed {
+                                    chunk: chunk.number,
+                                    rows,
+                                    duplicates: 0,
+                                },
+                            )?;
+                            return Ok(ChunkDone {
+                                rows,
+                                bytes: 0,
+                                duplicates: 0,
+                                retries: retries + 1,
+                            });
+                        }
+                    }
+                    e
+                }
+            };
+            retries += 1;
+            let backoff = Duration::from_millis(100 << retries.min(6));
+            eprintln!(
+                "myspool load: chunk {:06} of {}: {err:#}; retrying in {} ms",
+                chunk.number,
+                plan.label(),
+                backoff.as_millis()
+            );
+            thread::sleep(backoff);
+        }
+    }
+
+    /// Reconnects, waiting for a restarting server for up to a minute.
+    fn reconnect(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Self::open(self.opts, &self.slot) {
+                Ok(conn) => {
+                    self.conn = conn;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(e.context("the target went away and did not come back within 60 s"))
+                }
+                Err(_) => thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
+    fn load_once(
+        &mut self,
+        statement: &LoadStatement,
+        plan: &TablePlan,
+        table_dir: &Path,
+        chunk: &ChunkRecord,
+        journal: &Mutex<Journal>,
+    ) -> std::result::Result<ChunkDone, Failure> {
+        let stats = chunk.written.as_ref().ok_or_else(|| {
+            Failure::Fatal(anyhow!("chunk {:06} was never written", chunk.number))
+        })?;
+        let name = format!("myspool/{}/{}", plan.entry.dir, chunk.file);
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(InfileRequest {
+                name: name.clone().into_bytes(),
+                path: table_dir.join(&chunk.file),
+                compress: statement.compress,
+                columns: statement.columns,
+                header: statement.header.clone(),
+                sha256: stats.sha256.clone(),
+                rows_sent: 0,
+                bytes: 0,
+                error: None,
+            });
+        }
+        let classify = |e: mysql::Error| -> Failure {
+            let e = anyhow::Error::new(e);
+            match server_error_code(&e) {
+                Some(1213) | Some(1205) => Failure::Transient(e),
+                Some(1053) | Some(1927) | Some(2006) | Some(2013) | Some(4031) => Failure::Lost(e),
+                Some(_) => Failure::Fatal(e),
+                None => Failure::Lost(e),
+            }
+        };
+        thread::sleep(self.opts.chunk_delay);
+        self.conn
+            .query_drop("START TRANSACTION")
+            .map_err(classify)?;
+        let sql = format!(
+            "LOAD DATA LOCAL INFILE {} {}",
+            sql::string_literal(&name),
+            statement.tail
+        );
+        let ran = self.conn.query_drop(&sql);
+        let req = self.slot.lock().ok().and_then(|mut s| s.take());
+        if let Err(e) = ran {
+            let _ = self.conn.query_drop("ROLLBACK");
+            return Err(classify(e));
+        }
+        let req =
+            req.ok_or_else(|| Failure::Fatal(anyhow!("the LOCAL INFILE request vanished")))?;
+        let affected = self.conn.affected_rows();
+        let info = LoadInfo::parse(&self.conn.info_str());
+        let warning_count = self.conn.warnings();
+
+        let fail = |conn: &mut Conn, why: String| -> Failure {
+            let _ = conn.query_drop("ROLLBACK");
+            Failure::Fatal(anyhow!("{why}; nothing of the chunk was committed"))
+        };
+        if let Some(err) = req.error {
+            return Err(fail(&mut self.conn, err));
+        }
+        if req.rows_sent != stats.rows {
+            return Err(fail(
+                &mut self.conn,
+                format!(
+                    "{} has {} rows, table.json says {}",
+                    req.path.display(),
+                    req.rows_sent,
+                    stats.rows
+                ),
+            ));
+        }
+        let warnings = if warning_count > 0 {
+            show_warnings(&mut self.conn)
+        } else {
+            Vec::new()
+        };
+        let duplicates = match self.opts.on_duplicate {
+            OnDuplicate::Error => {
+                if info.records != stats.rows
+                    || info.skipped != 0
+                    || warning_count != 0
+                    || affected != stats.rows
+                {
+                    let why = describe_rejects(&warnings, info, stats.rows, affected);
+                    return Err(fail(&mut self.conn, why));
+                }
+                0
+            }
+            OnDuplicate::Ignore => {
+                let other: Vec<&Warning> = warnings.iter().filter(|w| w.code != 1062).collect();
+                if !other.is_empty() || info.records != stats.rows {
+                    let why = describe_rejects(&warnings, info, stats.rows, affected);
+                    return Err(fail(&mut self.conn, why));
+                }
+                info.skipped
+            }
+            OnDuplicate::Replace => {
+                if warning_count != 0 || info.records != stats.rows {
+                    let why = describe_rejects(&warnings, info, stats.rows, affected);
+                    return Err(fail(&mut self.conn, why));
+                }
+                info.deleted
+            }
+        };
+        record(
+            journal,
+            Event::Committing {
+                chunk: chunk.number,
+            },
+        )
+        .map_err(Failure::Fatal)?;
+        thread::sleep(self.opts.chunk_delay);
+        self.conn.query_drop("COMMIT").map_err(classify)?;
+        record(
+            journal,
+            Event::Committed {
+                chunk: chunk.number,
+                rows: stats.rows,
+                duplicates,
+            },
+        )
+        .map_err(Failure::Fatal)?;
+        Ok(ChunkDone {
+            rows: stats.rows,
+            bytes: stats.bytes,
+            duplicates,
+            retries: 0,
+        })
+    }
+}
+
+fn record(journal: &Mutex<Journal>, event: Event) -> Result<()> {
+    journal
+        .lock()
+        .map_err(|_| anyhow!("a loader thread panicked"))?
+        .record(event)
+}
+
+/// `Records: 3  Deleted: 0  Skipped: 1  Warnings: 1`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LoadInfo {
+    records: u64,
+    deleted: u64,
+    skipped: u64,
+    warnings: u64,
+}
+
+impl LoadInfo {
+    fn parse(info: &str) -> LoadInfo {
+        let mut out = LoadInfo::default();
+        let mut words = info.split_whitespace();
+        while let Some(word) = words.next() {
+            let value = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match word {
+                "Records:" => out.records = value,
+                "Deleted:" => out.deleted = value,
+                "Skipped:" => out.skipped = value,
+                "Warnings:" => out.warnings = value,
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+struct Warning {
+    code: u32,
+    message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+fn show_warnings(conn: &mut Conn) -> Vec<Warning> {
+    let rows: Vec<Row> = conn.query("SHOW WARNINGS LIMIT 5").unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| {
+            Some(Warning {
+                code: text(r, 1).ok()??.parse().ok()?,
+                message: text(r, 2).ok()??,
+            })
+        })
+        .collect()
+}
+
+fn describe_rejects(warnings: &[Warning], info: LoadInfo, rows: u64, affected: u64) -> String {
+    let dup = warnings.iter().filter(|w| w.code == 1062).count();
+    let head = if dup > 0 && dup == warnings.len() {
+        format!("duplicate key ({} of {rows} rows skipped)", info.skipped)
+    } else {
+        format!(
+            "the server took {} of {rows} rows ({} skipped, {} affected, {} warnings)",
+            info.records, info.skipped, affected, info.warnings
+        )
+    };
+    if warnings.is_empty() {
+        head
+    } else {
+        let shown: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        format!("{head}: {}", shown.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(mode: u32, log_bin: bool, format: &str) -> ServerFacts {
+        ServerFacts {
+            version: "10.11".into(),
+            local_infile: true,
+            autoinc_lock_mode: mode,
+            log_bin,
+            binlog_format: format.into(),
+            max_allowed_packet: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn autoinc_policy_follows_the_design() {
+        use AutoincPolicy::*;
+        use AutoincVerdict as V;
+        let col = Some("id");
+        let mode1 = facts(1, false, "MIXED");
+        let mode2_row = facts(2, true, "ROW");
+        let mode2_stmt = facts(2, true, "STATEMENT");
+        let mode2_nobin = facts(2, false, "STATEMENT");
+        assert!(
+            matches!(autoinc_verdict(Check, 2, "t", col, &mode1), V::Refuse(m) if m.contains("--autoinc drop") && m.contains("innodb_autoinc_lock_mode = 1"))
+        );
+        assert!(matches!(
+            autoinc_verdict(Check, 1, "t", col, &mode1),
+            V::Warn(_)
+        ));
+        assert_eq!(autoinc_verdict(Check, 4, "t", col, &mode2_row), V::Proceed);
+        assert!(
+            matches!(autoinc_verdict(Check, 2, "t", col, &mode2_stmt), V::Refuse(m) if m.contains("binlog_format=ROW"))
+        );
+        assert_eq!(
+            autoinc_verdict(Check, 2, "t", col, &mode2_nobin),
+            V::Proceed
+        );
+        assert!(matches!(
+            autoinc_verdict(Require, 1, "t", col, &mode1),
+            V::Refuse(_)
+        ));
+        assert_eq!(
+            autoinc_verdict(Require, 1, "t", col, &mode2_row),
+            V::Proceed
+        );
+        assert_eq!(autoinc_verdict(Drop, 8, "t", col, &mode1), V::Drop);
+        assert_eq!(autoinc_verdict(Keep, 8, "t", col, &mode1), V::Proceed);
+        assert_eq!(autoinc_verdict(Check, 8, "t", None, &mode1), V::NoColumn);
+    }
+
+    #[test]
+    fn load_info_parses() {
+        let i = LoadInfo::parse("Records: 3  Deleted: 1  Skipped: 2  Warnings: 4");
+        assert_eq!(
+            i,
+            LoadInfo {
+                records: 3,
+                deleted: 1,
+                skipped: 2,
+                warnings: 4
+            }
+        );
+    }
+
+    #[test]
+    fn escaping_for_load_data() {
+        let mut b = Vec::new();
+        escape_into(&mut b, b"a\\b\tc\nd\re\0f\"g,");
+        assert_eq!(b, b"a\\\\b\\tc\\nd\\re\\0f\"g,");
+    }
+
+    #[test]
+    fn definitions_and_indexes_from_show_create() {
+        let create = "CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  `a``b` int(11) DEFAULT NULL,\n  `k` int(11) NOT NULL,\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `uk` (`k`),\n  KEY `ab` (`a``b`),\n  FULLTEXT KEY `ft` (`c`)\n) ENGINE=InnoDB AUTO_INCREMENT=5";
+        assert_eq!(schema_autoinc_column(create).as_deref(), Some("id"));
+        assert_eq!(
+            column_definition(create, "id").as_deref(),
+            Some("`id` bigint(20) NOT NULL AUTO_INCREMENT")
+        );
+        assert_eq!(
+            column_definition(create, "a`b").as_deref(),
+            Some("`a``b` int(11) DEFAULT NULL")
+        );
+        let idx = deferrable_indexes(create);
+        assert_eq!(
+            idx,
+            [
+                ("ab".to_string(), "ADD KEY `ab` (`a``b`)".to_string()),
+                ("ft".to_string(), "ADD FULLTEXT KEY `ft` (`c`)".to_string())
+            ]
+        );
+    }
+}
