@@ -335,8 +335,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         if let AutoincVerdict::Warn(w) = &plan.verdict {
             warn(w.clone(), &mut warnings);
         }
-        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)
-            .with_context(|| format!("loading {}", plan.label()))?;
+        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)?;
         summary.tables.push(table_summary);
     }
     if let Ok(mut p) = progress.lock() {
@@ -648,6 +647,14 @@ fn load_table(
             .map(|_| format!("{:?}", opts.autoinc).to_lowercase()),
     };
     let target = plan.target_sql();
+    let journaled = journal.state().complete || !journal.state().committed.is_empty();
+    if journaled && !plan.exists {
+        bail!(
+            "{} does not exist, but the journal {} says chunks of it were loaded there: the table was dropped since; delete that journal to load it again",
+            plan.label(),
+            journal.path().display()
+        );
+    }
     if journal.state().complete && !opts.repair {
         ts.chunks_skipped = plan.desc.chunks.len() as u64;
         summary.chunks_skipped += ts.chunks_skipped;
@@ -955,8 +962,22 @@ impl LoadStatement {
     fn new(plan: &TablePlan, on_duplicate: OnDuplicate) -> LoadStatement {
         let mut list = Vec::new();
         let mut sets = Vec::new();
+        let has_hex = plan
+            .desc
+            .columns
+            .iter()
+            .any(|c| c.encoding == Encoding::Hex);
         for (i, c) in plan.desc.columns.iter().enumerate() {
+            let autoinc = plan.autoinc_column.as_deref() == Some(c.name.as_str());
             match c.encoding {
+                // MariaDB (seen on 10.11.19) ignores NO_AUTO_VALUE_ON_ZERO for
+                // a column read directly when the statement has a SET clause:
+                // an explicit id 0 becomes the next AUTO_INCREMENT value. Read
+                // through a variable and assigned in SET, the 0 is kept.
+                Encoding::Text if autoinc && has_hex => {
+                    list.push(format!("@myspool_{i}"));
+                    sets.push(format!("{} = @myspool_{i}", ident(&c.name)));
+                }
                 Encoding::Text => list.push(ident(&c.name)),
                 // Hex columns go through a variable: the bytes come back with
                 // UNHEX, untouched by any character set conversion.

@@ -1,0 +1,618 @@
+//! `myspool load` from real dumps into real target servers.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{myspool_bin, Server};
+use myspool::export::{export, ExportOptions};
+use myspool::load::{load, AutoincPolicy, LoadOptions, LoadSummary, OnDuplicate};
+use myspool::progress::ProgressMode;
+use myspool::ConnSpec;
+
+fn source() -> Arc<Server> {
+    Server::shared(&[])
+}
+
+/// A target in lock mode 2 with row-based binlog: parallel loads are allowed.
+fn target() -> Arc<Server> {
+    Server::shared(&[
+        "--innodb-autoinc-lock-mode=2",
+        "--log-bin",
+        "--binlog-format=ROW",
+    ])
+}
+
+fn dump(server: &Server, tables: &[&str], dir: &Path, chunk_rows: u64) {
+    let spec = ConnSpec::parse(&server.url()).unwrap();
+    let mut opts = ExportOptions::new(spec, tables.iter().map(|s| s.to_string()).collect(), dir);
+    opts.progress = ProgressMode::Quiet;
+    opts.chunk_rows = Some(chunk_rows);
+    export(&opts).unwrap_or_else(|e| panic!("export: {e:#}"));
+}
+
+fn load_options(target: &Server, dir: &Path) -> LoadOptions {
+    let mut opts = LoadOptions::new(ConnSpec::parse(&target.url()).unwrap(), dir);
+    opts.progress = ProgressMode::Quiet;
+    opts
+}
+
+fn run(opts: &LoadOptions) -> LoadSummary {
+    load(opts).unwrap_or_else(|e| panic!("load: {e:#}"))
+}
+
+fn myspool(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(myspool_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Every row of a table in an exact text form, in key order.
+fn exact_rows(server: &Server, db: &str, table: &str, order: &str) -> Vec<Vec<Option<String>>> {
+    let cols: Vec<Vec<Option<String>>> = server.query_strings(&format!(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
+    ));
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| format!("HEX(`{}`)", c[0].as_deref().unwrap()))
+        .collect();
+    server.query_strings(&format!(
+        "SELECT {} FROM `{db}`.`{table}` ORDER BY {order}",
+        exprs.join(", ")
+    ))
+}
+
+fn checksum(server: &Server, db: &str, table: &str) -> Option<String> {
+    server.query_strings(&format!("CHECKSUM TABLE `{db}`.`{table}` EXTENDED"))[0][1].clone()
+}
+
+fn assert_same_table(src: &Server, sdb: &str, dst: &Server, ddb: &str, table: &str, order: &str) {
+    let (a, b) = (
+        exact_rows(src, sdb, table, order),
+        exact_rows(dst, ddb, table, order),
+    );
+    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+        panic!(
+            "{table}: {} rows in the source, {} in the target; first difference at row {i} (values in hex):\n source {:?}\n target {:?}",
+            a.len(),
+            b.len(),
+            a.get(i),
+            b.get(i)
+        );
+    }
+    assert_eq!(
+        checksum(src, sdb, table),
+        checksum(dst, ddb, table),
+        "{table}: CHECKSUM TABLE"
+    );
+}
+
+fn make_shop(server: &Server, db: &str) {
+    server.query(&format!(
+        "USE `{db}`; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; SET time_zone = '+00:00';
+         CREATE TABLE orders (
+            id BIGINT AUTO_INCREMENT PRIMARY KEY,
+            customer VARCHAR(50) NULL,
+            note TEXT NULL,
+            token VARBINARY(16) NULL,
+            amount DECIMAL(10,2) NULL,
+            d DATE NULL,
+            ts TIMESTAMP NULL DEFAULT NULL,
+            KEY by_customer (customer)
+         );
+         INSERT INTO orders VALUES (0, 'zero id', NULL, X'00', 0, '0000-00-00', '0000-00-00 00:00:00'),
+            (-5, 'negative', '', X'', -1.5, '2020-00-15', NULL);
+         INSERT INTO orders SELECT seq,
+            ELT(1 + seq % 5, NULL, '', 'NULL', '\\\\N', CONCAT('c\u{e9} ', seq, ' \u{1f600}')),
+            ELT(1 + seq % 4, 'a \"q\", b', 'line\\r\\nnext\\tTab\\\\', NULL, REPEAT('x', seq % 300)),
+            UNHEX(MD5(seq)), seq / 3, '2024-01-01' + INTERVAL seq DAY, '2024-01-01 00:00:00' + INTERVAL seq MINUTE
+            FROM seq_1_to_3000;
+         CREATE TABLE names (k VARCHAR(30) PRIMARY KEY, v INT);
+         INSERT INTO names SELECT CONCAT('n\u{e9}', seq, IF(seq % 2, ' ', '')), seq FROM seq_1_to_500;
+         CREATE TABLE pairs (a INT, b VARCHAR(8), v BLOB, PRIMARY KEY (a, b));
+         INSERT INTO pairs SELECT seq % 7, CONCAT('b', seq), UNHEX(REPEAT('00FF', seq % 20)) FROM seq_1_to_700;
+         CREATE TABLE loose (a INT, b TEXT);
+         INSERT INTO loose SELECT seq % 3, IF(seq % 2, NULL, 'x') FROM seq_1_to_50;"
+    ));
+}
+
+#[test]
+fn export_then_load_into_another_server_gives_identical_tables() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("shop");
+    make_shop(&src, &db);
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.*")], dir.path(), 256);
+
+    let mut opts = load_options(&dst, dir.path());
+    opts.jobs = 3;
+    let summary = run(&opts);
+    assert_eq!(summary.rows, 3002 + 500 + 700 + 50);
+    assert_eq!(summary.chunks_skipped, 0);
+    assert!(summary.tables.iter().all(|t| t.created));
+    for (table, order) in [
+        ("orders", "id"),
+        ("names", "k"),
+        ("pairs", "a, b"),
+        ("loose", "a, b"),
+    ] {
+        assert_same_table(&src, &db, &dst, &db, table, order);
+    }
+    // The AUTO_INCREMENT counter carries on above the largest id.
+    dst.query(&format!(
+        "INSERT INTO `{db}`.orders (customer) VALUES ('next')"
+    ));
+    assert_eq!(
+        dst.scalar(&format!(
+            "SELECT id FROM `{db}`.orders WHERE customer = 'next'"
+        ))
+        .as_deref(),
+        Some("3001")
+    );
+
+    // A rerun finds everything loaded and does nothing.
+    let again = run(&opts);
+    assert_eq!(again.rows, 0);
+    assert_eq!(again.chunks_loaded, 0);
+
+    // --into loads into another database, with --truncate emptying it first.
+    let other = dst.fresh_db("copy");
+    let mut into = load_options(&dst, dir.path());
+    into.into = Some(other.clone());
+    run(&into);
+    assert_same_table(&src, &db, &dst, &other, "orders", "id");
+}
+
+#[test]
+fn a_target_that_differs_from_the_dump_is_refused_before_loading() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("mismatch");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARBINARY(4)); INSERT INTO t VALUES (1, 1, X'01');
+         CREATE TABLE u (id INT PRIMARY KEY); INSERT INTO u VALUES (1);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.*")], dir.path(), 10);
+    dst.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a INT, c INT, b VARBINARY(4))"
+    ));
+    let err = format!("{:#}", load(&load_options(&dst, dir.path())).unwrap_err());
+    assert!(err.contains("nothing was loaded"), "{err}");
+    assert!(err.contains("column(s) not in the dump: c"), "{err}");
+    // Not even the table that would have been fine was created.
+    assert_eq!(
+        dst.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'"
+        ))
+        .as_deref(),
+        Some("1")
+    );
+}
+
+#[test]
+fn local_infile_off_is_a_clear_error_before_anything_is_loaded() {
+    let src = source();
+    let dst = Server::shared(&["--local-infile=0"]);
+    let db = src.fresh_db("noinfile");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
+    let out = myspool(
+        &[
+            "load",
+            "--dir",
+            &dir.path().display().to_string(),
+            "--to",
+            &dst.url(),
+        ],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("local_infile=OFF"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert_eq!(
+        dst.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"
+        ))
+        .as_deref(),
+        Some("0")
+    );
+}
+
+fn autoinc_table(src: &Server, prefix: &str) -> (String, tempfile::TempDir) {
+    let db = src.fresh_db(prefix);
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq * 2, seq FROM seq_1_to_400;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(src, &[&format!("{db}.t")], dir.path(), 50);
+    (db, dir)
+}
+
+#[test]
+fn autoinc_policy_refuses_or_proceeds_as_specified() {
+    let src = source();
+    let mode1 = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
+    let mode2_row = target();
+    let mode2_stmt = Server::shared(&[
+        "--innodb-autoinc-lock-mode=2",
+        "--log-bin",
+        "--binlog-format=STATEMENT",
+    ]);
+    let (db, dir) = autoinc_table(&src, "autoinc");
+    let attempt = |server: &Server, policy: AutoincPolicy, jobs: usize| {
+        let mut opts = load_options(server, dir.path());
+        opts.autoinc = policy;
+        opts.jobs = jobs;
+        opts.into = Some(server.fresh_db("ai"));
+        load(&opts).map(|_| opts.into.clone().unwrap())
+    };
+    use AutoincPolicy::*;
+    // check: parallel refused on mode 1 and on mode 2 with STATEMENT binlog.
+    for server in [&mode1, &mode2_stmt] {
+        let err = format!("{:#}", attempt(server, Check, 2).unwrap_err());
+        assert!(
+            err.contains("--autoinc drop") && err.contains("innodb_autoinc_lock_mode"),
+            "{err}"
+        );
+    }
+    assert!(format!("{:#}", attempt(&mode2_stmt, Check, 2).unwrap_err())
+        .contains("binlog_format = STATEMENT"));
+    attempt(&mode2_row, Check, 2).expect("mode 2 with ROW binlog loads in parallel");
+    attempt(&mode1, Check, 1).expect("one job warns and goes on");
+    // require: refused on mode 1 even with one job, fine on mode 2 + ROW.
+    assert!(attempt(&mode1, Require, 1).is_err());
+    assert!(attempt(&mode2_stmt, Require, 1).is_err());
+    attempt(&mode2_row, Require, 4).unwrap();
+    // keep: no check.
+    attempt(&mode1, Keep, 2).unwrap();
+    // drop: AUTO_INCREMENT removed for the load, restored after.
+    let into = attempt(&mode1, Drop, 3).unwrap();
+    let create = mode1.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
+        .clone()
+        .unwrap();
+    assert!(create.contains("AUTO_INCREMENT"), "{create}");
+    mode1.query(&format!("INSERT INTO `{into}`.t (v) VALUES (-1)"));
+    assert_eq!(
+        mode1
+            .scalar(&format!("SELECT id FROM `{into}`.t WHERE v = -1"))
+            .as_deref(),
+        Some("801")
+    );
+}
+
+#[test]
+fn duplicate_keys_fail_by_default_and_ignore_or_replace_on_request() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("dups");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t SELECT seq, CONCAT('src', seq) FROM seq_1_to_100;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 20);
+    let prepare = |name: &str| {
+        let into = dst.fresh_db(name);
+        dst.query(&format!(
+            "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO `{into}`.t VALUES (57, 'target');"
+        ));
+        into
+    };
+
+    let into = prepare("dup_error");
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.jobs = 1;
+    let err = format!("{:#}", load(&opts).unwrap_err());
+    assert!(err.contains("chunk 000003"), "{err}");
+    assert!(err.contains("Duplicate entry '57'"), "{err}");
+    assert!(err.contains("nothing of the chunk was committed"), "{err}");
+    // Chunks 1 and 2 are in; nothing of chunk 3 (ids 41–60) but the old row.
+    assert_eq!(
+        dst.scalar(&format!(
+            "SELECT COUNT(*) FROM `{into}`.t WHERE id BETWEEN 41 AND 60"
+        ))
+        .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
+            .as_deref(),
+        Some("41")
+    );
+
+    let into = prepare("dup_ignore");
+    opts.into = Some(into.clone());
+    opts.on_duplicate = OnDuplicate::Ignore;
+    let s = run(&opts);
+    assert_eq!((s.rows, s.duplicates), (100, 1));
+    assert_eq!(
+        dst.scalar(&format!("SELECT v FROM `{into}`.t WHERE id = 57"))
+            .as_deref(),
+        Some("target")
+    );
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
+            .as_deref(),
+        Some("100")
+    );
+
+    let into = prepare("dup_replace");
+    opts.into = Some(into.clone());
+    opts.on_duplicate = OnDuplicate::Replace;
+    let s = run(&opts);
+    assert_eq!(s.duplicates, 1);
+    assert_eq!(
+        dst.scalar(&format!("SELECT v FROM `{into}`.t WHERE id = 57"))
+            .as_deref(),
+        Some("src57")
+    );
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+}
+
+#[test]
+fn bad_values_fail_the_chunk_instead_of_being_truncated() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("narrow");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO t VALUES (1, 'short'), (2, 'much too long here');"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
+    let into = dst.fresh_db("narrow");
+    dst.query(&format!(
+        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(5))"
+    ));
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    let err = format!("{:#}", load(&opts).unwrap_err());
+    assert!(err.contains("loading chunk 000001 of "), "{err}");
+    assert!(
+        err.contains("Data truncated for column 'v' at row 2"),
+        "{err}"
+    );
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
+            .as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn truncate_empties_the_target_once() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("trunc");
+    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_30;"));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
+    let into = dst.fresh_db("trunc");
+    dst.query(&format!(
+        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY); INSERT INTO `{into}`.t VALUES (5), (1000);"
+    ));
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.truncate = true;
+    run(&opts);
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+}
+
+#[test]
+fn defer_indexes_drops_and_restores_secondary_indexes() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("defer");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), UNIQUE KEY ub (b), KEY ka (a), KEY kab (a, b(5)));
+         INSERT INTO t SELECT seq, seq % 10, CONCAT('b', seq) FROM seq_1_to_200;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(dst.fresh_db("defer"));
+    opts.defer_indexes = true;
+    opts.skip_binlog = true;
+    run(&opts);
+    let into = opts.into.unwrap();
+    let show =
+        |s: &Server, d: &str| s.query_strings(&format!("SHOW CREATE TABLE `{d}`.t"))[0][1].clone();
+    assert_eq!(show(&src, &db), show(&dst, &into));
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+}
+
+/// Starts `myspool load` with the chunk delay hook and kills it with SIGKILL
+/// once `chunks` lines mention a commit in the journal.
+fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
+    let mut child = Command::new(myspool_bin())
+        .args(args)
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines: usize = std::fs::read_dir(journal_dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("load@"))
+                    .map(|e| {
+                        std::fs::read_to_string(e.path())
+                            .unwrap_or_default()
+                            .matches("\"committing\"")
+                            .count()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0);
+        if lines >= commits {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "load failed before the kill");
+            return false;
+        }
+        assert!(Instant::now() < deadline, "load made no progress");
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    true
+}
+
+#[test]
+fn kill_9_at_random_points_then_rerun_loads_every_row_exactly_once() {
+    let src = source();
+    let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
+    let (db, dir) = autoinc_table(&src, "killload");
+    let d = dir.path().display().to_string();
+    // Kill after 1, 3, 5 and 7 chunks' commits began (several of those land
+    // between the journal's "committing" and the COMMIT).
+    for (round, kill_at) in [1usize, 3, 5, 7].into_iter().enumerate() {
+        let into = dst.fresh_db("killload");
+        let url = dst.url();
+        let args = [
+            "load",
+            "--dir",
+            &d,
+            "--to",
+            &url,
+            "--into",
+            &into,
+            "--jobs",
+            "2",
+            "--autoinc",
+            "drop",
+        ];
+        let table_dir = dir.path().join(&db).join("t");
+        kill_load_after(&args, &table_dir, kill_at);
+        if round % 2 == 1 {
+            // A second kill during the rerun.
+            kill_load_after(&args, &table_dir, kill_at + 2);
+        }
+        let out = myspool(&args, &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_same_table(&src, &db, &dst, &into, "t", "id");
+        let create = dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
+            .clone()
+            .unwrap();
+        assert!(create.contains("AUTO_INCREMENT"), "round {round}: {create}");
+    }
+}
+
+#[test]
+fn a_target_restarted_mid_load_is_reconnected_and_the_load_finishes() {
+    let src = source();
+    let mut dst = Server::start(&["--innodb-autoinc-lock-mode=2"]);
+    let db = src.fresh_db("restart");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s CHAR(100)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 100);
+    let d = dir.path().display().to_string();
+    let url = dst.url();
+    let child = Command::new(myspool_bin())
+        .args(["load", "--dir", &d, "--to", &url, "--jobs", "2", "--json"])
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal_dir = dir.path().join(&db).join("t");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let committed: usize = std::fs::read_dir(&journal_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("load@"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .matches("\"committed\"")
+                    .count()
+            })
+            .sum();
+        if committed >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    dst.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    dst.restart();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["retries"].as_u64().unwrap() >= 1, "{summary}");
+    assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
+
+#[test]
+fn a_deadlock_with_another_session_is_retried() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("deadlock");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_300;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 100);
+    let into = dst.fresh_db("deadlock");
+    dst.query(&format!(
+        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v INT); CREATE TABLE `{into}`.ballast (id INT PRIMARY KEY)"
+    ));
+    // The other session: a big transaction (so InnoDB picks the loader as the
+    // deadlock victim) that holds id 50 of chunk 1.
+    use mysql::prelude::Queryable;
+    let mut other = dst.conn();
+    other.query_drop(format!("USE `{into}`")).unwrap();
+    other
+        .query_drop("SET SESSION innodb_lock_wait_timeout = 20")
+        .unwrap();
+    other.query_drop("START TRANSACTION").unwrap();
+    other
+        .query_drop("INSERT INTO ballast SELECT seq FROM seq_1_to_5000")
+        .unwrap();
+    other.query_drop("INSERT INTO t VALUES (50, -1)").unwrap();
+
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.jobs = 1;
+    let loader = std::thread::spawn(move || load(&opts));
+    // Wait until the loader's statement is stuck behind id 50, then ask for
+    // id 10, which the loader holds: a cycle.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dst
+        .scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%' AND TIME_MS > 300")
+        .as_deref()
+        != Some("1")
+    {
+        assert!(!loader.is_finished(), "the loader ended without waiting");
+        assert!(Instant::now() < deadline, "the loader never waited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = other.query_drop("INSERT INTO t VALUES (10, -1)");
+    eprintln!("the other session's second insert: {second:?}");
+    other.query_drop("ROLLBACK").unwrap();
+    let summary = loader.join().unwrap().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(summary.retries >= 1, "no retry counted");
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+}
