@@ -278,6 +278,7 @@ fn autoinc_policy_refuses_or_proceeds_as_specified() {
     attempt(&mode1, Keep, 2).unwrap();
     // drop: AUTO_INCREMENT removed for the load, restored after.
     let into = attempt(&mode1, Drop, 3).unwrap();
+    assert_same_table(&src, &db, &mode1, &into, "t", "id");
     let create = mode1.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
         .clone()
         .unwrap();
