@@ -10,7 +10,8 @@
 //!
 //! Modules, one per concept: [`conn`] (URLs, passwords, sessions),
 //! [`schema`] (tables, columns, keys), [`dialect`] (the CSV convention),
-//! [`dump`] (manifest, table description, chunks), [`export`], [`progress`],
+//! [`dump`] (manifest, table description, chunks), [`export`], [`load`]
+//! (with `check`), [`journal`], [`verify`], [`progress`],
 //! [`sql`] (identifier quoting and literals).
 
 pub mod conn;
@@ -22,6 +23,7 @@ pub mod load;
 pub mod progress;
 pub mod schema;
 pub mod sql;
+pub mod verify;
 
 pub use conn::ConnSpec;
 pub use export::{export, ExportOptions, ExportSummary};

@@ -243,6 +243,128 @@ pub fn autoinc_verdict(
     }
 }
 
+/// What `myspool check` looks at: a target, without a dump.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub target: ConnSpec,
+    /// `db.table` or `db.*`.
+    pub tables: Vec<String>,
+    pub jobs: usize,
+    pub autoinc: AutoincPolicy,
+}
+
+/// The preflight's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub target: String,
+    pub server: ServerFacts,
+    pub tables: Vec<TableCheck>,
+    /// Each would make a load refuse.
+    pub problems: Vec<String>,
+    /// Worth knowing, not blocking.
+    pub notes: Vec<String>,
+    pub allowed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    pub db: String,
+    pub table: String,
+    pub exists: bool,
+    pub autoinc_column: Option<String>,
+}
+
+/// The load preflight alone: every problem a load of these tables with these
+/// options would meet, and nothing changed on the server.
+pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
+    let mut conn = opts.target.connect("target")?;
+    let facts = ServerFacts::read(&mut conn)?;
+    let mut problems = Vec::new();
+    let mut notes = vec![format!("server version {}", facts.version)];
+    if !facts.local_infile {
+        problems.push(
+            "local_infile=OFF: the server refuses LOAD DATA LOCAL INFILE; run SET GLOBAL local_infile=1".to_string(),
+        );
+    }
+    if facts.max_allowed_packet < (1 << 20) {
+        notes.push(format!(
+            "max_allowed_packet is {} bytes: a row bigger than that cannot be loaded",
+            facts.max_allowed_packet
+        ));
+    }
+    let mut tables = Vec::new();
+    for pattern in &opts.tables {
+        match crate::schema::TablePattern::parse(pattern)? {
+            crate::schema::TablePattern::One(t) => tables.push((t.db, t.table)),
+            crate::schema::TablePattern::AllIn(db) => {
+                let rows: Vec<Row> = conn.exec(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                    (&db,),
+                )?;
+                if rows.is_empty() {
+                    notes.push(format!(
+                        "{db} has no tables on the target: a load creates them"
+                    ));
+                }
+                for r in &rows {
+                    tables.push((db.clone(), text(r, 0)?.unwrap_or_default()));
+                }
+            }
+        }
+    }
+    let mut checks = Vec::new();
+    for (db, table) in tables {
+        let label = format!("{db}.{table}");
+        let columns = target_columns(&mut conn, &db, &table)?;
+        let exists = !columns.is_empty();
+        let autoinc_column = columns.iter().find(|c| c.autoinc).map(|c| c.name.clone());
+        let verdict = autoinc_verdict(
+            opts.autoinc,
+            opts.jobs,
+            &label,
+            autoinc_column.as_deref(),
+            &facts,
+        );
+        match &verdict {
+            AutoincVerdict::Refuse(why) => problems.push(why.clone()),
+            AutoincVerdict::Warn(why) => notes.push(why.clone()),
+            _ => {}
+        }
+        if !exists {
+            notes.push(format!(
+                "{label} does not exist: a load creates it from the dump's schema.sql"
+            ));
+        }
+        let mut needed = vec!["SELECT", "INSERT"];
+        if !exists {
+            needed.push("CREATE");
+        }
+        if verdict == AutoincVerdict::Drop {
+            needed.push("ALTER");
+        }
+        if let Some(missing) = missing_privileges(&mut conn, &db, &table, &needed)? {
+            problems.push(format!(
+                "the target user lacks {} on {label}",
+                missing.join(", ")
+            ));
+        }
+        checks.push(TableCheck {
+            db,
+            table,
+            exists,
+            autoinc_column,
+        });
+    }
+    Ok(CheckReport {
+        target: opts.target.to_string(),
+        server: facts,
+        tables: checks,
+        allowed: problems.is_empty(),
+        problems,
+        notes,
+    })
+}
+
 /// One table of the dump and where it goes.
 struct TablePlan {
     entry: TableEntry,
@@ -430,6 +552,25 @@ fn plan_table(
         autoinc_column.as_deref(),
         facts,
     );
+    let mut needed = vec!["SELECT", "INSERT"];
+    if !exists {
+        needed.push("CREATE");
+    }
+    if opts.truncate {
+        needed.push("DROP");
+    }
+    if opts.on_duplicate == OnDuplicate::Replace {
+        needed.push("DELETE");
+    }
+    if verdict == AutoincVerdict::Drop || opts.defer_indexes {
+        needed.push("ALTER");
+    }
+    if opts.defer_indexes {
+        needed.push("INDEX");
+    }
+    if let Some(missing) = missing_privileges(conn, &target_db, &desc.table, &needed)? {
+        bail!("the target user lacks {} on {label}", missing.join(", "));
+    }
     Ok(TablePlan {
         entry: entry.clone(),
         desc,
@@ -438,6 +579,51 @@ fn plan_table(
         exists,
         autoinc_column,
         verdict,
+    })
+}
+
+/// Privileges of `needed` the current user does not hold on a table
+/// (globally, on its database, or on the table). `None` also when they
+/// cannot be told: with a role active, what the role grants is not in these
+/// views, so nothing is refused on their account.
+fn missing_privileges(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    needed: &[&str],
+) -> Result<Option<Vec<String>>> {
+    let role: Option<Option<String>> = conn.query_first("SELECT CURRENT_ROLE()").unwrap_or(None);
+    if matches!(role.flatten().as_deref(), Some(r) if !r.is_empty() && r != "NONE") {
+        return Ok(None);
+    }
+    // GRANTEE is written 'user'@'host'; CURRENT_USER() is user@host.
+    let grantee = r#"CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")"#;
+    let rows: Vec<Row> = conn
+        .exec(
+            format!(
+                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} \
+                 UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
+                   WHERE GRANTEE = {grantee} AND (TABLE_SCHEMA = ? OR ? LIKE TABLE_SCHEMA) \
+                 UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES \
+                   WHERE GRANTEE = {grantee} AND TABLE_SCHEMA = ? AND TABLE_NAME = ?"
+            ),
+            (db, db, db, table),
+        )
+        .context("reading the target user's privileges")?;
+    let held: Vec<String> = rows
+        .iter()
+        .filter_map(|r| text(r, 0).ok().flatten())
+        .map(|p| p.to_ascii_uppercase())
+        .collect();
+    let missing: Vec<String> = needed
+        .iter()
+        .filter(|p| !held.iter().any(|h| h == *p))
+        .map(|p| p.to_string())
+        .collect();
+    Ok(if missing.is_empty() {
+        None
+    } else {
+        Some(missing)
     })
 }
 

@@ -617,3 +617,124 @@ fn a_deadlock_with_another_session_is_retried() {
     assert!(summary.retries >= 1, "no retry counted");
     assert_same_table(&src, &db, &dst, &into, "t", "id");
 }
+
+#[test]
+fn verify_finds_the_chunks_that_differ() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("verify");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, b VARBINARY(16), s VARCHAR(20));
+         INSERT INTO t SELECT seq, seq / 7, UNHEX(MD5(seq)), IF(seq % 3, CONCAT('v', seq), NULL) FROM seq_1_to_100;
+         CREATE TABLE loose (a INT, b INT); INSERT INTO loose SELECT seq % 4, seq FROM seq_1_to_20;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.*")], dir.path(), 25);
+    run(&load_options(&dst, dir.path()));
+    let d = dir.path().display().to_string();
+    let out = myspool(&["verify", "--dir", &d, "--to", &dst.url()], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{db}.t: 4 chunks, all match")),
+        "{text}"
+    );
+
+    // One changed value in chunk 2, one row gone from chunk 4.
+    dst.query(&format!(
+        "UPDATE `{db}`.t SET s = 'changed' WHERE id = 30; DELETE FROM `{db}`.t WHERE id = 99;"
+    ));
+    let out = myspool(&["verify", "--dir", &d, "--to", &dst.url(), "--json"], &[]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diffs: Vec<(u64, u64, u64)> = report["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["chunk"].as_u64().unwrap(),
+                d["dump_rows"].as_u64().unwrap(),
+                d["target_rows"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(diffs, [(2, 25, 25), (4, 25, 24)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 chunk(s) differ"));
+}
+
+#[test]
+fn check_reports_every_problem_and_changes_nothing() {
+    let src = source();
+    let (db, _dir) = autoinc_table(&src, "check");
+    let strict = Server::shared(&["--local-infile=0", "--innodb-autoinc-lock-mode=1"]);
+    strict.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+    ));
+    let table = format!("{db}.t");
+    let out = myspool(
+        &[
+            "check",
+            "--to",
+            &strict.url(),
+            "--table",
+            &table,
+            "--jobs",
+            "2",
+        ],
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("local_infile=OFF"), "{text}");
+    assert!(
+        text.contains("--autoinc drop") && text.contains("innodb_autoinc_lock_mode = 1"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 problem(s)"));
+
+    let ok = target();
+    ok.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
+    ));
+    let out = myspool(
+        &["check", "--to", &ok.url(), "--table", &table, "--jobs", "4"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn missing_privileges_are_named_before_anything_is_loaded() {
+    let (src, dst) = (source(), target());
+    let (db, dir) = autoinc_table(&src, "privs");
+    let user = format!("loader_{db}");
+    dst.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
+         CREATE USER '{user}'@'%' IDENTIFIED BY 'pw';
+         GRANT SELECT, INSERT ON `{db}`.* TO '{user}'@'%';"
+    ));
+    let url = format!("mysql://{user}:pw@127.0.0.1:{}", dst.port());
+    let mut opts = LoadOptions::new(ConnSpec::parse(&url).unwrap(), dir.path());
+    opts.progress = ProgressMode::Quiet;
+    opts.autoinc = AutoincPolicy::Drop;
+    let err = format!("{:#}", load(&opts).unwrap_err());
+    assert!(err.contains(&format!("lacks ALTER on {db}.t")), "{err}");
+    assert!(!err.contains("pw@"), "{err}");
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{db}`.t"))
+            .as_deref(),
+        Some("0")
+    );
+    // What the user may do, it can: mode 2 + ROW binlog needs no ALTER.
+    opts.autoinc = AutoincPolicy::Check;
+    run(&opts);
+    assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
