@@ -138,6 +138,8 @@ pub struct LoadSummary {
 pub struct TableLoadSummary {
     pub db: String,
     pub table: String,
+    /// The database it was loaded into.
+    pub target_db: String,
     pub chunks: usize,
     pub chunks_loaded: u64,
     pub chunks_skipped: u64,
@@ -821,6 +823,7 @@ fn load_table(
     let mut ts = TableLoadSummary {
         db: plan.desc.db.clone(),
         table: plan.desc.table.clone(),
+        target_db: plan.target_db.clone(),
         chunks: plan.desc.chunks.len(),
         chunks_loaded: 0,
         chunks_skipped: 0,

@@ -738,3 +738,66 @@ fn missing_privileges_are_named_before_anything_is_loaded() {
     run(&opts);
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
+
+#[test]
+fn repair_restores_auto_increment_after_an_interrupted_load() {
+    let src = source();
+    let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
+    let (db, dir) = autoinc_table(&src, "repair");
+    let into = dst.fresh_db("repair");
+    let d = dir.path().display().to_string();
+    let url = dst.url();
+    let args = [
+        "load",
+        "--dir",
+        &d,
+        "--to",
+        &url,
+        "--into",
+        &into,
+        "--autoinc",
+        "drop",
+        "--jobs",
+        "2",
+    ];
+    assert!(
+        kill_load_after(&args, &dir.path().join(&db).join("t"), 2),
+        "the load ended before the kill"
+    );
+    let create = || {
+        dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
+            .clone()
+            .unwrap()
+    };
+    assert!(
+        !create().contains("AUTO_INCREMENT"),
+        "dropped during the load: {}",
+        create()
+    );
+
+    let mut repair = args.to_vec();
+    repair.push("--repair");
+    let out = myspool(&repair, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(create().contains("AUTO_INCREMENT"), "{}", create());
+    let loaded: u64 = dst
+        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(loaded < 400, "repair loads nothing");
+
+    // The load itself then finishes (dropping and restoring again).
+    let out = myspool(&args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+    assert!(create().contains("AUTO_INCREMENT"));
+}

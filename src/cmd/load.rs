@@ -70,9 +70,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     for t in &summary.tables {
         println!(
-            "  {}.{}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}",
+            "  {}.{}{}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}",
             t.db,
             t.table,
+            if t.target_db != t.db {
+                format!(" into {}", t.target_db)
+            } else {
+                String::new()
+            },
             t.rows,
             t.chunks_loaded,
             t.chunks,
