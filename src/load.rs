@@ -459,7 +459,8 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         if let AutoincVerdict::Warn(w) = &plan.verdict {
             warn(w.clone(), &mut warnings);
         }
-        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)?;
+        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)
+            .map_err(|e| with_undo_hint(e, &dir, plan, opts))?;
         summary.tables.push(table_summary);
     }
     if let Ok(mut p) = progress.lock() {
@@ -469,6 +470,41 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     summary.seconds = started.elapsed().as_secs_f64();
     summary.peak_rss_bytes = peak_rss_bytes();
     Ok(summary)
+}
+
+/// A load that stops with AUTO_INCREMENT removed or indexes dropped says so,
+/// and how to put them back.
+fn with_undo_hint(
+    err: anyhow::Error,
+    dir: &DumpDir,
+    plan: &TablePlan,
+    opts: &LoadOptions,
+) -> anyhow::Error {
+    let Ok(journal) = Journal::open(
+        &dir.path(&plan.entry.dir),
+        &opts.target.endpoint(),
+        &plan.target_db,
+    ) else {
+        return err;
+    };
+    let state = journal.state();
+    let mut changed = Vec::new();
+    if let Some((column, _)) = &state.autoinc_dropped {
+        changed.push(format!(
+            "AUTO_INCREMENT is removed from {}.{column}",
+            plan.label()
+        ));
+    }
+    if state.indexes_dropped.is_some() {
+        changed.push(format!("secondary indexes of {} are dropped", plan.label()));
+    }
+    if changed.is_empty() {
+        return err;
+    }
+    err.context(format!(
+        "{}: rerun the same command to finish the load and restore them, or add --repair to restore them now",
+        changed.join(" and ")
+    ))
 }
 
 fn warn(message: String, warnings: &mut Vec<String>) {
