@@ -327,6 +327,112 @@ impl DumpDir {
     }
 }
 
+/// Writes one chunk file: to a temporary name in its directory, compressed
+/// or not, counting the CSV bytes and hashing the stored bytes; `finish`
+/// fsyncs it and renames it into place. Dropped unfinished, it leaves
+/// nothing behind.
+pub struct ChunkWriter {
+    dir: PathBuf,
+    file: String,
+    tmp: tempfile::TempPath,
+    sink: Sink,
+    csv_bytes: u64,
+}
+
+/// Counts and hashes what reaches the file.
+struct HashingFile {
+    file: std::io::BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+enum Sink {
+    Gzip(Box<flate2::write::GzEncoder<HashingFile>>),
+    Plain(HashingFile),
+}
+
+impl ChunkWriter {
+    pub fn create(dir: &Path, file: &str, compress: Compress, level: u32) -> Result<ChunkWriter> {
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{file}-"))
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        let (f, tmp) = tmp.into_parts();
+        let hashing = HashingFile {
+            file: std::io::BufWriter::with_capacity(256 * 1024, f),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        let sink = match compress {
+            Compress::Gzip => Sink::Gzip(Box::new(flate2::write::GzEncoder::new(
+                hashing,
+                flate2::Compression::new(level),
+            ))),
+            Compress::None => Sink::Plain(hashing),
+        };
+        Ok(ChunkWriter {
+            dir: dir.to_path_buf(),
+            file: file.to_string(),
+            tmp,
+            sink,
+            csv_bytes: 0,
+        })
+    }
+
+    pub fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.csv_bytes += buf.len() as u64;
+        match &mut self.sink {
+            Sink::Gzip(g) => g.write_all(buf),
+            Sink::Plain(p) => p.write_all(buf),
+        }
+    }
+
+    /// Completes the file and renames it into place, returning what it holds.
+    pub fn finish(self, rows: u64) -> Result<ChunkStats> {
+        let dest = self.dir.join(&self.file);
+        let ctx = || format!("writing {}", dest.display());
+        let mut hashing = match self.sink {
+            Sink::Gzip(g) => g.finish().with_context(ctx)?,
+            Sink::Plain(p) => p,
+        };
+        hashing.flush().with_context(ctx)?;
+        let HashingFile {
+            file,
+            hasher,
+            bytes,
+        } = hashing;
+        let file = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(ctx)?;
+        file.sync_all().with_context(ctx)?;
+        drop(file);
+        self.tmp
+            .persist(&dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming into {}", dest.display()))?;
+        sync_dir(&self.dir)?;
+        Ok(ChunkStats {
+            rows,
+            bytes,
+            csv_bytes: self.csv_bytes,
+            sha256: hex_lower(&hasher.finalize()),
+        })
+    }
+}
+
 /// Chunk file name: `000042.csv.gz`.
 pub fn chunk_file_name(number: u32, compress: Compress) -> String {
     format!("{number:06}.{}", compress.extension())

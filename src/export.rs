@@ -30,17 +30,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, unbounded, Receiver, SendTimeoutError, Sender};
-use flate2::write::GzEncoder;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Value};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::conn::{server_error_code, set_optional, ConnSpec};
 use crate::dialect::{self, Codec};
 use crate::dump::{
-    self, ChunkDone, ChunkRecord, ChunkStats, Compress, DumpDir, ExportSettings, Manifest,
-    SourceInfo, TableDescription, TableEntry,
+    self, ChunkDone, ChunkRecord, ChunkStats, ChunkWriter, Compress, DumpDir, ExportSettings,
+    Manifest, SourceInfo, TableDescription, TableEntry,
 };
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
 use crate::schema::{self, KeyLiteral, SourceTable, TablePattern, TableRef};
@@ -1298,53 +1296,10 @@ fn encode_chunks(rx: Receiver<RowMsg>, tx: Sender<CsvMsg>) -> Result<()> {
     Ok(())
 }
 
-/// Counts and hashes what reaches the file.
-struct HashingFile {
-    file: BufWriter<File>,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-enum Sink {
-    Gzip(Box<GzEncoder<HashingFile>>),
-    Plain(HashingFile),
-}
-
-impl Sink {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::Gzip(g) => g.write_all(buf),
-            Sink::Plain(p) => p.write_all(buf),
-        }
-    }
-    fn finish(self) -> io::Result<HashingFile> {
-        let mut inner = match self {
-            Sink::Gzip(g) => g.finish()?,
-            Sink::Plain(p) => p,
-        };
-        inner.flush()?;
-        Ok(inner)
-    }
-}
-
-/// A chunk being written: its temporary file and what went into it.
+/// A chunk being written.
 struct OpenChunk {
     job: Arc<ChunkJob>,
-    tmp: tempfile::TempPath,
-    sink: Sink,
-    csv_bytes: u64,
+    writer: ChunkWriter,
 }
 
 fn write_chunks(
@@ -1370,9 +1325,8 @@ fn write_chunks(
                 let chunk = open
                     .as_mut()
                     .ok_or_else(|| anyhow!("CSV before chunk start"))?;
-                chunk.csv_bytes += block.len() as u64;
                 chunk
-                    .sink
+                    .writer
                     .write_all(&block)
                     .with_context(|| write_error(&chunk.job))?;
             }
@@ -1386,9 +1340,8 @@ fn write_chunks(
                     if n == 0 {
                         break;
                     }
-                    chunk.csv_bytes += n as u64;
                     chunk
-                        .sink
+                        .writer
                         .write_all(&buf[..n])
                         .with_context(|| write_error(&chunk.job))?;
                 }
@@ -1399,7 +1352,10 @@ fn write_chunks(
                     .ok_or_else(|| anyhow!("chunk end before start"))?;
                 let (table, index) = (chunk.job.table, chunk.job.chunk);
                 let label = chunk.job.label.clone();
-                let stats = close_chunk(chunk, rows).with_context(|| format!("writing {label}"))?;
+                let stats = chunk
+                    .writer
+                    .finish(rows)
+                    .with_context(|| format!("writing {label}"))?;
                 events
                     .send(Event::Done {
                         table,
@@ -1423,62 +1379,9 @@ fn write_error(job: &ChunkJob) -> String {
 }
 
 fn open_chunk(job: Arc<ChunkJob>, compress: Compress, level: u32) -> Result<OpenChunk> {
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".tmp-{}-", job.file))
-        .tempfile_in(&job.dir)
-        .with_context(|| format!("creating a temporary file in {}", job.dir.display()))?;
-    let (file, path) = tmp.into_parts();
-    let hashing = HashingFile {
-        file: BufWriter::with_capacity(256 * 1024, file),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let mut sink = match compress {
-        Compress::Gzip => Sink::Gzip(Box::new(GzEncoder::new(
-            hashing,
-            flate2::Compression::new(level),
-        ))),
-        Compress::None => Sink::Plain(hashing),
-    };
-    sink.write_all(&job.layout.header)
+    let mut writer = ChunkWriter::create(&job.dir, &job.file, compress, level)?;
+    writer
+        .write_all(&job.layout.header)
         .with_context(|| write_error(&job))?;
-    let csv_bytes = job.layout.header.len() as u64;
-    Ok(OpenChunk {
-        job,
-        tmp: path,
-        sink,
-        csv_bytes,
-    })
-}
-
-fn close_chunk(chunk: OpenChunk, rows: u64) -> Result<ChunkStats> {
-    let OpenChunk {
-        job,
-        tmp,
-        sink,
-        csv_bytes,
-    } = chunk;
-    let hashing = sink.finish().with_context(|| write_error(&job))?;
-    let HashingFile {
-        file,
-        hasher,
-        bytes,
-    } = hashing;
-    let file = file
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| write_error(&job))?;
-    file.sync_all().with_context(|| write_error(&job))?;
-    drop(file);
-    let dest = job.dir.join(&job.file);
-    tmp.persist(&dest)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", dest.display()))?;
-    dump::sync_dir(&job.dir)?;
-    Ok(ChunkStats {
-        rows,
-        bytes,
-        csv_bytes,
-        sha256: dump::hex_lower(&hasher.finalize()),
-    })
+    Ok(OpenChunk { job, writer })
 }
