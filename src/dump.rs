@@ -47,6 +47,19 @@ pub struct Manifest {
     pub complete: bool,
     pub csv: CsvConvention,
     pub tables: Vec<TableEntry>,
+    /// Set when `myspool process` made this dump from another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed: Option<ProcessedFrom>,
+}
+
+/// Where a processed dump came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessedFrom {
+    /// The input dump directory (absolute).
+    pub from: String,
+    /// The command (or, for the Rust API, the transform's name).
+    pub exec: String,
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -222,6 +235,7 @@ impl Manifest {
             complete: false,
             csv: CsvConvention::default(),
             tables: Vec::new(),
+            processed: None,
         }
     }
 }

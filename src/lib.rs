@@ -4,7 +4,7 @@
 //! over it. The phases meet only through the dump directory ([`dump`]):
 //!
 //! * [`export`] streams tables into keyset chunks of compressed CSV,
-//! * `process` (to come) transforms chunks offline,
+//! * [`process`] transforms chunks offline, with a command or a [`process::RowTransform`],
 //! * [`load`] loads them with `LOAD DATA LOCAL INFILE`, exactly once per
 //!   chunk thanks to the [`journal`].
 //!
@@ -20,6 +20,7 @@ pub mod dump;
 pub mod export;
 pub mod journal;
 pub mod load;
+pub mod process;
 pub mod progress;
 pub mod schema;
 pub mod sql;
@@ -28,3 +29,4 @@ pub mod verify;
 pub use conn::ConnSpec;
 pub use export::{export, ExportOptions, ExportSummary};
 pub use load::{load, LoadOptions, LoadSummary};
+pub use process::{process, ProcessOptions, ProcessSummary};

@@ -577,6 +577,12 @@ fn plan_table(
     let label = format!("{target_db}.{}", desc.table);
     let columns = target_columns(conn, &target_db, &desc.table)?;
     let exists = !columns.is_empty();
+    if !exists && desc.columns.iter().any(|c| c.data_type == "unknown") {
+        bail!(
+            "{label} does not exist, and this processed dump's columns ({}) are not those of its schema.sql: create the table first",
+            desc.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let autoinc_column = if exists {
         check_columns(&label, &desc, &columns)?;
         columns.iter().find(|c| c.autoinc).map(|c| c.name.clone())
@@ -889,6 +895,13 @@ fn load_table(
     if !plan.exists && !opts.repair {
         create_table(control, dir, plan)?;
         ts.created = true;
+        // schema.sql is the source's definition; a processed dump that
+        // dropped columns no longer matches it.
+        let columns = target_columns(control, &plan.target_db, &plan.desc.table)?;
+        if let Err(e) = check_columns(&plan.label(), &plan.desc, &columns) {
+            let _ = control.query_drop(format!("DROP TABLE {target}"));
+            return Err(e.context("the table created from schema.sql was dropped again; create it to match the dump first"));
+        }
     }
 
     if opts.repair {
