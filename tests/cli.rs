@@ -91,7 +91,6 @@ fn later_subcommands_say_not_implemented_and_fail() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     for args in [
-        vec!["process", "--dir", &d, "--out", &d, "--exec", "cat"],
         vec![
             "copy",
             "--from",
