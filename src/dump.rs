@@ -473,6 +473,25 @@ pub fn safe_file_name(name: &str) -> String {
     out
 }
 
+/// The name [`safe_file_name`] encoded.
+pub fn decode_file_name(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            if let Some(v) = crate::dialect::decode_hex(&bytes[i + 1..i + 3]) {
+                out.push(v[0]);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Creates a directory (and parents) with mode 0700.
 pub fn create_private_dir(path: &Path) -> Result<()> {
     fs::DirBuilder::new()
@@ -610,6 +629,9 @@ mod tests {
         assert_eq!(safe_file_name("a`b; DROP"), "a%60b%3B%20DROP");
         assert_eq!(safe_file_name("café"), "café");
         assert_eq!(safe_file_name(""), "%");
+        for name in ["a`b; DROP", "caf\u{e9}", "../x", "db1:3306"] {
+            assert_eq!(decode_file_name(&safe_file_name(name)), name);
+        }
     }
 
     #[test]

@@ -69,6 +69,31 @@ pub struct Journal {
     state: State,
 }
 
+/// The load journals in a table's directory: (endpoint, database, state).
+pub fn journals_in(table_dir: &Path) -> Result<Vec<(String, String, State)>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(table_dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix("load@")
+            .and_then(|r| r.strip_suffix(".jsonl"))
+        else {
+            continue;
+        };
+        let Some((endpoint, db)) = rest.split_once('@') else {
+            continue;
+        };
+        let (endpoint, db) = (dump::decode_file_name(endpoint), dump::decode_file_name(db));
+        let journal = Journal::open(table_dir, &endpoint, &db)?;
+        out.push((endpoint, db, journal.state));
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    Ok(out)
+}
+
 impl Journal {
     /// The journal of `table_dir` for a target, read if it exists.
     pub fn open(table_dir: &Path, endpoint: &str, target_db: &str) -> Result<Journal> {

@@ -15,6 +15,7 @@
 //! [`sql`] (identifier quoting and literals).
 
 pub mod conn;
+pub mod copy;
 pub mod dialect;
 pub mod dump;
 pub mod export;
@@ -24,6 +25,7 @@ pub mod process;
 pub mod progress;
 pub mod schema;
 pub mod sql;
+pub mod status;
 pub mod verify;
 
 pub use conn::ConnSpec;

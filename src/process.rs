@@ -240,6 +240,8 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         }
     };
 
+    record_output(&input, &opts.out, &processed)?;
+
     let mut tables = Vec::new();
     for entry in &manifest.tables {
         let desc = input
@@ -450,6 +452,49 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
     })
+}
+
+/// Notes in the input dump where it was processed to (`outputs.jsonl`), so
+/// `myspool status` can report on every output. Listed once.
+fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFrom) -> Result<()> {
+    let path = input.root().join("outputs.jsonl");
+    let out = fs::canonicalize(out)?.display().to_string();
+    let known: Vec<OutputRecord> = dump::read_json_lines(&path)?;
+    if known.iter().any(|k| k.out == out) {
+        return Ok(());
+    }
+    dump::append_json_line(
+        &path,
+        &OutputRecord {
+            out,
+            exec: processed.exec.clone(),
+            format: processed.format.clone(),
+        },
+    )
+}
+
+/// A line of a dump's `outputs.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub out: String,
+    pub exec: String,
+    pub format: String,
+}
+
+/// The chunks of a table that a processing has finished, as its output
+/// directory records them (for `myspool status`).
+pub fn processed_chunks(out: &DumpDir, entry: &TableEntry) -> Result<Vec<u32>> {
+    if let Some(t) = out.read_table(entry)?.filter(|t| t.complete) {
+        return Ok(t
+            .chunks
+            .iter()
+            .filter(|c| c.written.is_some())
+            .map(|c| c.number)
+            .collect());
+    }
+    let log: Vec<ProcessedChunk> =
+        dump::read_json_lines(&out.path(&entry.dir).join("process.log"))?;
+    Ok(log.into_iter().map(|p| p.number).collect())
 }
 
 fn chunk_of(desc: &TableDescription, number: u32) -> Result<&ChunkRecord> {

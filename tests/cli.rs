@@ -87,36 +87,6 @@ fn every_documented_option_is_accepted_by_clap() {
 }
 
 #[test]
-fn later_subcommands_say_not_implemented_and_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().display().to_string();
-    for args in [
-        vec![
-            "copy",
-            "--from",
-            "mysql://a@h",
-            "--to",
-            "mysql://b@h",
-            "--table",
-            "a.b",
-            "--dir",
-            &d,
-        ],
-        vec!["status", "--dir", &d],
-    ] {
-        let out = myspool(&args);
-        assert!(!out.status.success(), "{args:?} exited 0");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("not implemented yet"), "{args:?}: {err}");
-    }
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing touched"
-    );
-}
-
-#[test]
 fn usage_errors_exit_non_zero() {
     let out = myspool(&["export", "--from", "mysql://root@h"]);
     assert!(!out.status.success());

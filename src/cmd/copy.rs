@@ -1,13 +1,30 @@
-//! `myspool copy` (not implemented yet)
+//! `myspool copy`
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
+use myspool::copy::{copy, CopyOptions};
+use myspool::export::{ExportOptions, Hooks};
+use myspool::load::LoadOptions;
+use myspool::process::Format;
+use myspool::progress::human_duration;
+use myspool::ConnSpec;
+
+use super::process::FormatArg;
 use super::{LoadArgs, Output};
 
-/// Export, optionally process, then load, as one resumable job (not implemented yet).
+/// Export, optionally process, then load, as one resumable job.
+///
+/// The dump goes to DIR/export, the processed dump (with --exec) to
+/// DIR/processed; then it is loaded. Rerunning the same command after a crash
+/// continues where it stopped: finished chunks are never exported, processed
+/// or loaded twice. The source connections are closed before processing.
+///
+/// Example:
+///   myspool copy --from mysql://app@db1/ --to mysql://app@db2/ --table 'shop.*' --dir work/ --autoinc drop
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// Source server URL.
     #[arg(long, value_name = "URL")]
@@ -18,18 +35,78 @@ pub struct Args {
     /// Table to copy, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
-    /// Dump directory used on the way.
+    /// Working directory (holds export/ and processed/).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Shell command to transform each chunk on the way (see `myspool process`).
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// Format the --exec command reads and writes.
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    pub format: FormatArg,
+    /// Only rows matching this SQL condition.
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_clause: Option<String>,
+    /// Rows per chunk [default: about 32 MiB of data per chunk].
+    #[arg(long, value_name = "N")]
+    pub chunk_rows: Option<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
     pub output: Output,
 }
 
-pub fn run(_args: Args) -> Result<()> {
-    super::not_implemented("copy")
+pub fn run(args: Args) -> Result<()> {
+    let mut export = ExportOptions::new(ConnSpec::parse(&args.from)?, args.tables, &args.dir);
+    export.where_clause = args.where_clause;
+    export.chunk_rows = args.chunk_rows;
+    export.jobs = args.load.jobs;
+    export.progress = args.output.progress.into();
+    export.hooks = Hooks::from_env();
+    let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
+    args.load.apply(&mut load);
+    load.progress = args.output.progress.into();
+    load.chunk_delay = super::load::chunk_delay_from_env();
+    let format = match args.format {
+        FormatArg::Csv => Format::Csv,
+        FormatArg::Jsonl => Format::Jsonl,
+    };
+    let opts = CopyOptions {
+        export,
+        exec: args.exec.map(|e| (e, format)),
+        load,
+        dir: args.dir,
+    };
+    let s = copy(&opts)?;
+    if args.output.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!(
+        "myspool copy: exported {} rows ({} chunks written, {} kept) in {}",
+        s.export.rows,
+        s.export.chunks_written,
+        s.export.chunks_kept,
+        human_duration(s.export.seconds)
+    );
+    if let Some(p) = &s.process {
+        println!(
+            "  processed {} chunks ({} kept), {} rows in, {} rows out, in {}",
+            p.chunks_processed,
+            p.chunks_kept,
+            p.rows_in,
+            p.rows_out,
+            human_duration(p.seconds)
+        );
+    }
+    println!(
+        "  loaded {} rows into {} ({} chunks, {} already there, {} retries) in {}",
+        s.load.rows,
+        s.load.target,
+        s.load.chunks_loaded,
+        s.load.chunks_skipped,
+        s.load.retries,
+        human_duration(s.load.seconds)
+    );
+    Ok(())
 }

@@ -83,12 +83,6 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The answer of a subcommand that a later release delivers: said plainly,
-/// with a non-zero exit, and nothing touched.
-pub fn not_implemented(name: &str) -> Result<()> {
-    anyhow::bail!("`myspool {name}` is not implemented yet in this version; nothing was done")
-}
-
 /// Load options shared by `load` and `copy`.
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {

@@ -1,4 +1,4 @@
-//! `myspool status` (not implemented yet)
+//! `myspool status`
 
 use std::path::PathBuf;
 
@@ -6,7 +6,12 @@ use anyhow::Result;
 
 use super::Output;
 
-/// Show what is done in a dump directory: chunks exported, processed, loaded (not implemented yet).
+/// Show what is done in a dump directory, and what would continue it.
+///
+/// For each table: chunks exported, processed (per output directory of
+/// `myspool process`, with failed chunks), loaded (per target, from the load
+/// journals), and the commands that would finish what is unfinished.
+/// Reads files only; no server is contacted.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Dump directory.
@@ -16,6 +21,76 @@ pub struct Args {
     pub output: Output,
 }
 
-pub fn run(_args: Args) -> Result<()> {
-    super::not_implemented("status")
+pub fn run(args: Args) -> Result<()> {
+    let s = myspool::status::status(&args.dir)?;
+    if args.output.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!(
+        "myspool status: {}{}",
+        s.dir.display(),
+        s.processed_from
+            .as_deref()
+            .map(|f| format!(" (processed from {f})"))
+            .unwrap_or_default()
+    );
+    for t in &s.tables {
+        println!(
+            "  {}.{}: {} of {} chunks {}, {} rows",
+            t.db,
+            t.table,
+            t.exported,
+            t.chunks,
+            if s.processed_from.is_some() {
+                "processed"
+            } else {
+                "exported"
+            },
+            t.rows
+        );
+        for p in &t.processed {
+            println!(
+                "    processed into {} ({}): {} of {} chunks{}",
+                p.out,
+                p.exec,
+                p.done,
+                t.chunks,
+                if p.failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", failed: {:?} (stderr kept as NNNNNN.stderr)", p.failed)
+                }
+            );
+        }
+        for l in &t.loaded {
+            println!(
+                "    loaded into {} database {}: {} of {} chunks{}{}{}",
+                l.target,
+                l.database,
+                l.committed,
+                t.chunks,
+                if l.complete { ", complete" } else { "" },
+                if l.in_doubt.is_empty() {
+                    String::new()
+                } else {
+                    format!(", in doubt: {:?}", l.in_doubt)
+                },
+                if l.autoinc_removed || l.indexes_dropped {
+                    ", AUTO_INCREMENT or indexes still removed"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if s.next.is_empty() {
+        println!("  nothing left to do");
+    } else {
+        println!("  to continue:");
+        for n in &s.next {
+            println!("    {n}");
+        }
+    }
+    Ok(())
 }

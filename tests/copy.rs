@@ -1,0 +1,220 @@
+//! `myspool copy` (export → process → load as one job) and `myspool status`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{myspool_bin, Server};
+
+fn myspool(args: &[&str]) -> Output {
+    Command::new(myspool_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn rows(server: &Server, sql: &str) -> Vec<Vec<Option<String>>> {
+    server.query_strings(sql)
+}
+
+/// Counts lines containing `needle` in files named `prefix*` under `dir`.
+fn count_in(dir: &Path, prefix: &str, needle: &str) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().starts_with(prefix) {
+                n += std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .matches(needle)
+                    .count();
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn copy_with_a_processing_step_survives_kill_9_at_every_phase() {
+    let src = Server::shared(&[]);
+    let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
+    let db = src.fresh_db("copy");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NULL, b VARBINARY(8));
+         INSERT INTO t SELECT seq, IF(seq % 5, CONCAT('n', seq), NULL), UNHEX(HEX(seq)) FROM seq_1_to_1200;"
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("job");
+    let d = dir.display().to_string();
+    let (from, to, table) = (src.url(), dst.url(), format!("{db}.t"));
+    let into = dst.fresh_db("copied");
+    dst.query(&format!("DROP DATABASE `{into}`"));
+    // sed capitalizes the names (not the header); NULLs and hex stay as
+    // they are.
+    let args = [
+        "copy",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--table",
+        &table,
+        "--dir",
+        &d,
+        "--exec",
+        "sleep 0.05; sed '2,$ s/\"n/\"N/'",
+        "--chunk-rows",
+        "100",
+        "--jobs",
+        "2",
+        "--autoinc",
+        "drop",
+        "--into",
+        &into,
+    ];
+    // Kill during the export, during processing, during the load.
+    for (prefix, needle, at) in [
+        ("export.log", "sha256", 3),
+        ("process.log", "sha256", 4),
+        ("load@", "\"committing\"", 4),
+    ] {
+        let mut child = Command::new(myspool_bin())
+            .args(args)
+            .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count_in(&dir, prefix, needle) < at {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "copy ended before the kill in {prefix}"
+            );
+            assert!(Instant::now() < deadline, "no progress in {prefix}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // status tells what is done and what comes next.
+        let st = myspool(&["status", "--dir", &format!("{d}/export")]);
+        assert!(
+            st.status.success(),
+            "{}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+    let out = myspool(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(
+            &dst,
+            &format!("SELECT id, name, HEX(b) FROM `{into}`.t ORDER BY id")
+        ),
+        rows(
+            &src,
+            &format!("SELECT id, REPLACE(name, 'n', 'N'), HEX(b) FROM `{db}`.t ORDER BY id")
+        )
+    );
+    let create = rows(&dst, &format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
+        .clone()
+        .unwrap();
+    assert!(create.contains("AUTO_INCREMENT"), "{create}");
+    // A rerun of a finished copy does nothing twice.
+    let again = myspool(&[&args[..], &["--json"]].concat());
+    assert!(again.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(s["load"]["rows"], 0);
+    assert_eq!(s["export"]["chunks_written"], 0);
+}
+
+#[test]
+fn status_reports_every_phase_and_how_to_continue() {
+    let src = Server::shared(&[]);
+    let dst = Server::shared(&[
+        "--innodb-autoinc-lock-mode=2",
+        "--log-bin",
+        "--binlog-format=ROW",
+    ]);
+    let db = src.fresh_db("status");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_500;"
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let dump = work.path().join("dump");
+    let out = work.path().join("out");
+    let (d, o) = (dump.display().to_string(), out.display().to_string());
+    let table = format!("{db}.t");
+    assert!(myspool(&[
+        "export",
+        "--from",
+        &src.url(),
+        "--table",
+        &table,
+        "--dir",
+        &d,
+        "--chunk-rows",
+        "100"
+    ])
+    .status
+    .success());
+    let exec = "if [ \"$MYSPOOL_CHUNK\" = 3 ]; then exit 1; fi; cat";
+    assert!(
+        !myspool(&["process", "--dir", &d, "--out", &o, "--exec", exec])
+            .status
+            .success()
+    );
+    assert!(myspool(&["load", "--dir", &d, "--to", &dst.url()])
+        .status
+        .success());
+
+    let st = myspool(&["status", "--dir", &d, "--json"]);
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let t = &s["tables"][0];
+    assert_eq!(
+        (
+            t["chunks"].as_u64(),
+            t["exported"].as_u64(),
+            t["rows"].as_u64()
+        ),
+        (Some(5), Some(5), Some(500))
+    );
+    assert_eq!(t["processed"][0]["done"], 4);
+    assert_eq!(t["processed"][0]["failed"], serde_json::json!([3]));
+    assert_eq!(t["loaded"][0]["committed"], 5);
+    assert_eq!(t["loaded"][0]["complete"], true);
+    let next: Vec<String> = s["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(
+        next[0].starts_with("myspool process --dir ") && next[0].contains("--exec 'if ["),
+        "{next:?}"
+    );
+
+    let human = String::from_utf8_lossy(&myspool(&["status", "--dir", &o]).stdout).into_owned();
+    assert!(human.contains("4 of 5 chunks processed"), "{human}");
+    assert!(
+        human.contains("to continue:") && human.contains("myspool process"),
+        "{human}"
+    );
+}
