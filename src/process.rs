@@ -336,6 +336,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
     let progress = Mutex::new(Progress::new(opts.progress, "process", total_rows));
     let failed = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
+    let in_flight = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let counts = Mutex::new((0u64, 0u64, 0u64));
     let level = manifest.export.level;
@@ -351,7 +352,18 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                 let work = &tables[t];
                 let chunk = &work.input.chunks[c];
                 let label = format!("{}.{}", work.input.db, work.input.table);
-                match process_chunk(worker, opts.format, &input, work, chunk, level) {
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                let result = process_chunk(worker, opts.format, &input, work, chunk, level);
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                let note = |p: &mut Progress, failed: usize| {
+                    let done = counts.lock().map(|n| n.0).unwrap_or(0);
+                    p.set_note(format!(
+                        "{done} of {} chunks done, {failed} failed, {} in flight",
+                        pending.len(),
+                        in_flight.load(Ordering::SeqCst)
+                    ));
+                };
+                match result {
                     Ok(done) => {
                         let log = work.out_dir.join("process.log");
                         if let Err(e) = dump::append_json_line(&log, &done) {
@@ -373,6 +385,8 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                             n.2 += done.stats.rows;
                         }
                         if let Ok(mut p) = progress.lock() {
+                            let failed_n = failed.lock().map(|f| f.len()).unwrap_or(0);
+                            note(&mut p, failed_n);
                             p.add(done.rows_in, done.stats.csv_bytes);
                         }
                         if let Ok(mut d) = work.done.lock() {
@@ -747,9 +761,10 @@ fn run_command(
     let input = open_chunk(in_path, work.input.compress)?;
     // Feeds stdin on its own thread: the command may read and write at the
     // same time, and a command that stops reading early (head) is fine.
+    let rows_recorded = chunk.written.as_ref().map_or(0, |w| w.rows);
     let feeder = thread::spawn(move || -> Result<u64> {
         let result = match format {
-            Format::Csv => feed_csv(input, &mut stdin),
+            Format::Csv => feed_csv(input, &mut stdin, rows_recorded),
             Format::Jsonl => feed_jsonl(input, &mut stdin),
         };
         drop(stdin);
@@ -813,32 +828,11 @@ fn stderr_tail(path: &Path) -> String {
         .to_string()
 }
 
-/// Copies the chunk's CSV as it is (it is already the dump dialect),
-/// counting data rows.
-fn feed_csv(input: Box<dyn BufRead + Send>, stdin: &mut dyn Write) -> Result<u64> {
-    let mut reader = dialect::Reader::new(input);
-    let mut record = Vec::new();
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut rows = 0u64;
-    let mut first = true;
-    while reader.read_record(&mut record)? {
-        for (i, f) in record.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            dialect::write_field(&mut buf, f.as_deref(), Codec::Text);
-        }
-        buf.push(b'\n');
-        if !first {
-            rows += 1;
-        }
-        first = false;
-        if buf.len() >= 64 * 1024 {
-            stdin.write_all(&buf)?;
-            buf.clear();
-        }
-    }
-    stdin.write_all(&buf)?;
+/// Copies the chunk's CSV as it is: it is already the dump's dialect, and
+/// its row count is in table.json (parsing it here only to count cost a third
+/// of the time of a `cat` step).
+fn feed_csv(mut input: Box<dyn BufRead + Send>, stdin: &mut dyn Write, rows: u64) -> Result<u64> {
+    io::copy(&mut input, stdin)?;
     Ok(rows)
 }
 

@@ -29,6 +29,8 @@ pub struct Progress {
     interval: Duration,
     rows: u64,
     bytes: u64,
+    /// Extra words for the line, e.g. "3 chunks in flight".
+    note: String,
 }
 
 impl Progress {
@@ -69,7 +71,13 @@ impl Progress {
             interval,
             rows: 0,
             bytes: 0,
+            note: String::new(),
         }
+    }
+
+    /// Sets the extra words shown with the counts.
+    pub fn set_note(&mut self, note: String) {
+        self.note = note;
     }
 
     /// Adds to the running totals.
@@ -124,12 +132,17 @@ impl Progress {
             String::new()
         };
         format!(
-            "myspool {}: {}/{} rows{pct}, {}, {}/s{eta}",
+            "myspool {}: {}/{} rows{pct}, {}, {}/s{eta}{}",
             self.label,
             self.rows,
             self.total_rows,
             human_bytes(self.bytes),
-            human_bytes(self.bytes_per_sec() as u64)
+            human_bytes(self.bytes_per_sec() as u64),
+            if self.note.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", self.note)
+            }
         )
     }
 
