@@ -61,9 +61,10 @@ def main():
         write = lambda row: write_row(sys.stdout, row)  # noqa: E731
     header = next(rows)
     write(header)
-    i = header.index(column)
+    # A dump holds several tables: those without the column pass unchanged.
+    i = header.index(column) if column in header else None
     for row in rows:
-        if row[i] is not None:
+        if i is not None and row[i] is not None:
             row[i] = row[i].upper()
         write(row)
 
