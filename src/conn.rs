@@ -83,12 +83,12 @@ impl ConnSpec {
         let user = if parsed.username().is_empty() {
             "root".to_string()
         } else {
-            percent_decode(parsed.username())
+            crate::dump::percent_decode(parsed.username())
         };
         let mut password_source = PasswordSource::None;
         let mut password = parsed.password().map(|p| {
             password_source = PasswordSource::Url;
-            Secret(percent_decode(p))
+            Secret(crate::dump::percent_decode(p))
         });
         if password.is_none() {
             if let Ok(p) = std::env::var("MYSQL_PWD") {
@@ -105,7 +105,7 @@ impl ConnSpec {
             .split('/')
             .next()
             .filter(|s| !s.is_empty())
-            .map(percent_decode);
+            .map(crate::dump::percent_decode);
         let mut spec = ConnSpec {
             host,
             port: parsed.port().unwrap_or(3306),
@@ -190,24 +190,6 @@ impl fmt::Display for ConnSpec {
         }
         Ok(())
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            if let Some(v) = crate::dialect::decode_hex(&bytes[i + 1..i + 3]) {
-                out.push(v[0]);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The URL text with any password replaced by `***`, for error messages about

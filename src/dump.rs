@@ -475,6 +475,11 @@ pub fn safe_file_name(name: &str) -> String {
 
 /// The name [`safe_file_name`] encoded.
 pub fn decode_file_name(encoded: &str) -> String {
+    percent_decode(encoded)
+}
+
+/// `%XX` escapes decoded (invalid ones kept as they are), as UTF-8.
+pub fn percent_decode(encoded: &str) -> String {
     let bytes = encoded.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

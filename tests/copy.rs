@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{myspool_bin, Server};
 
@@ -18,26 +16,6 @@ fn myspool(args: &[&str]) -> Output {
 
 fn rows(server: &Server, sql: &str) -> Vec<Vec<Option<String>>> {
     server.query_strings(sql)
-}
-
-/// Counts lines containing `needle` in files named `prefix*` under `dir`.
-fn count_in(dir: &Path, prefix: &str, needle: &str) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if e.file_name().to_string_lossy().starts_with(prefix) {
-                n += std::fs::read_to_string(&p)
-                    .unwrap_or_default()
-                    .matches(needle)
-                    .count();
-            }
-        }
-    }
-    n
 }
 
 #[test]
@@ -84,25 +62,10 @@ fn copy_with_a_processing_step_survives_kill_9_at_every_phase() {
         ("process.log", "sha256", 4),
         ("load@", "\"committing\"", 4),
     ] {
-        let mut child = Command::new(myspool_bin())
-            .args(args)
-            .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while count_in(&dir, prefix, needle) < at {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "copy ended before the kill in {prefix}"
-            );
-            assert!(Instant::now() < deadline, "no progress in {prefix}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let killed = common::kill_9_when(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
+            common::count_in_files(&dir, prefix, needle) >= at
+        });
+        assert!(killed, "copy ended before the kill in {prefix}");
         // status tells what is done and what comes next.
         let st = myspool(&["status", "--dir", &format!("{d}/export")]);
         assert!(

@@ -464,33 +464,21 @@ fn a_corrupted_chunk_is_exported_again_on_rerun() {
     assert_eq!(dumps::description(dir.path(), &db, "t"), desc);
 }
 
-/// Runs the binary until `export.log` shows `chunks_done` chunks, then kills
-/// it with SIGKILL.
+/// Runs the export (slowed down) and kills it with SIGKILL once `export.log`
+/// shows `chunks_done` chunks.
 fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
-    let mut child = Command::new(myspool_bin())
-        .args(args)
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(log)
+    let lines = || {
+        std::fs::read_to_string(log)
             .map(|s| s.lines().count())
-            .unwrap_or(0);
-        if done >= chunks_done {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("export ended ({status}) before {chunks_done} chunks were done");
-        }
-        assert!(Instant::now() < deadline, "export made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+            .unwrap_or(0)
+    };
+    let killed = common::kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")], || {
+        lines() >= chunks_done
+    });
+    assert!(
+        killed,
+        "the export ended before {chunks_done} chunks were done"
+    );
 }
 
 #[test]

@@ -429,44 +429,12 @@ fn defer_indexes_drops_and_restores_secondary_indexes() {
 }
 
 /// Starts `myspool load` with the chunk delay hook and kills it with SIGKILL
-/// once `chunks` lines mention a commit in the journal.
+/// once the journals under `journal_dir` show `commits` commits begun.
+/// False if the load finished first.
 fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
-    let mut child = Command::new(myspool_bin())
-        .args(args)
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lines: usize = std::fs::read_dir(journal_dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("load@"))
-                    .map(|e| {
-                        std::fs::read_to_string(e.path())
-                            .unwrap_or_default()
-                            .matches("\"committing\"")
-                            .count()
-                    })
-                    .sum()
-            })
-            .unwrap_or(0);
-        if lines >= commits {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "load failed before the kill");
-            return false;
-        }
-        assert!(Instant::now() < deadline, "load made no progress");
-        std::thread::sleep(Duration::from_millis(3));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    true
+    common::kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
+        common::count_in_files(journal_dir, "load@", "\"committing\"") >= commits
+    })
 }
 
 #[test]

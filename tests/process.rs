@@ -5,7 +5,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use common::dumps;
 use common::{myspool_bin, Server};
@@ -297,28 +296,16 @@ fn kill_9_mid_process_then_rerun_gives_the_same_output() {
             "--jobs",
             "2",
         ];
-        let mut child = Command::new(myspool_bin())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let log = out.join(&db).join("people").join("process.log");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::read_to_string(&log)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-            < kill_at
-        {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "finished before the kill"
-            );
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let lines = || {
+            std::fs::read_to_string(&log)
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        };
+        assert!(
+            common::kill_9_when(&args, &[], || lines() >= kill_at),
+            "finished before the kill"
+        );
         let r = myspool(&args, &[]);
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         assert_eq!(

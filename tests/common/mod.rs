@@ -653,3 +653,60 @@ fn find_program(env_var: &str, names: &[&str]) -> PathBuf {
          (apt-get install -y mariadb-server mariadb-client) or set {env_var}"
     );
 }
+
+/// Runs the myspool binary with `args` and `env`, and kills it with SIGKILL
+/// as soon as `ready()` holds (polled every few ms). Returns false, without a
+/// kill, if the process ended first (it must have succeeded then).
+pub fn kill_9_when(args: &[&str], env: &[(&str, &str)], ready: impl Fn() -> bool) -> bool {
+    let mut child = Command::new(myspool_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting myspool");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if ready() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaping myspool");
+            return true;
+        }
+        if child.try_wait().expect("polling myspool").is_some() {
+            let out = child.wait_with_output().expect("reaping myspool");
+            assert!(
+                out.status.success(),
+                "myspool {args:?} failed before the kill: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return false;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "myspool {args:?} made no progress in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Occurrences of `needle` in the files whose name starts with `prefix`,
+/// anywhere under `dir` (journals and logs of a running myspool).
+pub fn count_in_files(dir: &Path, prefix: &str, needle: &str) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().starts_with(prefix) {
+                n += std::fs::read_to_string(&p)
+                    .unwrap_or_default()
+                    .matches(needle)
+                    .count();
+            }
+        }
+    }
+    n
+}
