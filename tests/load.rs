@@ -769,3 +769,28 @@ fn repair_restores_auto_increment_after_an_interrupted_load() {
     assert_same_table(&src, &db, &dst, &into, "t", "id");
     assert!(create().contains("AUTO_INCREMENT"));
 }
+
+/// LOAD DATA fires the target's INSERT triggers for every row: myspool
+/// leaves triggers alone, and says so in the README.
+#[test]
+fn triggers_on_the_target_fire_for_every_loaded_row() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("trig");
+    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_120;"));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
+    let into = dst.fresh_db("trig");
+    dst.query(&format!(
+        "USE `{into}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE audit (id INT);
+         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);"
+    ));
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    run(&opts);
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.audit"))
+            .as_deref(),
+        Some("120")
+    );
+    assert_same_table(&src, &db, &dst, &into, "t", "id");
+}
