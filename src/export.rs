@@ -504,6 +504,10 @@ fn setup_session(conn: &mut Conn, hooks: &Hooks) -> Result<()> {
         ))
         .context("setting net_write_timeout")?;
     }
+    // A reading connection waits between chunks while a slow disk catches
+    // up, and cannot reconnect without losing its snapshot.
+    conn.query_drop("SET SESSION wait_timeout = GREATEST(@@wait_timeout, 28800)")
+        .context("setting wait_timeout")?;
     // A server-wide statement time limit would kill a long chunk read.
     set_optional(conn, "max_statement_time = 0")?;
     set_optional(conn, "max_execution_time = 0")?;

@@ -540,6 +540,8 @@ fn setup_session(conn: &mut Conn, opts: &LoadOptions) -> Result<()> {
         "SET SESSION time_zone = '+00:00'",
         "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
         "SET SESSION foreign_key_checks = 0",
+        // A long table can leave the control connection idle for hours.
+        "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 28800)",
     ] {
         conn.query_drop(stmt)
             .with_context(|| format!("setting up the target session ({stmt})"))?;
@@ -860,6 +862,7 @@ fn load_table(
     progress: &Arc<Mutex<Progress>>,
     summary: &mut LoadSummary,
 ) -> Result<TableLoadSummary> {
+    ensure_alive(control, opts)?;
     let table_dir = dir.path(&plan.entry.dir);
     let mut journal = Journal::open(&table_dir, &opts.target.endpoint(), &plan.target_db)?;
     let mut ts = TableLoadSummary {
@@ -997,6 +1000,9 @@ fn load_table(
     summary.duplicates += outcome.duplicates;
     summary.retries += outcome.retries;
 
+    // The control connection sat idle while the chunks loaded; a short
+    // wait_timeout may have closed it.
+    ensure_alive(control, opts)?;
     let mut journal = Arc::try_unwrap(journal)
         .map_err(|_| anyhow!("journal still shared"))?
         .into_inner()
@@ -1004,6 +1010,18 @@ fn load_table(
     restore_temporary_changes(control, plan, &mut journal)?;
     journal.record(Event::Complete)?;
     Ok(ts)
+}
+
+/// Reconnects the control connection if the server closed it (wait_timeout,
+/// a restart).
+fn ensure_alive(control: &mut Conn, opts: &LoadOptions) -> Result<()> {
+    if control.ping().is_ok() {
+        return Ok(());
+    }
+    let mut fresh = opts.target.connect("target")?;
+    setup_session(&mut fresh, opts)?;
+    *control = fresh;
+    Ok(())
 }
 
 /// Puts AUTO_INCREMENT and deferred indexes back, as the journal says.

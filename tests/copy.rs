@@ -181,3 +181,48 @@ fn status_reports_every_phase_and_how_to_continue() {
         "{human}"
     );
 }
+
+/// `wait_timeout=2` on both servers and a processing step slower than that:
+/// no connection is left idle long enough to be dropped (or it is reopened).
+#[test]
+fn copy_survives_a_short_wait_timeout_and_a_slow_processing_step() {
+    let server = Server::shared(&["--wait-timeout=2", "--innodb-autoinc-lock-mode=2"]);
+    let db = server.fresh_db("waits");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t SELECT seq, seq FROM seq_1_to_300;"
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().join("job").display().to_string();
+    let into = format!("{db}_copy");
+    let table = format!("{db}.t");
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &server.url(),
+        "--to",
+        &server.url(),
+        "--table",
+        &table,
+        "--dir",
+        &d,
+        "--exec",
+        "sleep 2.5; cat",
+        "--chunk-rows",
+        "100",
+        "--jobs",
+        "1",
+        "--autoinc",
+        "drop",
+        "--into",
+        &into,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(&server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
+        rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
+    );
+}

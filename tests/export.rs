@@ -332,6 +332,18 @@ fn db_star_takes_base_tables_and_views_are_refused() {
     let schema =
         std::fs::read_to_string(dir.path().join(&m.tables[0].dir).join("schema.sql")).unwrap();
     assert!(schema.starts_with("CREATE TABLE `a`"), "{schema}");
+    // Dumps hold table data: private to their owner.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let table_dir = dir.path().join(&m.tables[0].dir);
+    assert_eq!(mode(&table_dir), 0o700);
+    assert_eq!(mode(&dir.path().join(&db)), 0o700);
+    for f in ["manifest.json", ".myspool.lock"] {
+        assert_eq!(mode(&dir.path().join(f)), 0o600, "{f}");
+    }
+    for f in ["000001.csv.gz", "table.json", "schema.sql"] {
+        assert_eq!(mode(&table_dir.join(f)), 0o600, "{f}");
+    }
     let database = std::fs::read_to_string(dir.path().join(&db).join("database.sql")).unwrap();
     assert!(database.contains("utf8mb4"), "{database}");
 

@@ -794,3 +794,145 @@ fn triggers_on_the_target_fire_for_every_loaded_row() {
     );
     assert_same_table(&src, &db, &dst, &into, "t", "id");
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("damaged");
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_300;"
+    ));
+    let good = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], good.path(), 100);
+    let chunk2 = |dir: &Path| dir.join(&db).join("t").join("000002.csv.gz");
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
+        (
+            "truncated gzip",
+            Box::new(|d: &Path| {
+                let bytes = std::fs::read(chunk2(d)).unwrap();
+                std::fs::write(chunk2(d), &bytes[..bytes.len() / 2]).unwrap();
+            }),
+            "000002.csv.gz",
+        ),
+        (
+            "valid gzip, other content",
+            Box::new(|d: &Path| {
+                use std::io::Write;
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(b"\"id\",\"s\"\n\"101\",\"changed\"\n")
+                    .unwrap();
+                std::fs::write(chunk2(d), gz.finish().unwrap()).unwrap();
+            }),
+            "differs from",
+        ),
+        (
+            "missing chunk",
+            Box::new(|d: &Path| std::fs::remove_file(chunk2(d)).unwrap()),
+            "000002.csv.gz",
+        ),
+        (
+            "manifest not JSON",
+            Box::new(|d: &Path| std::fs::write(d.join("manifest.json"), "{ hand edited").unwrap()),
+            "manifest.json is not valid JSON",
+        ),
+        (
+            "unknown format version",
+            Box::new(|d: &Path| {
+                let text = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+                std::fs::write(
+                    d.join("manifest.json"),
+                    text.replace("\"format_version\": 1", "\"format_version\": 99"),
+                )
+                .unwrap();
+            }),
+            "format version 99",
+        ),
+    ];
+    for (what, damage, expect) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("d");
+        copy_dir(good.path(), &dir);
+        damage(&dir);
+        let into = dst.fresh_db("damaged");
+        let out = myspool(
+            &[
+                "load",
+                "--dir",
+                &dir.display().to_string(),
+                "--to",
+                &dst.url(),
+                "--into",
+                &into,
+                "--jobs",
+                "1",
+            ],
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: loaded anyway");
+        assert!(err.contains(expect), "{what}: expected {expect:?} in {err}");
+        assert_eq!(
+            err.trim_end()
+                .lines()
+                .filter(|l| l.starts_with("myspool: error"))
+                .count(),
+            1,
+            "{what}: {err}"
+        );
+        // Chunk 1 may be in; nothing of chunk 2 (ids 101–200) is.
+        let created = dst.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{into}' AND TABLE_NAME = 't'"
+        ));
+        if created.as_deref() == Some("1") {
+            let n = dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t WHERE id > 100"));
+            assert_eq!(
+                n.as_deref(),
+                Some("0"),
+                "{what}: rows of chunk 2 or later were committed"
+            );
+        }
+    }
+}
+
+#[test]
+fn two_loads_of_one_dump_at_once_the_second_refuses() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("twice");
+    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;"));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
+    let d = dir.path().display().to_string();
+    let url = dst.url();
+    let args = ["load", "--dir", &d, "--to", &url, "--jobs", "1"];
+    let mut first = Command::new(myspool_bin())
+        .args(args)
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::count_in_files(dir.path(), "load@", "committed") == 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = myspool(&args, &[]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("another myspool process is working on")
+    );
+    assert!(first.wait().unwrap().success());
+    assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
