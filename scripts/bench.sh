@@ -382,7 +382,7 @@ mkdir -p "$WORK/outfile" # the server runs as this same user (as root: --user=ro
 tool ms_export export "\`myspool export --jobs 2\` (gzip level 2)"
 tool md_export_c export "\`mydumper -t 2 -r 500000 -c\`"
 tool md_export export "\`mydumper -t 2 -r 500000\` (no compression)"
-tool cli_export export "\`mariadb --quick --batch\` \\| \`gzip -1\` (one connection)"
+tool cli_export export "\`mariadb --quick --batch \\| gzip -1\` (one connection)"
 tool outfile_export export "\`SELECT … INTO OUTFILE\` (TSV, server-side, one thread, uncompressed)"
 tool ms_load load "\`myspool load --jobs 2\`"
 tool ms_load_fast load "\`myspool load --jobs 2 --defer-indexes --skip-binlog\`"
@@ -390,7 +390,7 @@ tool ml_load_e load "\`myloader -t 2 -e\` (binlog on, like myspool load)"
 tool ml_load load "\`myloader -t 2\` (its default: binlog off)"
 tool ld_load load "\`LOAD DATA LOCAL INFILE\` of one TSV (one statement)"
 tool ms_process process "\`myspool process --exec cat --jobs 2\`"
-tool xargs_process process "\`xargs -P 2\` \`zcat | cat | gzip -1\`"
+tool xargs_process process "\`xargs -P 2\` over chunks: \`zcat \\| cat \\| gzip -1\`"
 tool ms_copy roundtrip "\`myspool copy --exec cat --jobs 2\` (measured)"
 tool ms_sum roundtrip "myspool export + process + load (sum of the medians above)"
 tool md_sum roundtrip "mydumper -c + myloader -e (sum of the medians above; no transform step)"
@@ -556,11 +556,12 @@ report() {
 		fi
 		ratio=$(awk -v m="$med" -v b="$(med_of "${BASE[$phase]}")" 'BEGIN { printf "%.2f×", m / b }')
 		[[ $id != "${BASE[$phase]}" ]] || ratio="1.00 (baseline)"
-		awk -v name="${NAME[$id]}" -v phase="${PHASE_NAME[$phase]}" -v secs="$secs_cell" -v m="$med" \
-			-v rows="$ROWS" -v csv="$CSV_BYTES" -v rss="${RSS[$id]:-0}" -v size="${SIZE[$id]:-—}" -v ratio="$ratio" '
+		# Text through the environment: awk -v would eat the backslashes of "\|".
+		NAME_CELL=${NAME[$id]} SIZE_CELL=${SIZE[$id]:-—} awk -v phase="${PHASE_NAME[$phase]}" -v secs="$secs_cell" \
+			-v m="$med" -v rows="$ROWS" -v csv="$CSV_BYTES" -v rss="${RSS[$id]:-0}" -v ratio="$ratio" '
 			function commas(n,   s) { s = sprintf("%d", n); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
 			BEGIN { printf "| %s | %s | %s | %s | %.1f | %.1f MiB | %s | %s |\n",
-				name, phase, secs, commas(rows / m), csv / 1e6 / m, rss / 1024, size, ratio }'
+				ENVIRON["NAME_CELL"], phase, secs, commas(rows / m), csv / 1e6 / m, rss / 1024, ENVIRON["SIZE_CELL"], ratio }'
 	done
 	printf '\nNotes:\n\n'
 	printf -- "- ratio = seconds / the seconds of the phase's myspool row; above 1 is slower than myspool. MB/s of CSV = the table's size as myspool CSV (%s) / seconds, the same numerator for every tool of a phase. MB = 10^6 bytes.\n" "$(mb "$CSV_BYTES")"
