@@ -863,6 +863,7 @@ fn load_table(
     summary: &mut LoadSummary,
 ) -> Result<TableLoadSummary> {
     ensure_alive(control, opts)?;
+    lock_target(control, plan)?;
     let table_dir = dir.path(&plan.entry.dir);
     let mut journal = Journal::open(&table_dir, &opts.target.endpoint(), &plan.target_db)?;
     let mut ts = TableLoadSummary {
@@ -1001,27 +1002,58 @@ fn load_table(
     summary.retries += outcome.retries;
 
     // The control connection sat idle while the chunks loaded; a short
-    // wait_timeout may have closed it.
-    ensure_alive(control, opts)?;
+    // wait_timeout may have closed it (and with it the lock).
+    if ensure_alive(control, opts)? {
+        lock_target(control, plan)?;
+    }
     let mut journal = Arc::try_unwrap(journal)
         .map_err(|_| anyhow!("journal still shared"))?
         .into_inner()
         .map_err(|_| anyhow!("a loader thread panicked"))?;
     restore_temporary_changes(control, plan, &mut journal)?;
     journal.record(Event::Complete)?;
+    let _ = control.query_drop("DO RELEASE_ALL_LOCKS()");
     Ok(ts)
 }
 
 /// Reconnects the control connection if the server closed it (wait_timeout,
-/// a restart).
-fn ensure_alive(control: &mut Conn, opts: &LoadOptions) -> Result<()> {
+/// a restart). True when it did.
+fn ensure_alive(control: &mut Conn, opts: &LoadOptions) -> Result<bool> {
     if control.ping().is_ok() {
-        return Ok(());
+        return Ok(false);
     }
     let mut fresh = opts.target.connect("target")?;
     setup_session(&mut fresh, opts)?;
     *control = fresh;
-    Ok(())
+    Ok(true)
+}
+
+/// A server-side named lock per target table, held by the control
+/// connection while the table loads: two loads (from two dumps, or two
+/// machines) into one table at once would corrupt each other's journal
+/// assumptions. The server drops the lock when the connection ends, so a
+/// killed loader leaves nothing behind.
+fn lock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
+    let table = format!("{}.{}", plan.target_db, plan.desc.table);
+    // Lock names are limited to 64 characters.
+    let name = if table.len() <= 56 {
+        format!("myspool:{table}")
+    } else {
+        format!(
+            "myspool:{}",
+            &dump::hex_lower(&Sha256::digest(table.as_bytes()))[..56]
+        )
+    };
+    let got: Option<Option<i64>> = control
+        .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
+        .with_context(|| format!("taking the lock {name:?} on the target"))?;
+    match got.flatten() {
+        Some(1) => Ok(()),
+        _ => bail!(
+            "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
+            plan.label()
+        ),
+    }
 }
 
 /// Puts AUTO_INCREMENT and deferred indexes back, as the journal says.

@@ -936,3 +936,37 @@ fn two_loads_of_one_dump_at_once_the_second_refuses() {
     assert!(first.wait().unwrap().success());
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
+
+#[test]
+fn two_loads_into_one_target_table_the_second_refuses() {
+    let (src, dst) = (source(), target());
+    let db = src.fresh_db("onetable");
+    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;"));
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (work.path().join("a"), work.path().join("b"));
+    dump(&src, &[&format!("{db}.t")], &a, 50);
+    copy_dir(&a, &b);
+    let url = dst.url();
+    let (da, db_) = (a.display().to_string(), b.display().to_string());
+    let mut first = Command::new(myspool_bin())
+        .args(["load", "--dir", &da, "--to", &url, "--jobs", "1"])
+        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::count_in_files(&a, "load@", "committed") == 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = myspool(&["load", "--dir", &db_, "--to", &url, "--jobs", "1"], &[]);
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another myspool load is loading into"),
+        "{err}"
+    );
+    assert!(first.wait().unwrap().success());
+    assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
