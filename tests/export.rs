@@ -869,35 +869,6 @@ fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
     );
 }
 
-/// A small tmpfs (the tests run as root), unmounted on drop.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(options: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("running mount");
-        assert!(
-            status.success(),
-            "this test needs root to mount a small tmpfs"
-        );
-        Tmpfs(dir)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 /// A tmpfs of a few MiB fills up mid-export: a clear error, no chunk recorded
 /// that is not whole, and the same command finishes once there is room.
 #[test]
@@ -908,7 +879,7 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
         "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64));
          INSERT INTO `{db}`.t SELECT seq, MD5(seq) FROM seq_1_to_200000;"
     ));
-    let mount = Tmpfs::mount("size=3m");
+    let mount = common::Tmpfs::mount("size=3m");
     let mnt = mount.path().display().to_string();
     let ballast = mount.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
@@ -966,7 +937,7 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
 #[test]
 fn a_read_only_dir_is_refused_clearly() {
     let server = server();
-    let mount = Tmpfs::mount("ro,size=1m");
+    let mount = common::Tmpfs::mount("ro,size=1m");
     let mnt = mount.path().display().to_string();
     let out = myspool(&[
         "export",

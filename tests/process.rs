@@ -362,3 +362,59 @@ fn a_rust_row_transform_runs_through_the_same_machinery() {
     got.sort();
     assert_eq!(got, want);
 }
+
+/// The output disk fills up: a clear error, nothing recorded that is not
+/// whole, and the same command finishes once there is room.
+#[test]
+fn a_full_disk_fails_clearly_and_the_rerun_finishes() {
+    let src = Server::shared(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dump_people(&src, dir.path());
+    let mount = common::Tmpfs::mount("size=300k");
+    let ballast = mount.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 200 * 1024]).unwrap();
+    let out = mount.path().join("out");
+    // Output much bigger than the input, and incompressible.
+    let exec = "python3 -c 'import json, os, sys\nfor l in sys.stdin:\n o = json.loads(l); o[\"note\"] = os.urandom(3000).hex(); print(json.dumps(o))'";
+    let args = [
+        "process",
+        "--dir",
+        &path(dir.path()),
+        "--out",
+        &path(&out),
+        "--exec",
+        exec,
+        "--format",
+        "jsonl",
+    ];
+    let r = myspool(&args, &[]);
+    assert!(!r.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(text.contains("No space left on device"), "{text}");
+    let log = out.join(&db).join("people").join("process.log");
+    for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = out
+            .join(&db)
+            .join("people")
+            .join(format!("{:06}.csv.gz", v["number"].as_u64().unwrap()));
+        assert_eq!(
+            myspool::dump::sha256_file(&file).unwrap(),
+            v["sha256"].as_str().unwrap()
+        );
+    }
+    std::fs::remove_file(&ballast).unwrap();
+    let status = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(mount.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = myspool(&args, &[]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(dumps::table_rows(&out, &db, "people").len(), 250);
+}
