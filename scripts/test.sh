@@ -16,6 +16,7 @@ have mariadb || packages+=(mariadb-client)
 have cc || packages+=(gcc libc6-dev)
 have mount || packages+=(mount)
 have python3 || packages+=(python3)
+have openssl || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${packages[*]}; run as root or install them" >&2

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
-use mysql::{Conn, OptsBuilder};
+use mysql::{Conn, OptsBuilder, SslOpts};
 
 /// A password that never shows up in `Debug`, `Display`, errors or JSON.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -44,7 +44,9 @@ pub enum PasswordSource {
 /// A parsed `mysql://user[:password]@host[:port][/db][?options]` URL.
 ///
 /// Options: `socket=/path` (connect through a Unix socket),
-/// `connect_timeout=SECONDS`, `read_timeout=SECONDS`, `write_timeout=SECONDS`.
+/// `connect_timeout=SECONDS`, `read_timeout=SECONDS`, `write_timeout=SECONDS`,
+/// `ssl-mode=disabled|preferred|required|verify-ca|verify-identity` (default
+/// preferred), `ssl-ca=/path/ca.pem`.
 /// When the URL has no password, `MYSQL_PWD` is used, then the `password` of
 /// the `[client]` group in `~/.my.cnf`.
 #[derive(Clone, Debug)]
@@ -59,6 +61,39 @@ pub struct ConnSpec {
     pub connect_timeout: Duration,
     pub read_timeout: Option<Duration>,
     pub write_timeout: Option<Duration>,
+    pub ssl_mode: SslMode,
+    /// CA certificate (PEM) for `verify-ca` and `verify-identity`.
+    pub ssl_ca: Option<PathBuf>,
+}
+
+/// TLS, as the `mysql` client's `--ssl-mode` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disabled,
+    /// TLS when the server offers it, unverified; plain otherwise.
+    #[default]
+    Preferred,
+    /// TLS or fail; the certificate is not checked.
+    Required,
+    /// TLS with a certificate signed by the CA (`ssl-ca=`, else the
+    /// well-known roots); any host name.
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host.
+    VerifyIdentity,
+}
+
+impl SslMode {
+    fn parse(text: &str) -> Option<SslMode> {
+        Some(match text.to_ascii_lowercase().replace('_', "-").as_str() {
+            "disabled" => SslMode::Disabled,
+            "preferred" => SslMode::Preferred,
+            "required" => SslMode::Required,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-identity" => SslMode::VerifyIdentity,
+            _ => return None,
+        })
+    }
 }
 
 impl ConnSpec {
@@ -117,6 +152,8 @@ impl ConnSpec {
             connect_timeout: Duration::from_secs(10),
             read_timeout: None,
             write_timeout: None,
+            ssl_mode: SslMode::Preferred,
+            ssl_ca: None,
         };
         for (key, value) in parsed.query_pairs() {
             let secs = || -> Result<Duration> {
@@ -130,8 +167,16 @@ impl ConnSpec {
                 "connect_timeout" => spec.connect_timeout = secs()?,
                 "read_timeout" => spec.read_timeout = Some(secs()?),
                 "write_timeout" => spec.write_timeout = Some(secs()?),
+                "ssl-mode" | "ssl_mode" | "sslmode" => {
+                    spec.ssl_mode = SslMode::parse(&value).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "URL option ssl-mode={value}: expected disabled, preferred, required, verify-ca or verify-identity"
+                        )
+                    })?
+                }
+                "ssl-ca" | "ssl_ca" => spec.ssl_ca = Some(PathBuf::from(value.as_ref())),
                 other => bail!(
-                    "unknown URL option {other:?} in {} (known: socket, connect_timeout, read_timeout, write_timeout)",
+                    "unknown URL option {other:?} in {} (known: socket, connect_timeout, read_timeout, write_timeout, ssl-mode, ssl-ca)",
                     redact_url_text(url)
                 ),
             }
@@ -172,7 +217,41 @@ impl ConnSpec {
                 .socket(Some(socket.to_string_lossy().into_owned()))
                 .prefer_socket(true);
         }
-        Conn::new(opts).map_err(|e| anyhow::anyhow!("connecting to {self} as {role}: {e}"))
+        if let Some(ca) = &self.ssl_ca {
+            if !ca.is_file() {
+                bail!("ssl-ca={}: no such file", ca.display());
+            }
+        }
+        let tls = |verify_chain: bool, verify_name: bool| {
+            let mut ssl = SslOpts::default()
+                .with_danger_accept_invalid_certs(!verify_chain)
+                .with_danger_skip_domain_validation(!verify_name);
+            if let Some(ca) = &self.ssl_ca {
+                ssl = ssl.with_root_cert_path(Some(ca.clone()));
+            }
+            ssl
+        };
+        let fail = |e: mysql::Error| {
+            let hint = match &e {
+                mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => {
+                    " (the server does not offer TLS; ssl-mode=preferred or disabled connects without it)"
+                }
+                _ => "",
+            };
+            anyhow::anyhow!("connecting to {self} as {role}: {e}{hint}")
+        };
+        match self.ssl_mode {
+            SslMode::Disabled => Conn::new(opts).map_err(fail),
+            SslMode::Preferred => match Conn::new(opts.clone().ssl_opts(tls(false, false))) {
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
+                    Conn::new(opts).map_err(fail)
+                }
+                other => other.map_err(fail),
+            },
+            SslMode::Required => Conn::new(opts.ssl_opts(tls(false, false))).map_err(fail),
+            SslMode::VerifyCa => Conn::new(opts.ssl_opts(tls(true, false))).map_err(fail),
+            SslMode::VerifyIdentity => Conn::new(opts.ssl_opts(tls(true, true))).map_err(fail),
+        }
     }
 }
 
