@@ -575,6 +575,27 @@ fn plan_table(
             bail!("{}: chunk {:06} was never written", entry.dir, chunk.number);
         }
     }
+    // A chunk file that table.json does not list means dumps were mixed up.
+    let table_dir = dir.path(&entry.dir);
+    for e in std::fs::read_dir(&table_dir)
+        .with_context(|| format!("reading {}", table_dir.display()))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stem = name.trim_end_matches(".gz").trim_end_matches(".csv");
+        let looks_like_chunk = name.ends_with(".csv") || name.ends_with(".csv.gz");
+        if looks_like_chunk
+            && stem.len() >= 6
+            && stem.bytes().all(|b| b.is_ascii_digit())
+            && !desc.chunks.iter().any(|c| c.file == name)
+        {
+            bail!(
+                "{} is a chunk file that {} does not list: is another dump mixed into this one?",
+                table_dir.join(&name).display(),
+                table_dir.join("table.json").display()
+            );
+        }
+    }
     let target_db = opts.into.clone().unwrap_or_else(|| desc.db.clone());
     let label = format!("{target_db}.{}", desc.table);
     let columns = target_columns(conn, &target_db, &desc.table)?;

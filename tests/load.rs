@@ -859,6 +859,13 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
             }),
             "format version 99",
         ),
+        (
+            "a chunk of another dump",
+            Box::new(|d: &Path| {
+                std::fs::copy(chunk2(d), chunk2(d).with_file_name("000099.csv.gz")).unwrap();
+            }),
+            "000099.csv.gz is a chunk file that",
+        ),
     ];
     for (what, damage, expect) in cases {
         let work = tempfile::tempdir().unwrap();
@@ -969,4 +976,47 @@ fn two_loads_into_one_target_table_the_second_refuses() {
     );
     assert!(first.wait().unwrap().success());
     assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
+
+#[test]
+fn awkward_names_load_too() {
+    let (src, dst) = (source(), target());
+    let db = format!("odd`name é {}", std::process::id());
+    src.query(&format!(
+        "CREATE DATABASE `{0}` CHARACTER SET utf8mb4; USE `{0}`; CREATE TABLE `a``b; DROP TABLE x; --` (`sel ect` INT PRIMARY KEY, `é\"'` VARBINARY(4), `from` TEXT);
+         INSERT INTO `a``b; DROP TABLE x; --` SELECT seq, UNHEX(HEX(seq)), CONCAT('v', seq) FROM seq_1_to_30;",
+        db.replace('`', "``")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(
+        &src,
+        &[&format!("`{}`.*", db.replace('`', "``"))],
+        dir.path(),
+        7,
+    );
+    let into = format!("{db} copy");
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.defer_indexes = true;
+    run(&opts);
+    let q = |d: &str| {
+        format!(
+            "SELECT * FROM `{}`.`a``b; DROP TABLE x; --` ORDER BY 1",
+            d.replace('`', "``")
+        )
+    };
+    assert_eq!(dst.query_rows(&q(&into)), src.query_rows(&q(&db)));
+    let v = myspool(
+        &[
+            "verify",
+            "--dir",
+            &dir.path().display().to_string(),
+            "--to",
+            &dst.url(),
+            "--into",
+            &into,
+        ],
+        &[],
+    );
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
