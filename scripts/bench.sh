@@ -37,8 +37,10 @@
 #                 stream (scripts/bench_stream.py) measured on a slice and scaled;
 #   5. prints the table and writes it to --out.
 # Everything lives in one temporary directory ($TMPDIR or /tmp), removed at
-# exit together with the sandbox. A default run takes about 25 minutes with
-# --runs 1 on 2 cores (see the end of the table for the measured time).
+# exit together with the sandbox. On an idle 2-core machine 5,000,000 rows take
+# about 7 minutes with --runs 1 (2 of them settling after the data generation),
+# so about 17 with the default --runs 3; the report ends with the time taken.
+# Needs about 6 GB of free disk in $TMPDIR for 5,000,000 rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -155,6 +157,8 @@ ensure_tools() {
 	command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust first"
 }
 
+# Anything else busy on the machine skews every figure: the report says how busy it was.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 PYTHON=""
 ensure_tools
 log "building myspool (cargo build --release --locked)"
@@ -532,6 +536,7 @@ MYDUMPER_V=$(mydumper --version 2>&1 | head -n1)
 MYDUMPER_PKG=$(dpkg-query -W -f='${Version}' mydumper 2>/dev/null || echo "?")
 REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
 ELAPSED=$SECONDS
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 report() {
 	local id phase med secs_cell range ratio
@@ -542,7 +547,9 @@ report() {
 	printf 'Data: %s, %s rows, %s as myspool CSV (%s chunks), BIGINT AUTO_INCREMENT key, secondary index on a scattered INT, VARCHAR with NULL/%s/quotes/newlines/UTF-8, DECIMAL(12,2), DATETIME(6), BINARY(8). ' \
 		"\`bench.t\`" "$ROWS" "$(mb "$CSV_BYTES")" "$CHUNKS" "''"
 	printf 'Server: a sandbox %s on the same machine (it competes for the same cores), %s. ' "\`mariadbd\`" "\`${SERVER_OPTS[*]}\`"
-	printf '2 threads/jobs everywhere; %s run(s) per figure, median shown (min–max in brackets when runs > 1).\n\n' "$RUNS"
+	printf '2 threads/jobs everywhere; %s run(s) per figure, median shown (min–max in brackets when runs > 1). ' "$RUNS"
+	printf 'Load average (1/5/15 min) at the start: %s, at the end: %s (the benchmark itself keeps it near 2; more means something else was running).\n\n' \
+		"$LOAD_BEFORE" "$LOAD_AFTER"
 	printf '| tool | phase | seconds (median) | rows/s | MB/s of CSV | peak RSS | output size | ratio to myspool |\n'
 	printf '|---|---|---:|---:|---:|---:|---|---:|\n'
 	for id in "${ORDER[@]}"; do
