@@ -105,11 +105,7 @@ fn copy_with_a_processing_step_survives_kill_9_at_every_phase() {
 #[test]
 fn status_reports_every_phase_and_how_to_continue() {
     let src = Server::shared(&[]);
-    let dst = Server::shared(&[
-        "--innodb-autoinc-lock-mode=2",
-        "--log-bin",
-        "--binlog-format=ROW",
-    ]);
+    let dst = common::target_server();
     let db = src.fresh_db("status");
     src.query(&format!(
         "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_500;"

@@ -4,7 +4,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{myspool_bin, Server};
@@ -13,18 +12,7 @@ use myspool::load::{load, AutoincPolicy, LoadOptions, LoadSummary, OnDuplicate};
 use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
 
-fn source() -> Arc<Server> {
-    Server::shared(&[])
-}
-
-/// A target in lock mode 2 with row-based binlog: parallel loads are allowed.
-fn target() -> Arc<Server> {
-    Server::shared(&[
-        "--innodb-autoinc-lock-mode=2",
-        "--log-bin",
-        "--binlog-format=ROW",
-    ])
-}
+use common::{source_server as source, target_server as target};
 
 fn dump(server: &Server, tables: &[&str], dir: &Path, chunk_rows: u64) {
     let spec = ConnSpec::parse(&server.url()).unwrap();

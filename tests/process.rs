@@ -87,11 +87,7 @@ fn uppercase_one_column_drop_another_and_load_the_result() {
     assert_eq!(desc.chunks.len(), 5);
 
     // Load into a table shaped like the output, on another server.
-    let dst = Server::shared(&[
-        "--innodb-autoinc-lock-mode=2",
-        "--log-bin",
-        "--binlog-format=ROW",
-    ]);
+    let dst = common::target_server();
     let into = dst.fresh_db("people_out");
     dst.query(&format!(
         "CREATE TABLE `{into}`.people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)"

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::Server;
 use myspool::export::{export, ExportOptions};
 use myspool::load::{load, AutoincPolicy, LoadOptions};
@@ -15,17 +13,7 @@ use myspool::process::{process, ProcessOptions};
 use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
 
-fn source() -> Arc<Server> {
-    Server::shared(&[])
-}
-
-fn target() -> Arc<Server> {
-    Server::shared(&[
-        "--innodb-autoinc-lock-mode=2",
-        "--log-bin",
-        "--binlog-format=ROW",
-    ])
-}
+use common::{source_server as source, target_server as target};
 
 /// The exact form of every column of a table, in key order.
 fn exact_rows(server: &Server, db: &str, table: &str, order: &str) -> Vec<Vec<Option<String>>> {

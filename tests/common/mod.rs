@@ -739,3 +739,18 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(self.0.path()).status();
     }
 }
+
+/// The usual source server: defaults (lock mode 1, no binlog).
+pub fn source_server() -> Arc<Server> {
+    Server::shared(&[])
+}
+
+/// The usual target: lock mode 2 with a row-based binlog, the setting under
+/// which parallel loads into AUTO_INCREMENT tables are allowed.
+pub fn target_server() -> Arc<Server> {
+    Server::shared(&[
+        "--innodb-autoinc-lock-mode=2",
+        "--log-bin",
+        "--binlog-format=ROW",
+    ])
+}
