@@ -383,7 +383,7 @@ CLI=$WORK/cli.tsv.gz      # mariadb --batch | gzip -1
 TSV=$WORK/outfile/t.tsv   # SELECT ... INTO OUTFILE (the server writes it)
 mkdir -p "$WORK/outfile" # the server runs as this same user (as root: --user=root)
 
-tool ms_export export "\`myspool export --jobs 2\` (gzip level 2)"
+tool ms_export export "\`myspool export --jobs 2\` (gzip, libdeflate level 1)"
 tool md_export_c export "\`mydumper -t 2 -r 500000 -c\`"
 tool md_export export "\`mydumper -t 2 -r 500000\` (no compression)"
 tool cli_export export "\`mariadb --quick --batch \\| gzip -1\` (one connection)"

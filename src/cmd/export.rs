@@ -50,7 +50,7 @@ pub struct Args {
     /// Chunk compression.
     #[arg(long, value_enum, default_value_t = CompressArg::Gzip)]
     pub compress: CompressArg,
-    /// gzip level, 0 (store) to 9 (smallest).
+    /// gzip compression level, 0 (store), 1 (fastest) to 12 (smallest; libdeflate's levels).
     #[arg(long, value_name = "N", default_value_t = myspool::export::DEFAULT_LEVEL)]
     pub level: u32,
     /// With --jobs > 1: auto synchronizes the connections' snapshots with a
