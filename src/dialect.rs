@@ -81,6 +81,13 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
 
 /// Decodes hex (either case). `None` if it is not hex.
 pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 2);
+    decode_hex_into(text, &mut out).then_some(out)
+}
+
+/// Appends the bytes `text` spells in hex to `out`; false (with `out` partly
+/// written) if it is not an even number of hex digits.
+pub fn decode_hex_into(text: &[u8], out: &mut Vec<u8>) -> bool {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -90,11 +97,15 @@ pub fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {
         }
     }
     if !text.len().is_multiple_of(2) {
-        return None;
+        return false;
     }
-    text.chunks_exact(2)
-        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
+    for pair in text.chunks_exact(2) {
+        let (Some(hi), Some(lo)) = (nibble(pair[0]), nibble(pair[1])) else {
+            return false;
+        };
+        out.push(hi << 4 | lo);
+    }
+    true
 }
 
 /// Writes a row of values in the dump's CSV dialect (`None` is SQL NULL).

@@ -190,6 +190,26 @@ fn binary_types_with_every_byte_and_geometry() {
     );
 }
 
+/// A table of UTF-8 text and binary strings only is loaded from raw bytes
+/// (`CHARACTER SET binary`, no expressions): bytes that would start a UTF-8
+/// sequence right before a tab, a newline or a backslash must stay bytes.
+#[test]
+fn binary_strings_next_to_utf8_text_keep_every_byte() {
+    round_trip(
+        "SET sql_mode = CONCAT(@@sql_mode, ',NO_AUTO_VALUE_ON_ZERO');
+         CREATE TABLE r (id BIGINT AUTO_INCREMENT PRIMARY KEY, t VARCHAR(50) CHARACTER SET utf8mb4,
+            t3 VARCHAR(50) CHARACTER SET utf8mb3, vb VARBINARY(600), bl BLOB, bn BINARY(3), n INT)
+            CHARACTER SET utf8mb4;
+         INSERT INTO r VALUES
+            (0, 'id zero', 'caf\u{e9}', X'E309E35CF00AC30D', X'C3', X'E35C6E', 0),
+            (1, 'emoji \u{1f600}', NULL, (SELECT GROUP_CONCAT(UNHEX(LPAD(HEX(seq), 2, '0')) SEPARATOR '') FROM seq_0_to_255),
+             (SELECT GROUP_CONCAT(UNHEX(LPAD(HEX(255 - seq), 2, '0')) SEPARATOR '') FROM seq_0_to_255), X'F09F98', NULL),
+            (2, X'5C4E', 'NULL', X'5C4E', X'', X'000000', -1),
+            (3, '', '', X'', NULL, X'0A0909', 2);",
+        &[("r", "id")],
+    );
+}
+
 #[test]
 fn odd_keys_generated_and_invisible_columns() {
     round_trip(
