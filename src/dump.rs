@@ -390,7 +390,6 @@ struct GzipMembers {
     compressor: libdeflater::Compressor,
     pending: Vec<u8>,
     out: Vec<u8>,
-    members: u64,
 }
 
 impl GzipMembers {
@@ -402,7 +401,6 @@ impl GzipMembers {
             compressor: libdeflater::Compressor::new(level),
             pending: Vec::new(),
             out: Vec::new(),
-            members: 0,
         })
     }
 
@@ -410,7 +408,12 @@ impl GzipMembers {
         while !buf.is_empty() {
             if self.pending.is_empty() && buf.len() >= MEMBER_BYTES {
                 // A whole member's worth: compress it in place, no copy.
-                self.compress(&buf[..MEMBER_BYTES])?;
+                write_member(
+                    &mut self.compressor,
+                    &mut self.out,
+                    &mut self.file,
+                    &buf[..MEMBER_BYTES],
+                )?;
                 buf = &buf[MEMBER_BYTES..];
                 continue;
             }
@@ -421,38 +424,49 @@ impl GzipMembers {
             self.pending.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
             if self.pending.len() == MEMBER_BYTES {
-                let pending = std::mem::take(&mut self.pending);
-                let result = self.compress(&pending);
-                self.pending = pending;
-                self.pending.clear();
-                result?;
+                self.write_pending()?;
             }
         }
         Ok(())
     }
 
-    fn compress(&mut self, data: &[u8]) -> io::Result<()> {
-        let bound = self.compressor.gzip_compress_bound(data.len());
-        if self.out.len() < bound {
-            self.out.resize(bound, 0);
-        }
-        let n = self
-            .compressor
-            .gzip_compress(data, &mut self.out)
-            .map_err(|e| io::Error::other(format!("gzip compression failed: {e:?}")))?;
-        self.members += 1;
-        self.file.write_all(&self.out[..n])
+    fn write_pending(&mut self) -> io::Result<()> {
+        write_member(
+            &mut self.compressor,
+            &mut self.out,
+            &mut self.file,
+            &self.pending,
+        )?;
+        self.pending.clear();
+        Ok(())
     }
 
     /// Compresses what is pending; an empty file still gets one (empty)
     /// member, so that it is valid gzip.
     fn finish(mut self) -> io::Result<HashingFile> {
-        if !self.pending.is_empty() || self.members == 0 {
-            let pending = std::mem::take(&mut self.pending);
-            self.compress(&pending)?;
+        if !self.pending.is_empty() || self.file.bytes == 0 {
+            self.write_pending()?;
         }
         Ok(self.file)
     }
+}
+
+/// Compresses `data` into one gzip member (using `out` as the buffer) and
+/// writes it to `file`.
+fn write_member(
+    compressor: &mut libdeflater::Compressor,
+    out: &mut Vec<u8>,
+    file: &mut HashingFile,
+    data: &[u8],
+) -> io::Result<()> {
+    let bound = compressor.gzip_compress_bound(data.len());
+    if out.len() < bound {
+        out.resize(bound, 0);
+    }
+    let n = compressor
+        .gzip_compress(data, out)
+        .map_err(|e| io::Error::other(format!("gzip compression failed: {e:?}")))?;
+    file.write_all(&out[..n])
 }
 
 /// The highest compression level (libdeflate's; 0 stores without compressing).
