@@ -199,11 +199,21 @@ impl std::error::Error for SyntaxError {}
 pub struct Reader<R> {
     input: R,
     line: u64,
+    /// The physical line being split, kept to reuse its allocation.
+    buf: Vec<u8>,
+    /// Value buffers of earlier records, reused: once warm, reading a record
+    /// allocates nothing (per-field allocations were ~15% of a load's CPU).
+    spare: Vec<Vec<u8>>,
 }
 
 impl<R: BufRead> Reader<R> {
     pub fn new(input: R) -> Self {
-        Reader { input, line: 0 }
+        Reader {
+            input,
+            line: 0,
+            buf: Vec::new(),
+            spare: Vec::new(),
+        }
     }
 
     /// The 1-based line on which the last record returned started.
@@ -214,13 +224,24 @@ impl<R: BufRead> Reader<R> {
     /// Reads the next record into `record` (cleared first). `Ok(false)` at the
     /// end of input.
     pub fn read_record(&mut self, record: &mut Vec<Field>) -> io::Result<bool> {
-        record.clear();
-        let mut buf = Vec::new();
-        if self.input.read_until(b'\n', &mut buf)? == 0 {
+        let Reader {
+            input,
+            line,
+            buf,
+            spare,
+        } = self;
+        spare.extend(record.drain(..).flatten());
+        let mut fresh = || {
+            let mut v = spare.pop().unwrap_or_default();
+            v.clear();
+            v
+        };
+        buf.clear();
+        if input.read_until(b'\n', buf)? == 0 {
             return Ok(false);
         }
-        self.line += 1;
-        let start_line = self.line;
+        *line += 1;
+        let start_line = *line;
         let err = |field: usize, message: &'static str, line: u64| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -236,7 +257,7 @@ impl<R: BufRead> Reader<R> {
             let field_no = record.len() + 1;
             if buf.get(pos) == Some(&b'"') {
                 // Quoted field: may span lines.
-                let mut value = Vec::new();
+                let mut value = fresh();
                 pos += 1;
                 loop {
                     match buf[pos..].iter().position(|&b| b == b'"') {
@@ -254,10 +275,10 @@ impl<R: BufRead> Reader<R> {
                             value.extend_from_slice(&buf[pos..]);
                             buf.clear();
                             pos = 0;
-                            if self.input.read_until(b'\n', &mut buf)? == 0 {
+                            if input.read_until(b'\n', buf)? == 0 {
                                 return Err(err(field_no, "unterminated quoted field", start_line));
                             }
-                            self.line += 1;
+                            *line += 1;
                         }
                     }
                 }
@@ -270,7 +291,7 @@ impl<R: BufRead> Reader<R> {
                         return Err(err(
                             field_no,
                             "unexpected character after closing quote",
-                            self.line,
+                            *line,
                         ))
                     }
                 }
@@ -284,12 +305,16 @@ impl<R: BufRead> Reader<R> {
                     raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                 }
                 if raw.contains(&b'"') {
-                    return Err(err(field_no, "quote inside an unquoted field", self.line));
+                    return Err(err(field_no, "quote inside an unquoted field", *line));
                 }
                 record.push(if raw.is_empty() {
                     None
                 } else {
-                    Some(raw.to_vec())
+                    {
+                        let mut v = fresh();
+                        v.extend_from_slice(raw);
+                        Some(v)
+                    }
                 });
                 if end < buf.len() && buf[end] == b',' {
                     pos = end + 1;
@@ -338,6 +363,25 @@ mod tests {
         assert!(reader.read_record(&mut rec).unwrap());
         let expect: Vec<Field> = values.iter().map(|v| v.map(|b| b.to_vec())).collect();
         assert_eq!(rec, expect);
+        assert!(!reader.read_record(&mut rec).unwrap());
+    }
+
+    #[test]
+    fn reused_buffers_never_leak_an_earlier_value() {
+        let rows: Vec<Vec<Option<&[u8]>>> = vec![
+            vec![Some(b"a long first value"), Some(b"x"), None],
+            vec![None, Some(b"two\nlines"), Some(b"")],
+            vec![Some(b"s"), None, Some(b"a,b")],
+            vec![Some(b""), Some(b"q\"q"), Some(b"last")],
+        ];
+        let text: Vec<u8> = rows.iter().flat_map(|r| row(r)).collect();
+        let mut reader = Reader::new(&text[..]);
+        let mut rec = Vec::new();
+        for want in &rows {
+            assert!(reader.read_record(&mut rec).unwrap());
+            let want: Vec<Field> = want.iter().map(|v| v.map(|b| b.to_vec())).collect();
+            assert_eq!(rec, want);
+        }
         assert!(!reader.read_record(&mut rec).unwrap());
     }
 
