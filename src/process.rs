@@ -550,9 +550,10 @@ fn output_description(
                 })
         })
         .collect();
-    desc.compress = Compress::Gzip;
+    // The output is compressed as the input was (copy --compress none keeps
+    // its intermediate dumps uncompressed end to end).
     for chunk in &mut desc.chunks {
-        chunk.file = dump::chunk_file_name(chunk.number, Compress::Gzip);
+        chunk.file = dump::chunk_file_name(chunk.number, input.compress);
         chunk.written = done.get(&chunk.number).map(|d| d.stats.clone());
     }
     desc.planned_rows = done.values().map(|d| d.stats.rows).sum();
@@ -647,10 +648,11 @@ fn process_chunk(
     level: u32,
 ) -> Result<ProcessedChunk> {
     let in_path = input.path(&work.entry.dir).join(&chunk.file);
-    let out_file = dump::chunk_file_name(chunk.number, Compress::Gzip);
+    let compress = work.input.compress;
+    let out_file = dump::chunk_file_name(chunk.number, compress);
     let mut out = OutputChunk {
         work,
-        writer: ChunkWriter::create(&work.out_dir, &out_file, Compress::Gzip, level)?,
+        writer: ChunkWriter::create(&work.out_dir, &out_file, compress, level)?,
         columns: None,
         rows: 0,
         buf: Vec::with_capacity(64 * 1024),

@@ -222,3 +222,70 @@ fn copy_survives_a_short_wait_timeout_and_a_slow_processing_step() {
         rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
     );
 }
+
+#[test]
+fn copy_with_compress_none_keeps_both_dumps_plain_csv_and_loads_them() {
+    let server = Server::shared(&["--innodb-autoinc-lock-mode=2"]);
+    let db = server.fresh_db("plain");
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20) NULL, b VARBINARY(4));
+         INSERT INTO t SELECT seq, CASE seq % 3 WHEN 0 THEN NULL WHEN 1 THEN CONCAT('a\\nb', seq) ELSE '' END, UNHEX(HEX(seq)) FROM seq_1_to_500;"
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("job");
+    let d = dir.display().to_string();
+    let into = format!("{db}_copy");
+    let table = format!("{db}.t");
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &server.url(),
+        "--to",
+        &server.url(),
+        "--table",
+        &table,
+        "--dir",
+        &d,
+        "--exec",
+        "cat",
+        "--compress",
+        "none",
+        "--chunk-rows",
+        "100",
+        "--into",
+        &into,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for phase in ["export", "processed"] {
+        let chunks = dir.join(phase).join(&db).join("t");
+        let names: Vec<String> = std::fs::read_dir(&chunks)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("0000"))
+            .collect();
+        assert_eq!(names.len(), 5, "{phase}: {names:?}");
+        assert!(
+            names.iter().all(|n| n.ends_with(".csv")),
+            "{phase}: {names:?}"
+        );
+        let first = std::fs::read_to_string(chunks.join("000001.csv")).unwrap();
+        assert!(
+            first.starts_with("\"id\",\"v\",\"b\"\n"),
+            "{phase}: {first:.40}"
+        );
+    }
+    assert_eq!(
+        rows(
+            &server,
+            &format!("SELECT id, v, HEX(b) FROM `{into}`.t ORDER BY id")
+        ),
+        rows(
+            &server,
+            &format!("SELECT id, v, HEX(b) FROM `{db}`.t ORDER BY id")
+        )
+    );
+}

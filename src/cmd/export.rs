@@ -68,6 +68,15 @@ pub enum CompressArg {
     None,
 }
 
+impl From<CompressArg> for Compress {
+    fn from(arg: CompressArg) -> Compress {
+        match arg {
+            CompressArg::Gzip => Compress::Gzip,
+            CompressArg::None => Compress::None,
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy)]
 pub enum ConsistencyArg {
     Auto,
@@ -81,10 +90,7 @@ pub fn run(args: Args) -> Result<()> {
     opts.where_clause = args.where_clause;
     opts.chunk_rows = args.chunk_rows;
     opts.jobs = args.jobs;
-    opts.compress = match args.compress {
-        CompressArg::Gzip => Compress::Gzip,
-        CompressArg::None => Compress::None,
-    };
+    opts.compress = args.compress.into();
     opts.level = args.level;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
