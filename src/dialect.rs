@@ -198,6 +198,9 @@ impl std::error::Error for SyntaxError {}
 /// apart from the empty string (`""`), which generic CSV readers cannot.
 pub struct Reader<R> {
     input: R,
+    /// Physical lines read so far.
+    lines_read: u64,
+    /// The line the last record returned started on.
     line: u64,
     /// The physical line being split, kept to reuse its allocation.
     buf: Vec<u8>,
@@ -210,6 +213,7 @@ impl<R: BufRead> Reader<R> {
     pub fn new(input: R) -> Self {
         Reader {
             input,
+            lines_read: 0,
             line: 0,
             buf: Vec::new(),
             spare: Vec::new(),
@@ -226,6 +230,7 @@ impl<R: BufRead> Reader<R> {
     pub fn read_record(&mut self, record: &mut Vec<Field>) -> io::Result<bool> {
         let Reader {
             input,
+            lines_read,
             line,
             buf,
             spare,
@@ -240,8 +245,9 @@ impl<R: BufRead> Reader<R> {
         if input.read_until(b'\n', buf)? == 0 {
             return Ok(false);
         }
-        *line += 1;
-        let start_line = *line;
+        *lines_read += 1;
+        let start_line = *lines_read;
+        *line = start_line;
         let err = |field: usize, message: &'static str, line: u64| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -278,7 +284,7 @@ impl<R: BufRead> Reader<R> {
                             if input.read_until(b'\n', buf)? == 0 {
                                 return Err(err(field_no, "unterminated quoted field", start_line));
                             }
-                            *line += 1;
+                            *lines_read += 1;
                         }
                     }
                 }
@@ -291,7 +297,7 @@ impl<R: BufRead> Reader<R> {
                         return Err(err(
                             field_no,
                             "unexpected character after closing quote",
-                            *line,
+                            *lines_read,
                         ))
                     }
                 }
@@ -305,7 +311,7 @@ impl<R: BufRead> Reader<R> {
                     raw = raw.strip_suffix(b"\r").unwrap_or(raw);
                 }
                 if raw.contains(&b'"') {
-                    return Err(err(field_no, "quote inside an unquoted field", *line));
+                    return Err(err(field_no, "quote inside an unquoted field", *lines_read));
                 }
                 record.push(if raw.is_empty() {
                     None
@@ -383,6 +389,16 @@ mod tests {
             assert_eq!(rec, want);
         }
         assert!(!reader.read_record(&mut rec).unwrap());
+    }
+
+    #[test]
+    fn line_is_where_the_record_started() {
+        let mut reader = Reader::new(&b"\"a\nb\nc\",1\nx,2\n"[..]);
+        let mut rec = Vec::new();
+        assert!(reader.read_record(&mut rec).unwrap());
+        assert_eq!(reader.line(), 1);
+        assert!(reader.read_record(&mut rec).unwrap());
+        assert_eq!(reader.line(), 4);
     }
 
     #[test]
