@@ -246,8 +246,7 @@ impl<R: BufRead> Reader<R> {
             return Ok(false);
         }
         *lines_read += 1;
-        let start_line = *lines_read;
-        *line = start_line;
+        *line = *lines_read;
         let err = |field: usize, message: &'static str, line: u64| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -282,7 +281,7 @@ impl<R: BufRead> Reader<R> {
                             buf.clear();
                             pos = 0;
                             if input.read_until(b'\n', buf)? == 0 {
-                                return Err(err(field_no, "unterminated quoted field", start_line));
+                                return Err(err(field_no, "unterminated quoted field", *line));
                             }
                             *lines_read += 1;
                         }
@@ -316,11 +315,9 @@ impl<R: BufRead> Reader<R> {
                 record.push(if raw.is_empty() {
                     None
                 } else {
-                    {
-                        let mut v = fresh();
-                        v.extend_from_slice(raw);
-                        Some(v)
-                    }
+                    let mut v = fresh();
+                    v.extend_from_slice(raw);
+                    Some(v)
                 });
                 if end < buf.len() && buf[end] == b',' {
                     pos = end + 1;

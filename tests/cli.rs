@@ -66,6 +66,8 @@ fn every_documented_option_is_accepted_by_clap() {
                 "--table",
                 "--dir",
                 "--exec",
+                "--compress",
+                "--level",
                 "--autoinc",
                 "--jobs",
             ][..],
@@ -103,4 +105,28 @@ fn usage_errors_exit_non_zero() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("zstd"));
+}
+
+#[test]
+fn copy_refuses_a_compression_level_out_of_range_before_touching_a_server() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("job").display().to_string();
+    // Port 1 has no server: the level must be refused before any connection.
+    let out = myspool(&[
+        "copy",
+        "--from",
+        "mysql://root@127.0.0.1:1",
+        "--to",
+        "mysql://root@127.0.0.1:1",
+        "--table",
+        "a.b",
+        "--dir",
+        &dir,
+        "--level",
+        "13",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--level 13 is out of range"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
