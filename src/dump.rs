@@ -246,6 +246,9 @@ pub struct DumpDir {
     root: PathBuf,
 }
 
+/// How long `DumpDir::lock` waits for a lock that is briefly held.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl DumpDir {
     pub fn new(root: impl Into<PathBuf>) -> DumpDir {
         DumpDir { root: root.into() }
@@ -267,14 +270,24 @@ impl DumpDir {
             .write(true)
             .open(&lock_path)
             .with_context(|| format!("{} is not writable", self.root.display()))?;
-        match lock.try_lock() {
-            Ok(()) => Ok(lock),
-            Err(fs::TryLockError::WouldBlock) => bail!(
-                "another myspool process is working on {}; wait for it to finish",
-                self.root.display()
-            ),
-            Err(fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        // A myspool killed while spawning an --exec command leaves the lock
+        // with the forked child until that child execs (the descriptor is
+        // close-on-exec, not close-on-fork): on a busy machine that can take
+        // milliseconds, so a rerun right after a kill waits briefly for it.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => return Ok(lock),
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(fs::TryLockError::WouldBlock) => bail!(
+                    "another myspool process is working on {}; wait for it to finish",
+                    self.root.display()
+                ),
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+                }
             }
         }
     }
@@ -725,6 +738,26 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn a_briefly_held_lock_is_waited_for_and_a_held_one_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DumpDir::new(tmp.path());
+        let holder = dir.lock().unwrap();
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(holder);
+        });
+        let second = dir.lock();
+        assert!(second.is_ok(), "{:?}", second.err());
+        released.join().unwrap();
+        let err = dir.lock().unwrap_err().to_string();
+        assert!(
+            err.contains("another myspool process is working on"),
+            "{err}"
+        );
+        drop(second);
     }
 
     #[test]
