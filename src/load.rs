@@ -1,9 +1,12 @@
 //! Load: a dump into a target server with `LOAD DATA LOCAL INFILE`.
 //!
-//! Per table: preflight (before any data moves), then the chunks in key order,
-//! each one `LOAD DATA` statement in its own transaction, streamed from the
-//! compressed file through the LOCAL INFILE handler (no temporary copy) and
-//! re-encoded on the fly into LOAD DATA's own text format.
+//! Preflight of every table (before any data moves), then every table is
+//! locked and prepared, and `--jobs` connections load the chunks of all of
+//! them side by side, each table's in key order: each chunk one `LOAD DATA`
+//! statement in its own transaction, streamed from the compressed file through
+//! the LOCAL INFILE handler (no temporary copy) and re-encoded on the fly into
+//! LOAD DATA's own text format. A table is finished (AUTO_INCREMENT and
+//! deferred indexes back) as soon as its last chunk commits.
 //!
 //! Things the server does that shape this code:
 //! - `LOAD DATA LOCAL` implies `IGNORE`: duplicate keys and bad values become
@@ -24,12 +27,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::unbounded;
 use mysql::prelude::Queryable;
 use mysql::{Conn, LocalInfileHandler, Row};
 use serde::Serialize;
@@ -459,14 +463,20 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         .filter_map(|c| c.written.as_ref().map(|w| w.rows))
         .sum();
     let progress = Arc::new(Mutex::new(Progress::new(opts.progress, "load", total_rows)));
-    for plan in &mut plans {
+    for plan in &plans {
         if let AutoincVerdict::Warn(w) = &plan.verdict {
             warn(w.clone(), &mut warnings);
         }
-        let table_summary = load_table(&mut control, &dir, plan, opts, &progress, &mut summary)
-            .map_err(|e| with_undo_hint(e, &dir, plan, opts))?;
-        summary.tables.push(table_summary);
     }
+    summary.tables = load_tables(
+        &mut control,
+        &dir,
+        &mut plans,
+        opts,
+        &progress,
+        &mut summary,
+    )
+    .map_err(|e| with_undo_hint(e, &dir, &plans, opts))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
@@ -476,31 +486,33 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     Ok(summary)
 }
 
-/// A load that stops with AUTO_INCREMENT removed or indexes dropped says so,
-/// and how to put them back.
+/// A load that stops with AUTO_INCREMENT removed or indexes dropped (on any
+/// of its tables: they load side by side) says so, and how to put them back.
 fn with_undo_hint(
     err: anyhow::Error,
     dir: &DumpDir,
-    plan: &TablePlan,
+    plans: &[TablePlan],
     opts: &LoadOptions,
 ) -> anyhow::Error {
-    let Ok(journal) = Journal::open(
-        &dir.path(&plan.entry.dir),
-        &opts.target.endpoint(),
-        &plan.target_db,
-    ) else {
-        return err;
-    };
-    let state = journal.state();
     let mut changed = Vec::new();
-    if let Some((column, _)) = &state.autoinc_dropped {
-        changed.push(format!(
-            "AUTO_INCREMENT is removed from {}.{column}",
-            plan.label()
-        ));
-    }
-    if state.indexes_dropped.is_some() {
-        changed.push(format!("secondary indexes of {} are dropped", plan.label()));
+    for plan in plans {
+        let Ok(journal) = Journal::open(
+            &dir.path(&plan.entry.dir),
+            &opts.target.endpoint(),
+            &plan.target_db,
+        ) else {
+            continue;
+        };
+        let state = journal.state();
+        if let Some((column, _)) = &state.autoinc_dropped {
+            changed.push(format!(
+                "AUTO_INCREMENT is removed from {}.{column}",
+                plan.label()
+            ));
+        }
+        if state.indexes_dropped.is_some() {
+            changed.push(format!("secondary indexes of {} are dropped", plan.label()));
+        }
     }
     if changed.is_empty() {
         return err;
@@ -923,33 +935,111 @@ fn existing_index_names(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<St
         .collect()
 }
 
-fn load_table(
+/// What is left to do for one table once `prepare_table` has run.
+enum Prepared {
+    /// Loaded by an earlier run.
+    Complete,
+    /// `--repair` restored what an interrupted load changed; nothing to load.
+    Repaired,
+    /// These chunks (indexes into the table's chunk list; maybe none), then
+    /// `finish_table`.
+    Load {
+        journal: Journal,
+        pending: Vec<usize>,
+    },
+}
+
+/// Locks every target table, prepares each one (create, truncate, the
+/// temporary changes, the chunk left in doubt), then loads the chunks of all
+/// of them with `opts.jobs` connections and finishes each table as its last
+/// chunk commits.
+fn load_tables(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plans: &mut [TablePlan],
+    opts: &LoadOptions,
+    progress: &Arc<Mutex<Progress>>,
+    summary: &mut LoadSummary,
+) -> Result<Vec<TableLoadSummary>> {
+    ensure_alive(control, opts)?;
+    // Every lock before any change: a table that another load holds stops
+    // this one before anything was touched.
+    for plan in plans.iter() {
+        lock_target(control, plan)?;
+    }
+    let mut tables = Vec::new();
+    let mut runs = Vec::new();
+    for (index, plan) in plans.iter_mut().enumerate() {
+        let mut ts = TableLoadSummary {
+            db: plan.desc.db.clone(),
+            table: plan.desc.table.clone(),
+            target_db: plan.target_db.clone(),
+            chunks: plan.desc.chunks.len(),
+            chunks_loaded: 0,
+            chunks_skipped: 0,
+            rows: 0,
+            duplicates: 0,
+            created: false,
+            autoinc: plan
+                .autoinc_column
+                .as_ref()
+                .map(|_| format!("{:?}", opts.autoinc).to_lowercase()),
+        };
+        match prepare_table(control, dir, plan, opts, &mut ts)? {
+            Prepared::Complete => {
+                ts.chunks_skipped = plan.desc.chunks.len() as u64;
+                release_target(control, plan);
+            }
+            Prepared::Repaired => release_target(control, plan),
+            Prepared::Load { journal, pending } => {
+                ts.chunks_skipped = (plan.desc.chunks.len() - pending.len()) as u64;
+                runs.push((index, journal, pending));
+            }
+        }
+        summary.chunks_skipped += ts.chunks_skipped;
+        tables.push(ts);
+    }
+    let runs: Vec<TableRun> = runs
+        .into_iter()
+        .map(|(index, journal, pending)| {
+            let plan = &plans[index];
+            TableRun {
+                index,
+                plan,
+                table_dir: dir.path(&plan.entry.dir),
+                statement: LoadStatement::new(plan, opts.on_duplicate),
+                journal: Mutex::new(journal),
+                pending,
+            }
+        })
+        .collect();
+    let outcomes = load_chunks(control, &runs, opts, progress)?;
+    for (run, outcome) in runs.iter().zip(outcomes) {
+        let ts = &mut tables[run.index];
+        ts.chunks_loaded = outcome.chunks;
+        ts.rows = outcome.rows;
+        ts.duplicates = outcome.duplicates;
+        summary.chunks_loaded += outcome.chunks;
+        summary.rows += outcome.rows;
+        summary.duplicates += outcome.duplicates;
+        summary.retries += outcome.retries;
+    }
+    let _ = control.query_drop("DO RELEASE_ALL_LOCKS()");
+    Ok(tables)
+}
+
+/// Everything before a table's chunks: the checks against its journal, the
+/// CREATE, `--truncate`, the AUTO_INCREMENT and index changes, and the chunk
+/// whose commit was in flight when an earlier run died.
+fn prepare_table(
     control: &mut Conn,
     dir: &DumpDir,
     plan: &mut TablePlan,
     opts: &LoadOptions,
-    progress: &Arc<Mutex<Progress>>,
-    summary: &mut LoadSummary,
-) -> Result<TableLoadSummary> {
-    ensure_alive(control, opts)?;
-    lock_target(control, plan)?;
+    ts: &mut TableLoadSummary,
+) -> Result<Prepared> {
     let table_dir = dir.path(&plan.entry.dir);
     let mut journal = Journal::open(&table_dir, &opts.target.endpoint(), &plan.target_db)?;
-    let mut ts = TableLoadSummary {
-        db: plan.desc.db.clone(),
-        table: plan.desc.table.clone(),
-        target_db: plan.target_db.clone(),
-        chunks: plan.desc.chunks.len(),
-        chunks_loaded: 0,
-        chunks_skipped: 0,
-        rows: 0,
-        duplicates: 0,
-        created: false,
-        autoinc: plan
-            .autoinc_column
-            .as_ref()
-            .map(|_| format!("{:?}", opts.autoinc).to_lowercase()),
-    };
     let target = plan.target_sql();
     let journaled = journal.state().complete || !journal.state().committed.is_empty();
     if journaled && !plan.exists {
@@ -960,9 +1050,7 @@ fn load_table(
         );
     }
     if journal.state().complete && !opts.repair {
-        ts.chunks_skipped = plan.desc.chunks.len() as u64;
-        summary.chunks_skipped += ts.chunks_skipped;
-        return Ok(ts);
+        return Ok(Prepared::Complete);
     }
 
     if !plan.exists && !opts.repair {
@@ -980,7 +1068,7 @@ fn load_table(
 
     if opts.repair {
         restore_temporary_changes(control, plan, &mut journal)?;
-        return Ok(ts);
+        return Ok(Prepared::Repaired);
     }
 
     if opts.truncate && !journal.state().truncated && journal.state().committed.is_empty() {
@@ -1058,32 +1146,16 @@ fn load_table(
         .filter(|(_, c)| !journal.state().committed.contains(&c.number))
         .map(|(i, _)| i)
         .collect();
-    ts.chunks_skipped = (plan.desc.chunks.len() - pending.len()) as u64;
-    summary.chunks_skipped += ts.chunks_skipped;
+    Ok(Prepared::Load { journal, pending })
+}
 
-    let journal = Arc::new(Mutex::new(journal));
-    let outcome = load_chunks(dir, plan, opts, &pending, &journal, progress)?;
-    ts.chunks_loaded = outcome.chunks;
-    ts.rows = outcome.rows;
-    ts.duplicates = outcome.duplicates;
-    summary.chunks_loaded += outcome.chunks;
-    summary.rows += outcome.rows;
-    summary.duplicates += outcome.duplicates;
-    summary.retries += outcome.retries;
-
-    // The control connection sat idle while the chunks loaded; a short
-    // wait_timeout may have closed it (and with it the lock).
-    if ensure_alive(control, opts)? {
-        lock_target(control, plan)?;
-    }
-    let mut journal = Arc::try_unwrap(journal)
-        .map_err(|_| anyhow!("journal still shared"))?
-        .into_inner()
-        .map_err(|_| anyhow!("a loader thread panicked"))?;
-    restore_temporary_changes(control, plan, &mut journal)?;
+/// Everything after a table's chunks: AUTO_INCREMENT and the deferred
+/// indexes back, the journal closed, the table's lock released.
+fn finish_table(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> Result<()> {
+    restore_temporary_changes(control, plan, journal)?;
     journal.record(Event::Complete)?;
-    let _ = control.query_drop("DO RELEASE_ALL_LOCKS()");
-    Ok(ts)
+    release_target(control, plan);
+    Ok(())
 }
 
 /// Reconnects the control connection if the server closed it (wait_timeout,
@@ -1104,16 +1176,7 @@ fn ensure_alive(control: &mut Conn, opts: &LoadOptions) -> Result<bool> {
 /// assumptions. The server drops the lock when the connection ends, so a
 /// killed loader leaves nothing behind.
 fn lock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
-    let table = format!("{}.{}", plan.target_db, plan.desc.table);
-    // Lock names are limited to 64 characters.
-    let name = if table.len() <= 56 {
-        format!("myspool:{table}")
-    } else {
-        format!(
-            "myspool:{}",
-            &dump::hex_lower(&Sha256::digest(table.as_bytes()))[..56]
-        )
-    };
+    let name = lock_name(plan);
     let got: Option<Option<i64>> = control
         .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
         .with_context(|| format!("taking the lock {name:?} on the target"))?;
@@ -1123,6 +1186,24 @@ fn lock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
             "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
             plan.label()
         ),
+    }
+}
+
+/// Best effort: the lock goes with the connection anyway.
+fn release_target(control: &mut Conn, plan: &TablePlan) {
+    let _ = control.exec_drop("DO RELEASE_LOCK(?)", (lock_name(plan),));
+}
+
+fn lock_name(plan: &TablePlan) -> String {
+    let table = format!("{}.{}", plan.target_db, plan.desc.table);
+    // Lock names are limited to 64 characters.
+    if table.len() <= 56 {
+        format!("myspool:{table}")
+    } else {
+        format!(
+            "myspool:{}",
+            &dump::hex_lower(&Sha256::digest(table.as_bytes()))[..56]
+        )
     }
 }
 
@@ -1240,71 +1321,190 @@ struct ChunksOutcome {
     retries: u64,
 }
 
-/// Loads the pending chunks with `opts.jobs` connections, each taking whole
-/// chunks in key order.
-fn load_chunks(
-    dir: &DumpDir,
-    plan: &TablePlan,
-    opts: &LoadOptions,
-    pending: &[usize],
-    journal: &Arc<Mutex<Journal>>,
-    progress: &Arc<Mutex<Progress>>,
-) -> Result<ChunksOutcome> {
-    if pending.is_empty() {
-        return Ok(ChunksOutcome::default());
+/// A table with chunks to load, ready for the jobs.
+struct TableRun<'p> {
+    /// Its place in the dump (and in the summary's tables).
+    index: usize,
+    plan: &'p TablePlan,
+    table_dir: PathBuf,
+    statement: LoadStatement,
+    journal: Mutex<Journal>,
+    /// Indexes into `plan.desc.chunks`, in key order.
+    pending: Vec<usize>,
+}
+
+/// Which chunk a job loads next, and what each table has done.
+struct Schedule {
+    tables: Vec<TableTurn>,
+}
+
+#[derive(Default)]
+struct TableTurn {
+    /// Position in the table's `pending` of the next chunk to hand out.
+    next: usize,
+    /// Jobs loading one of its chunks right now.
+    active: usize,
+    /// Chunks not yet committed.
+    left: usize,
+    outcome: ChunksOutcome,
+}
+
+impl Schedule {
+    fn new(runs: &[TableRun]) -> Schedule {
+        Schedule {
+            tables: runs
+                .iter()
+                .map(|r| TableTurn {
+                    left: r.pending.len(),
+                    ..TableTurn::default()
+                })
+                .collect(),
+        }
     }
-    let statement = LoadStatement::new(plan, opts.on_duplicate);
-    let next = AtomicU64::new(0);
+
+    /// The next chunk, as (run, position in its `pending`): the next one in
+    /// key order of the table with the fewest jobs on it, the earliest such
+    /// table in the dump on a tie. Jobs on different tables do not take turns
+    /// on one table's locks and latches (on MariaDB every insert into a table
+    /// with an AUTO_INCREMENT column latches its primary key's root page), so
+    /// the jobs spread over the tables while there is a choice.
+    fn take(&mut self, runs: &[TableRun]) -> Option<(usize, usize)> {
+        let (t, turn) = self
+            .tables
+            .iter_mut()
+            .enumerate()
+            .filter(|(t, turn)| turn.next < runs[*t].pending.len())
+            .min_by_key(|(t, turn)| (turn.active, *t))?;
+        turn.active += 1;
+        turn.next += 1;
+        Some((t, turn.next - 1))
+    }
+
+    /// Counts a committed chunk of run `t`; true if it was the table's last.
+    fn done(&mut self, t: usize, done: &ChunkDone) -> bool {
+        let turn = &mut self.tables[t];
+        turn.active -= 1;
+        turn.left -= 1;
+        turn.outcome.chunks += 1;
+        turn.outcome.rows += done.rows;
+        turn.outcome.duplicates += done.duplicates;
+        turn.outcome.retries += done.retries;
+        turn.left == 0
+    }
+}
+
+/// Loads the pending chunks of every run with `opts.jobs` connections, each
+/// taking whole chunks (see `Schedule::take`), and finishes each table on the
+/// control connection as soon as its last chunk commits, while the jobs go
+/// on with the other tables. The first error stops every job after its
+/// current chunk.
+fn load_chunks(
+    control: &mut Conn,
+    runs: &[TableRun],
+    opts: &LoadOptions,
+    progress: &Arc<Mutex<Progress>>,
+) -> Result<Vec<ChunksOutcome>> {
+    let schedule = Mutex::new(Schedule::new(runs));
     let abort = AtomicBool::new(false);
-    let totals = Mutex::new(ChunksOutcome::default());
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
-    let jobs = opts.jobs.min(pending.len());
-    let table_dir = dir.path(&plan.entry.dir);
+    let fail = |e: anyhow::Error| {
+        abort.store(true, Ordering::SeqCst);
+        if let Ok(mut slot) = first_error.lock() {
+            slot.get_or_insert(e);
+        }
+    };
+    let total: usize = runs.iter().map(|r| r.pending.len()).sum();
+    let jobs = opts.jobs.min(total);
+    let (finished_tx, finished_rx) = unbounded::<usize>();
+    for (t, run) in runs.iter().enumerate() {
+        if run.pending.is_empty() {
+            let _ = finished_tx.send(t);
+        }
+    }
     thread::scope(|scope| {
         for _ in 0..jobs {
-            scope.spawn(|| {
+            let finished_tx = finished_tx.clone();
+            let (schedule, abort, fail) = (&schedule, &abort, &fail);
+            scope.spawn(move || {
                 let result = (|| -> Result<()> {
                     let mut loader = Loader::connect(opts)?;
-                    loop {
-                        if abort.load(Ordering::SeqCst) {
-                            return Ok(());
-                        }
-                        let i = next.fetch_add(1, Ordering::SeqCst) as usize;
-                        let Some(&index) = pending.get(i) else {
+                    while !abort.load(Ordering::SeqCst) {
+                        let next = schedule
+                            .lock()
+                            .map_err(|_| anyhow!("a loader thread panicked"))?
+                            .take(runs);
+                        let Some((t, i)) = next else {
                             return Ok(());
                         };
-                        let chunk = &plan.desc.chunks[index];
+                        let run = &runs[t];
+                        let chunk = &run.plan.desc.chunks[run.pending[i]];
                         let done = loader
-                            .load_with_retries(&statement, plan, &table_dir, chunk, journal)
+                            .load_with_retries(
+                                &run.statement,
+                                run.plan,
+                                &run.table_dir,
+                                chunk,
+                                &run.journal,
+                            )
                             .with_context(|| {
-                                format!("loading chunk {:06} of {}", chunk.number, plan.label())
+                                format!("loading chunk {:06} of {}", chunk.number, run.plan.label())
                             })?;
-                        if let Ok(mut t) = totals.lock() {
-                            t.chunks += 1;
-                            t.rows += done.rows;
-                            t.duplicates += done.duplicates;
-                            t.retries += done.retries;
-                            if let Ok(mut p) = progress.lock() {
-                                p.add(done.rows, done.bytes);
-                            }
+                        if let Ok(mut p) = progress.lock() {
+                            p.add(done.rows, done.bytes);
+                        }
+                        let last = schedule
+                            .lock()
+                            .map_err(|_| anyhow!("a loader thread panicked"))?
+                            .done(t, &done);
+                        if last {
+                            let _ = finished_tx.send(t);
                         }
                     }
+                    Ok(())
                 })();
                 if let Err(e) = result {
-                    abort.store(true, Ordering::SeqCst);
-                    if let Ok(mut slot) = first_error.lock() {
-                        slot.get_or_insert(e);
-                    }
+                    fail(e);
                 }
             });
+        }
+        drop(finished_tx);
+        // Ends when every job has returned (each holds a sender).
+        let mut unfinished: Vec<bool> = vec![true; runs.len()];
+        for t in finished_rx {
+            if abort.load(Ordering::SeqCst) {
+                continue;
+            }
+            let run = &runs[t];
+            let finished = (|| -> Result<()> {
+                // The control connection sat idle while chunks loaded; a short
+                // wait_timeout may have closed it, and with it the locks.
+                if ensure_alive(control, opts)? {
+                    for (r, _) in runs.iter().zip(&unfinished).filter(|(_, u)| **u) {
+                        lock_target(control, r.plan)?;
+                    }
+                }
+                let mut journal = run
+                    .journal
+                    .lock()
+                    .map_err(|_| anyhow!("a loader thread panicked"))?;
+                finish_table(control, run.plan, &mut journal)
+            })();
+            unfinished[t] = false;
+            if let Err(e) = finished {
+                fail(e.context(format!("finishing {}", run.plan.label())));
+            }
         }
     });
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
-    totals
+    Ok(schedule
         .into_inner()
-        .map_err(|_| anyhow!("a loader thread panicked"))
+        .map_err(|_| anyhow!("a loader thread panicked"))?
+        .tables
+        .into_iter()
+        .map(|t| t.outcome)
+        .collect())
 }
 
 /// The `LOAD DATA` statement of a table (the file name aside).

@@ -1008,3 +1008,129 @@ fn awkward_names_load_too() {
     );
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
+
+/// Two tables of 8 chunks each in `db` (and the same tables, empty, with an
+/// AFTER INSERT trigger logging every row in arrival order, in a fresh target
+/// database), dumped; returns the target database and the dump.
+fn two_logged_tables(
+    src: &Server,
+    dst: &Server,
+    prefix: &str,
+) -> (String, String, tempfile::TempDir) {
+    let db = src.fresh_db(prefix);
+    let table = "(id INT PRIMARY KEY, v INT, KEY by_v (v))";
+    src.query(&format!(
+        "USE `{db}`; CREATE TABLE a {table}; CREATE TABLE b {table};
+         INSERT INTO a SELECT seq, seq % 7 FROM seq_1_to_400;
+         INSERT INTO b SELECT seq, seq % 5 FROM seq_1_to_400;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(src, &[&format!("{db}.*")], dir.path(), 50);
+    let into = dst.fresh_db(prefix);
+    dst.query(&format!(
+        "USE `{into}`; CREATE TABLE a {table}; CREATE TABLE b {table};
+         CREATE TABLE arrivals (n INT AUTO_INCREMENT PRIMARY KEY, t CHAR(1));
+         CREATE TRIGGER a_ai AFTER INSERT ON a FOR EACH ROW INSERT INTO arrivals (t) VALUES ('a');
+         CREATE TRIGGER b_ai AFTER INSERT ON b FOR EACH ROW INSERT INTO arrivals (t) VALUES ('b');"
+    ));
+    (db, into, dir)
+}
+
+#[test]
+fn jobs_spread_over_the_tables_and_each_table_finishes_on_its_own() {
+    let (src, dst) = (source(), target());
+    let (db, into, dir) = two_logged_tables(&src, &dst, "spread");
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.jobs = 2;
+    opts.defer_indexes = true;
+    opts.chunk_delay = Duration::from_millis(50);
+    let s = run(&opts);
+
+    // b's rows began arriving while a was still at its start: the second job
+    // took b while the first was on a (tables one after another would log all
+    // 400 rows of a first; both jobs on a, at least 300).
+    let a_before_b: u64 = dst
+        .scalar(&format!(
+            "SELECT COUNT(*) FROM `{into}`.arrivals WHERE t = 'a' AND n < (SELECT MIN(n) FROM `{into}`.arrivals WHERE t = 'b')"
+        ))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        a_before_b < 200,
+        "{a_before_b} rows of a arrived before the first of b"
+    );
+
+    let loaded: Vec<(&str, u64, u64)> = s
+        .tables
+        .iter()
+        .map(|t| (t.table.as_str(), t.chunks_loaded, t.rows))
+        .collect();
+    assert_eq!(loaded, [("a", 8, 400), ("b", 8, 400)]);
+    for t in ["a", "b"] {
+        assert_same_table(&src, &db, &dst, &into, t, "id");
+        let show = |s: &Server, d: &str| {
+            s.query_strings(&format!("SHOW CREATE TABLE `{d}`.{t}"))[0][1].clone()
+        };
+        assert!(
+            show(&dst, &into).unwrap().contains("KEY `by_v`"),
+            "{t}: the deferred index is back"
+        );
+    }
+}
+
+#[test]
+fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
+    let (src, dst) = (source(), target());
+    let (db, into, dir) = two_logged_tables(&src, &dst, "stopall");
+    dst.query(&format!("INSERT INTO `{into}`.b VALUES (123, -1)"));
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(into.clone());
+    opts.jobs = 2;
+    opts.defer_indexes = true;
+    opts.chunk_delay = Duration::from_millis(50);
+
+    let err = format!("{:#}", load(&opts).unwrap_err());
+    assert!(err.contains("loading chunk 000003 of"), "{err}");
+    assert!(err.contains("Duplicate entry '123'"), "{err}");
+    // a was stopped midway, its index still dropped; the message names both.
+    assert!(
+        err.contains(&format!(
+            "secondary indexes of {db}.a into {into} are dropped"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "secondary indexes of {db}.b into {into} are dropped"
+        )),
+        "{err}"
+    );
+    let a_rows: u64 = dst
+        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.a"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(a_rows < 400, "a was not stopped: {a_rows} rows");
+
+    dst.query(&format!("DELETE FROM `{into}`.b WHERE id = 123"));
+    let s = run(&opts);
+    let a = &s.tables[0];
+    assert_eq!(
+        a.chunks_skipped * 50,
+        a_rows,
+        "a's committed chunks are not loaded again"
+    );
+    assert_eq!(a.chunks_loaded + a.chunks_skipped, 8);
+    assert_eq!(s.tables[1].chunks_skipped, 2);
+    for t in ["a", "b"] {
+        assert_same_table(&src, &db, &dst, &into, t, "id");
+    }
+    assert_eq!(
+        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.arrivals"))
+            .as_deref(),
+        Some("801"),
+        "no row arrived twice (800 loaded, one inserted by hand)"
+    );
+}
