@@ -33,6 +33,10 @@
 #                 (with -e, binlog on, and its default, binlog off), one
 #                 LOAD DATA LOCAL INFILE of the TSV; every load into an empty
 #                 bench_copy and checked with CHECKSUM TABLE against bench.t
+#        load, 8 tables: the same rows split by id into 8 tables (bench8.t1…t8,
+#                 dumped by myspool export and mydumper -c, untimed), loaded by
+#                 myspool load (also --defer-indexes --skip-binlog) and
+#                 myloader (-e and default), each table checked by CHECKSUM TABLE
 #        process: myspool process --exec cat against xargs -P 2 zcat|cat|gzip -1
 #        round trip: myspool copy --exec cat, against the classic PyMySQL
 #                 stream (scripts/bench_stream.py), on the whole table unless
@@ -396,6 +400,10 @@ tool ms_load_fast load "\`myspool load --jobs 2 --defer-indexes --skip-binlog\`"
 tool ml_load_e load "\`myloader -t 2 -e\` (binlog on, like myspool load)"
 tool ml_load load "\`myloader -t 2\` (its default: binlog off)"
 tool ld_load load "\`LOAD DATA LOCAL INFILE\` of one TSV (one statement)"
+tool ms_load8 load8 "\`myspool load --jobs 2\`"
+tool ms_load8_fast load8 "\`myspool load --jobs 2 --defer-indexes --skip-binlog\`"
+tool ml_load8_e load8 "\`myloader -t 2 -e\` (binlog on, like myspool load)"
+tool ml_load8 load8 "\`myloader -t 2\` (its default: binlog off)"
 tool ms_process process "\`myspool process --exec cat --jobs 2\`"
 tool xargs_process process "\`xargs -P 2\` over chunks: \`zcat \\| cat \\| gzip -1\`"
 tool ms_copy roundtrip "\`myspool copy --exec cat --jobs 2\` (measured)"
@@ -458,6 +466,59 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 sql -e "DROP DATABASE IF EXISTS bench_copy; RESET MASTER"
+
+# The same rows as 8 tables: a dump of several tables, where myspool spreads
+# its jobs over the tables (and myloader its threads).
+log "splitting bench.t into bench8.t1..t8 and dumping them (untimed)"
+sql -e "CREATE DATABASE bench8 CHARACTER SET utf8mb4"
+TABLES8=()
+for i in 1 2 3 4 5 6 7 8; do
+	sql -e "SET sql_log_bin = 0; CREATE TABLE bench8.t$i LIKE bench.t;
+		INSERT INTO bench8.t$i SELECT * FROM bench.t WHERE id > $(((i - 1) * ROWS / 8)) AND id <= $((i * ROWS / 8))"
+	TABLES8+=("t$i")
+done
+# checksums8 DB : the CHECKSUM TABLE values of DB.t1..t8, one line.
+checksums8() {
+	local list
+	list=$(printf '%s,' "${TABLES8[@]/#/$1.}")
+	sqlv "CHECKSUM TABLE ${list%,}" | cut -f2 | paste -sd' '
+}
+SRC_SUM8=$(checksums8 bench8)
+D8=$WORK/dump8-myspool
+D8M=$WORK/dump8-mydumper-c
+settle
+"$MYSPOOL" export --from "$URL" --table 'bench8.*' --dir "$D8" --jobs "$JOBS" --progress none >"$WORK/logs/export8.log" 2>&1 ||
+	die "myspool export of bench8 failed: $(tail -n 5 "$WORK/logs/export8.log")"
+mydumper -h "$HOST" -P "$PORT" -u root -B bench8 -t "$JOBS" -r 500000 -c -o "$D8M" >"$WORK/logs/mydumper8.log" 2>&1 ||
+	die "mydumper of bench8 failed: $(tail -n 5 "$WORK/logs/mydumper8.log")"
+log "load, 8 tables, into an empty bench8_copy (runs: $RUNS)"
+for ((r = 1; r <= RUNS; r++)); do
+	for id in ms_load8 ms_load8_fast ml_load8_e ml_load8; do
+		fresh_target bench8_copy
+		case $id in
+		ms_load8 | ms_load8_fast)
+			rm -f -- "$D8"/bench8/*/load@*.jsonl
+			extra=()
+			[[ $id == ms_load8 ]] || extra=(--defer-indexes --skip-binlog)
+			measure "$id" "$r" "$MYSPOOL" load --dir "$D8" --to "$URL" --into bench8_copy --jobs "$JOBS" \
+				--progress none "${extra[@]}"
+			;;
+		ml_load8_e)
+			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D8M" -B bench8_copy -o -e
+			;;
+		ml_load8)
+			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D8M" -B bench8_copy -o
+			;;
+		esac
+		SIZE[$id]="binlog $(mb "$(binlog_written)")"
+		got=$(checksums8 bench8_copy)
+		[[ $got == "$SRC_SUM8" ]] ||
+			die "CHECKSUM MISMATCH after $id (run $r): bench8_copy.t1..t8 = $got, bench8 = $SRC_SUM8. No load figure is reported."
+		log "  $id run $r: CHECKSUM TABLE bench8_copy.t1..t8 = bench8"
+	done
+done
+sql -e "DROP DATABASE IF EXISTS bench8_copy; DROP DATABASE bench8; RESET MASTER"
+rm -rf "$D8" "$D8M"
 
 log "process (runs: $RUNS)"
 P1=$WORK/processed-myspool
@@ -530,8 +591,8 @@ SIZE[md_sum]="—"
 
 # ---------------------------------------------------------------- 5. report
 
-declare -A BASE=([export]=ms_export [load]=ms_load [process]=ms_process [roundtrip]=ms_copy)
-declare -A PHASE_NAME=([export]=export [load]=load [process]=process [roundtrip]="round trip")
+declare -A BASE=([export]=ms_export [load]=ms_load [load8]=ms_load8 [process]=ms_process [roundtrip]=ms_copy)
+declare -A PHASE_NAME=([export]=export [load]=load [load8]="load, 8 tables" [process]=process [roundtrip]="round trip")
 
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -578,6 +639,7 @@ report() {
 	cat <<'MD'
 - peak RSS is the client side only (the largest process of a pipeline, per `/usr/bin/time -v`); the server's memory is not counted. For `SELECT … INTO OUTFILE` and `LOAD DATA` the work is the server's.
 - load / round-trip "output size" is what the load wrote to the binary log (ROW format; MariaDB also logs each statement's text as an annotation, so INSERT-based loaders write their SQL text there too). Every load went into an empty database and was checked with `CHECKSUM TABLE` against `bench.t` after every run (all equal); the Python slice against the same rows of `bench.t`.
+- "load, 8 tables" loads the same rows split by id into 8 tables of an eighth each (`bench8.t1`…`t8`, same definition as `bench.t`), dumped by `myspool export` and `mydumper -c`; every table checked with `CHECKSUM TABLE` after every run.
 - myloader 0.10 turns the binary log off for its sessions unless `-e`; `myspool load` writes it unless `--skip-binlog`. myloader's `-B` names the target database, `-o` drops existing tables.
 - The LOAD DATA row reads the file written by `SELECT * … INTO OUTFILE` (tab-separated, backslash escapes, NULL as `\N`), loaded with `CHARACTER SET binary`, as one statement (one transaction). A TSV from `mariadb --batch` does not load back: it writes SQL NULL as the text `NULL`, the same as the string 'NULL', and `--raw` leaves tabs and newlines unescaped.
 - Before every measurement the server flushes its dirty pages (`innodb_max_dirty_pages_pct = 0` until the count stops falling), so no tool pays for the previous one's writes.
