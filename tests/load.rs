@@ -798,11 +798,18 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
     let (src, dst) = (source(), target());
     let db = src.fresh_db("damaged");
     src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_300;"
+        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40), b VARBINARY(16));
+         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_300;"
     ));
     let good = tempfile::tempdir().unwrap();
     dump(&src, &[&format!("{db}.t")], good.path(), 100);
     let chunk2 = |dir: &Path| dir.join(&db).join("t").join("000002.csv.gz");
+    let write_chunk2 = |d: &Path, csv: &[u8]| {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(csv).unwrap();
+        std::fs::write(chunk2(d), gz.finish().unwrap()).unwrap();
+    };
     type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
     let cases: Vec<(&str, Damage, &str)> = vec![
         (
@@ -816,14 +823,20 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
         (
             "valid gzip, other content",
             Box::new(|d: &Path| {
-                use std::io::Write;
-                let mut gz =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                gz.write_all(b"\"id\",\"s\"\n\"101\",\"changed\"\n")
-                    .unwrap();
-                std::fs::write(chunk2(d), gz.finish().unwrap()).unwrap();
+                write_chunk2(d, b"\"id\",\"s\",\"b\"\n\"101\",\"changed\",\"00\"\n")
             }),
             "differs from",
+        ),
+        (
+            // Found while streaming, before the checksum at the end.
+            "not hexadecimal in a binary column",
+            Box::new(|d: &Path| {
+                write_chunk2(
+                    d,
+                    b"\"id\",\"s\",\"b\"\n\"101\",\"x\",\"00ff\"\n\"102\",\"y\",\"0g\"\n",
+                )
+            }),
+            "000002.csv.gz: line 3: column 3 (b) is not hexadecimal",
         ),
         (
             "missing chunk",
