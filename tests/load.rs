@@ -417,11 +417,34 @@ fn defer_indexes_drops_and_restores_secondary_indexes() {
 }
 
 /// Starts `myspool load` with the chunk delay hook and kills it with SIGKILL
-/// once the journals under `journal_dir` show `commits` commits begun.
-/// False if the load finished first.
+/// once the journals under `journal_dir` of this load's target database (its
+/// `--into`; earlier rounds into other databases do not count) show
+/// `commits` commits begun. False if the load finished first.
 fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
+    let into = args
+        .iter()
+        .position(|a| *a == "--into")
+        .map(|i| args[i + 1])
+        .expect("the killed loads name their target database with --into");
+    let journal_suffix = format!("@{into}.jsonl");
+    let begun = || {
+        let mut n = 0;
+        let mut dirs = vec![journal_dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else if name.starts_with("load@") && name.ends_with(&journal_suffix) {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    n += text.matches("\"committing\"").count();
+                }
+            }
+        }
+        n
+    };
     common::kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
-        common::count_in_files(journal_dir, "load@", "\"committing\"") >= commits
+        begun() >= commits
     })
 }
 
@@ -1146,4 +1169,69 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
         Some("801"),
         "no row arrived twice (800 loaded, one inserted by hand)"
     );
+}
+
+#[test]
+fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
+    let src = source();
+    let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
+    let db = src.fresh_db("killmany");
+    src.query(&format!(
+        "USE `{db}`;
+         CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY by_v (v));
+         CREATE TABLE b (id INT PRIMARY KEY, v INT, KEY by_v (v));
+         CREATE TABLE c (id INT PRIMARY KEY, v INT, KEY by_v (v));
+         INSERT INTO a SELECT seq * 2, seq % 9 FROM seq_1_to_400;
+         INSERT INTO b SELECT seq, seq % 4 FROM seq_1_to_300;
+         INSERT INTO c SELECT seq, seq FROM seq_1_to_30;"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{db}.*")], dir.path(), 50);
+    let d = dir.path().display().to_string();
+    // Commits begun over all tables' journals: the kills land while both jobs
+    // are on different tables, and in the second round once more in the rerun.
+    for (round, kill_at) in [2usize, 6, 9].into_iter().enumerate() {
+        let into = dst.fresh_db("killmany");
+        let url = dst.url();
+        let args = [
+            "load",
+            "--dir",
+            &d,
+            "--to",
+            &url,
+            "--into",
+            &into,
+            "--jobs",
+            "2",
+            "--autoinc",
+            "drop",
+            "--defer-indexes",
+        ];
+        assert!(
+            kill_load_after(&args, dir.path(), kill_at),
+            "round {round}: the load ended before the kill"
+        );
+        if round == 1 {
+            assert!(
+                kill_load_after(&args, dir.path(), kill_at + 3),
+                "round {round}: the rerun ended before the kill"
+            );
+        }
+        let out = myspool(&args, &[]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for t in ["a", "b", "c"] {
+            assert_same_table(&src, &db, &dst, &into, t, "id");
+            let create = dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.{t}"))[0][1]
+                .clone()
+                .unwrap();
+            assert!(create.contains("KEY `by_v`"), "round {round}: {create}");
+            if t == "a" {
+                assert!(create.contains("AUTO_INCREMENT"), "round {round}: {create}");
+            }
+        }
+    }
 }
