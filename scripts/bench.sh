@@ -436,24 +436,36 @@ CHUNKS=$(jq '.chunks | length' "$D/bench/t/table.json")
 [[ $(jq '[.chunks[].rows] | add' "$D/bench/t/table.json") == "$ROWS" ]] || die "the myspool dump does not hold $ROWS rows"
 rm -rf "$D2N" "$CLI" # not needed any more
 
+# load_by KIND ID RUN DUMP DB : one measured load of DUMP (myspool's or
+# mydumper's) into the empty database DB, by myspool (KIND ms: default, ms_fast:
+# --defer-indexes --skip-binlog) or myloader (ml_e: binlog on, ml: its default).
+load_by() {
+	local kind=$1 id=$2 r=$3 dump=$4 db=$5 extra=()
+	case $kind in
+	ms | ms_fast)
+		# The load journals: a rerun would skip every chunk.
+		find "$dump" -name 'load@*.jsonl' -delete
+		[[ $kind == ms ]] || extra=(--defer-indexes --skip-binlog)
+		measure "$id" "$r" "$MYSPOOL" load --dir "$dump" --to "$URL" --into "$db" --jobs "$JOBS" \
+			--progress none "${extra[@]}"
+		;;
+	ml_e | ml)
+		[[ $kind == ml ]] || extra=(-e)
+		measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$dump" -B "$db" -o "${extra[@]}"
+		;;
+	*) die "load_by: unknown kind $kind" ;;
+	esac
+}
+
 log "load into an empty bench_copy (runs: $RUNS)"
 for ((r = 1; r <= RUNS; r++)); do
 	for id in ms_load ms_load_fast ml_load_e ml_load ld_load; do
 		fresh_target bench_copy
 		case $id in
-		ms_load | ms_load_fast)
-			rm -f -- "$D"/bench/t/load@*.jsonl # the load journal: a rerun would skip every chunk
-			extra=()
-			[[ $id == ms_load ]] || extra=(--defer-indexes --skip-binlog)
-			measure "$id" "$r" "$MYSPOOL" load --dir "$D" --to "$URL" --into bench_copy --jobs "$JOBS" \
-				--progress none "${extra[@]}"
-			;;
-		ml_load_e)
-			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D2" -B bench_copy -o -e
-			;;
-		ml_load)
-			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D2" -B bench_copy -o
-			;;
+		ms_load) load_by ms "$id" "$r" "$D" bench_copy ;;
+		ms_load_fast) load_by ms_fast "$id" "$r" "$D" bench_copy ;;
+		ml_load_e) load_by ml_e "$id" "$r" "$D2" bench_copy ;;
+		ml_load) load_by ml "$id" "$r" "$D2" bench_copy ;;
 		ld_load)
 			sql -e "CREATE TABLE bench_copy.t LIKE bench.t"
 			measure "$id" "$r" mariadb --no-defaults --protocol=tcp -h"$HOST" -P"$PORT" -uroot \
@@ -496,19 +508,10 @@ for ((r = 1; r <= RUNS; r++)); do
 	for id in ms_load8 ms_load8_fast ml_load8_e ml_load8; do
 		fresh_target bench8_copy
 		case $id in
-		ms_load8 | ms_load8_fast)
-			rm -f -- "$D8"/bench8/*/load@*.jsonl
-			extra=()
-			[[ $id == ms_load8 ]] || extra=(--defer-indexes --skip-binlog)
-			measure "$id" "$r" "$MYSPOOL" load --dir "$D8" --to "$URL" --into bench8_copy --jobs "$JOBS" \
-				--progress none "${extra[@]}"
-			;;
-		ml_load8_e)
-			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D8M" -B bench8_copy -o -e
-			;;
-		ml_load8)
-			measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$D8M" -B bench8_copy -o
-			;;
+		ms_load8) load_by ms "$id" "$r" "$D8" bench8_copy ;;
+		ms_load8_fast) load_by ms_fast "$id" "$r" "$D8" bench8_copy ;;
+		ml_load8_e) load_by ml_e "$id" "$r" "$D8M" bench8_copy ;;
+		ml_load8) load_by ml "$id" "$r" "$D8M" bench8_copy ;;
 		esac
 		SIZE[$id]="binlog $(mb "$(binlog_written)")"
 		got=$(checksums8 bench8_copy)
