@@ -23,6 +23,7 @@
 //! - The server names the file it wants; a rogue server could name any file
 //!   of ours. The handler serves only the chunk of the running statement.
 
+use std::cmp::Reverse;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -1340,8 +1341,12 @@ struct Schedule {
 
 #[derive(Default)]
 struct TableTurn {
-    /// Position in the table's `pending` of the next chunk to hand out.
+    /// Rows of each chunk to load, in key order.
+    chunk_rows: Vec<u64>,
+    /// Position in `chunk_rows` of the next chunk to hand out.
     next: usize,
+    /// Rows of the chunks not handed out yet.
+    rows_to_hand_out: u64,
     /// Jobs loading one of its chunks right now.
     active: usize,
     /// Chunks not yet committed.
@@ -1350,37 +1355,43 @@ struct TableTurn {
 }
 
 impl Schedule {
-    fn new(runs: &[TableRun]) -> Schedule {
+    /// `chunk_rows`: per table, the rows of each chunk to load, in key order.
+    fn new(chunk_rows: Vec<Vec<u64>>) -> Schedule {
         Schedule {
-            tables: runs
-                .iter()
-                .map(|r| TableTurn {
-                    left: r.pending.len(),
+            tables: chunk_rows
+                .into_iter()
+                .map(|rows| TableTurn {
+                    left: rows.len(),
+                    rows_to_hand_out: rows.iter().sum(),
+                    chunk_rows: rows,
                     ..TableTurn::default()
                 })
                 .collect(),
         }
     }
 
-    /// The next chunk, as (run, position in its `pending`): the next one in
-    /// key order of the table with the fewest jobs on it, the earliest such
-    /// table in the dump on a tie. Jobs on different tables do not take turns
-    /// on one table's locks and latches (on MariaDB every insert into a table
-    /// with an AUTO_INCREMENT column latches its primary key's root page), so
-    /// the jobs spread over the tables while there is a choice.
-    fn take(&mut self, runs: &[TableRun]) -> Option<(usize, usize)> {
+    /// The next chunk, as (table, position in its chunks): the next one in
+    /// key order of the table with the fewest jobs on it; on a tie, the one
+    /// with the most rows left to hand out, then the earliest in the dump.
+    /// Jobs on different tables do not take turns on one table's locks and
+    /// latches (on MariaDB every insert into a table with an AUTO_INCREMENT
+    /// column latches its primary key's root page), so the jobs spread over
+    /// the tables while there is a choice; and the biggest table starts
+    /// first, so that the load does not end with every job on it.
+    fn take(&mut self) -> Option<(usize, usize)> {
         let (t, turn) = self
             .tables
             .iter_mut()
             .enumerate()
-            .filter(|(t, turn)| turn.next < runs[*t].pending.len())
-            .min_by_key(|(t, turn)| (turn.active, *t))?;
+            .filter(|(_, turn)| turn.next < turn.chunk_rows.len())
+            .min_by_key(|(t, turn)| (turn.active, Reverse(turn.rows_to_hand_out), *t))?;
         turn.active += 1;
+        turn.rows_to_hand_out -= turn.chunk_rows[turn.next];
         turn.next += 1;
         Some((t, turn.next - 1))
     }
 
-    /// Counts a committed chunk of run `t`; true if it was the table's last.
+    /// Counts a committed chunk of table `t`; true if it was the table's last.
     fn done(&mut self, t: usize, done: &ChunkDone) -> bool {
         let turn = &mut self.tables[t];
         turn.active -= 1;
@@ -1404,7 +1415,16 @@ fn load_chunks(
     opts: &LoadOptions,
     progress: &Arc<Mutex<Progress>>,
 ) -> Result<Vec<ChunksOutcome>> {
-    let schedule = Mutex::new(Schedule::new(runs));
+    let schedule = Mutex::new(Schedule::new(
+        runs.iter()
+            .map(|r| {
+                r.pending
+                    .iter()
+                    .map(|&i| r.plan.desc.chunks[i].written.as_ref().map_or(0, |w| w.rows))
+                    .collect()
+            })
+            .collect(),
+    ));
     let abort = AtomicBool::new(false);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let fail = |e: anyhow::Error| {
@@ -1432,7 +1452,7 @@ fn load_chunks(
                         let next = schedule
                             .lock()
                             .map_err(|_| anyhow!("a loader thread panicked"))?
-                            .take(runs);
+                            .take();
                         let Some((t, i)) = next else {
                             return Ok(());
                         };
@@ -2216,6 +2236,40 @@ mod tests {
         // MySQL refuses binary strings for JSON.
         assert!(!ok(Encoding::Text, target("json", None)));
         assert!(!raw_bytes_ok(&[dumped(Encoding::Text)], &[]));
+    }
+
+    fn finish(schedule: &mut Schedule, (t, _): (usize, usize)) -> bool {
+        let done = ChunkDone {
+            rows: 1,
+            bytes: 1,
+            duplicates: 0,
+            retries: 0,
+        };
+        schedule.done(t, &done)
+    }
+
+    #[test]
+    fn jobs_go_to_the_biggest_table_first_then_spread_over_the_others() {
+        // A small table first in the dump, a big one last, one of 3 chunks.
+        let mut s = Schedule::new(vec![vec![10], vec![100, 100, 100], vec![50, 50]]);
+        let first = s.take();
+        assert_eq!(first, Some((1, 0)), "the biggest table starts");
+        let second = s.take();
+        assert_eq!(second, Some((2, 0)), "a table no job is on, the bigger one");
+        let third = s.take();
+        assert_eq!(third, Some((0, 0)), "still a table of its own");
+        // Every table has a job now: the next goes to the most rows left.
+        assert_eq!(s.take(), Some((1, 1)));
+        assert!(
+            finish(&mut s, third.unwrap()),
+            "table 0's only chunk: it is done"
+        );
+        assert!(!finish(&mut s, first.unwrap()));
+        // Table 1 (one job, 100 rows left) against table 2 (one job, 50 left).
+        assert_eq!(s.take(), Some((1, 2)));
+        assert_eq!(s.take(), Some((2, 1)));
+        assert_eq!(s.take(), None, "everything handed out");
+        assert_eq!(s.tables[0].outcome.chunks, 1);
     }
 
     #[test]

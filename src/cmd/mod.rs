@@ -90,7 +90,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "DB")]
     pub into: Option<String>,
     /// Chunks loaded at once, each by its own connection; the jobs spread
-    /// over the tables, one table each while there are enough tables.
+    /// over the tables (one table each while there are enough, the biggest
+    /// first).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: usize,
     /// AUTO_INCREMENT policy: check refuses a parallel load unless
