@@ -1349,8 +1349,6 @@ struct TableTurn {
     rows_to_hand_out: u64,
     /// Jobs loading one of its chunks right now.
     active: usize,
-    /// Chunks not yet committed.
-    left: usize,
     outcome: ChunksOutcome,
 }
 
@@ -1361,7 +1359,6 @@ impl Schedule {
             tables: chunk_rows
                 .into_iter()
                 .map(|rows| TableTurn {
-                    left: rows.len(),
                     rows_to_hand_out: rows.iter().sum(),
                     chunk_rows: rows,
                     ..TableTurn::default()
@@ -1395,12 +1392,11 @@ impl Schedule {
     fn done(&mut self, t: usize, done: &ChunkDone) -> bool {
         let turn = &mut self.tables[t];
         turn.active -= 1;
-        turn.left -= 1;
         turn.outcome.chunks += 1;
         turn.outcome.rows += done.rows;
         turn.outcome.duplicates += done.duplicates;
         turn.outcome.retries += done.retries;
-        turn.left == 0
+        turn.outcome.chunks as usize == turn.chunk_rows.len()
     }
 }
 
@@ -1499,8 +1495,10 @@ fn load_chunks(
                 // The control connection sat idle while chunks loaded; a short
                 // wait_timeout may have closed it, and with it the locks.
                 if ensure_alive(control, opts)? {
-                    for (r, _) in runs.iter().zip(&unfinished).filter(|(_, u)| **u) {
-                        lock_target(control, r.plan)?;
+                    for (r, &open) in runs.iter().zip(&unfinished) {
+                        if open {
+                            lock_target(control, r.plan)?;
+                        }
                     }
                 }
                 let mut journal = run
