@@ -222,6 +222,11 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do
 done
 [[ -n $URL ]] || die "could not start a sandbox server"
 HOST=127.0.0.1
+SERVER_PID=$(cat "$MYSPOOL_SANDBOX_DIR/$PORT/mysqld.pid")
+[[ -r /proc/$SERVER_PID/stat ]] || die "no server process $SERVER_PID (from $MYSPOOL_SANDBOX_DIR/$PORT/mysqld.pid)"
+CLK_TCK=$(getconf CLK_TCK)
+# CPU seconds (user + system) the server has used since it started.
+server_cpu() { awk -v hz="$CLK_TCK" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"; }
 
 sql() {
 	mariadb --no-defaults --protocol=tcp -h"$HOST" -P"$PORT" -uroot \
@@ -302,7 +307,7 @@ binlog_bytes() { sqlv "SHOW BINARY LOGS" | awk '{ s += $2 } END { print s + 0 }'
 
 # ---------------------------------------------------------------- measuring
 
-declare -A SECS=() RSS=() SIZE=() NAME=() PHASE=() FIXED=()
+declare -A SECS=() RSS=() SIZE=() NAME=() PHASE=() FIXED=() CPU_CLIENT=() CPU_SERVER=()
 ORDER=()
 M_SECS=0
 M_RSS=0
@@ -318,7 +323,8 @@ tool() {
 measure() {
 	local id=$1 run=$2
 	shift 2
-	local base=$WORK/logs/$id.$run
+	local base=$WORK/logs/$id.$run server0 client server
+	server0=$(server_cpu)
 	if ! /usr/bin/time -v -o "$base.time" "$@" >"$base.log" 2>&1; then
 		printf '\n--- %s (run %s) failed: last lines of its output ---\n' "$id" "$run" >&2
 		tail -n 40 "$base.log" >&2
@@ -330,10 +336,17 @@ measure() {
 		for (i = 1; i <= n; i++) s = s * 60 + p[i]
 		printf "%.3f", s }' "$base.time")
 	M_RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 + 0 }' "$base.time")
+	# Work the server did meanwhile, for the command (and for its background
+	# threads: flushing that starts during the command counts, what is left
+	# after it does not; settle flushes it before the next measurement).
+	server=$(awk -v a="$server0" -v b="$(server_cpu)" 'BEGIN { printf "%.2f", b - a }')
+	client=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$base.time")
 	[[ -n $M_SECS && -n $M_RSS ]] || die "could not parse $base.time"
 	SECS[$id]+=" $M_SECS"
+	CPU_CLIENT[$id]+=" $client"
+	CPU_SERVER[$id]+=" $server"
 	if ((M_RSS > ${RSS[$id]:-0})); then RSS[$id]=$M_RSS; fi
-	log "  $id run $run: $M_SECS s, peak RSS $((M_RSS / 1024)) MiB"
+	log "  $id run $run: $M_SECS s, peak RSS $((M_RSS / 1024)) MiB, CPU s client $client + server $server"
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
@@ -345,6 +358,25 @@ med_of() {
 		# shellcheck disable=SC2086 # a list of numbers
 		median ${SECS[$1]}
 	fi
+}
+# cpu_of ID : "CLIENT SERVER", the median CPU seconds of each side (for the
+# Python row scaled like its time; for the sums, the sums of the medians).
+cpu_of() {
+	local id=$1 parts=() part scale=1 c sv
+	case $id in
+	ms_sum) parts=(ms_export ms_process ms_load) ;;
+	md_sum) parts=(md_export_c ml_load_e) ;;
+	esac
+	if ((${#parts[@]} > 0)); then
+		for part in "${parts[@]}"; do cpu_of "$part"; done | awk '{ c += $1; s += $2 } END { print c, s }'
+		return
+	fi
+	[[ $id != py ]] || scale=$PY_SCALE
+	# shellcheck disable=SC2086 # lists of numbers
+	c=$(median ${CPU_CLIENT[$id]})
+	# shellcheck disable=SC2086
+	sv=$(median ${CPU_SERVER[$id]})
+	awk -v c="$c" -v s="$sv" -v k="$scale" 'BEGIN { print c * k, s * k }'
 }
 du_b() { du -sb "$@" | awk '{ s += $1 } END { print s + 0 }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
@@ -606,7 +638,7 @@ ELAPSED=$SECONDS
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 report() {
-	local id phase med secs_cell range ratio
+	local id phase med secs_cell range ratio cpu_c cpu_s base_c base_s cpu_cell cpu_ratio
 	printf '# myspool benchmark\n\n'
 	printf 'Machine: %s CPUs (nproc), %s RAM; %s; %s (Debian package %s); %s; %s\n\n' \
 		"$(nproc)" "$MEM" "$("$MARIADBD" --version 2>&1 | head -n1)" "$MYDUMPER_V" "$MYDUMPER_PKG" \
@@ -617,11 +649,16 @@ report() {
 	printf '2 threads/jobs everywhere; %s run(s) per figure, median shown (min–max in brackets when runs > 1). ' "$RUNS"
 	printf 'Load average (1/5/15 min) at the start: %s, at the end: %s (the benchmark itself keeps it near 2; more means something else was running).\n\n' \
 		"$LOAD_BEFORE" "$LOAD_AFTER"
-	printf '| tool | phase | seconds (median) | rows/s | MB/s of CSV | peak RSS | output size | ratio to myspool |\n'
-	printf '|---|---|---:|---:|---:|---:|---|---:|\n'
+	printf '| tool | phase | seconds (median) | rows/s | MB/s of CSV | peak RSS | output size | ratio to myspool | CPU s: client + server | CPU ratio |\n'
+	printf '|---|---|---:|---:|---:|---:|---|---:|---:|---:|\n'
 	for id in "${ORDER[@]}"; do
 		phase=${PHASE[$id]}
 		med=$(med_of "$id")
+		read -r cpu_c cpu_s <<<"$(cpu_of "$id")"
+		read -r base_c base_s <<<"$(cpu_of "${BASE[$phase]}")"
+		cpu_cell=$(awk -v c="$cpu_c" -v s="$cpu_s" 'BEGIN { printf "%.1f + %.1f", c, s }')
+		cpu_ratio=$(awk -v t="$(awk -v c="$cpu_c" -v s="$cpu_s" 'BEGIN { print c + s }')" \
+			-v b="$(awk -v c="$base_c" -v s="$base_s" 'BEGIN { print c + s }')" 'BEGIN { printf "%.2f×", t / b }')
 		secs_cell=$(awk -v m="$med" 'BEGIN { printf "%.2f", m }')
 		if [[ -z ${FIXED[$id]:-} ]] && ((RUNS > 1)); then
 			# shellcheck disable=SC2086
@@ -629,17 +666,19 @@ report() {
 			secs_cell+=" ($range)"
 		fi
 		ratio=$(awk -v m="$med" -v b="$(med_of "${BASE[$phase]}")" 'BEGIN { printf "%.2f×", m / b }')
-		[[ $id != "${BASE[$phase]}" ]] || ratio="1.00 (baseline)"
+		[[ $id != "${BASE[$phase]}" ]] || ratio="1.00 (baseline)" cpu_ratio="1.00"
 		# Text through the environment: awk -v would eat the backslashes of "\|".
 		NAME_CELL=${NAME[$id]} SIZE_CELL=${SIZE[$id]:-—} awk -v phase="${PHASE_NAME[$phase]}" -v secs="$secs_cell" \
-			-v m="$med" -v rows="$ROWS" -v csv="$CSV_BYTES" -v rss="${RSS[$id]:-0}" -v ratio="$ratio" '
+			-v m="$med" -v rows="$ROWS" -v csv="$CSV_BYTES" -v rss="${RSS[$id]:-0}" -v ratio="$ratio" \
+			-v cpu="$cpu_cell" -v cpu_ratio="$cpu_ratio" '
 			function commas(n,   s) { s = sprintf("%d", n); while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s); return s }
-			BEGIN { printf "| %s | %s | %s | %s | %.1f | %.1f MiB | %s | %s |\n",
-				ENVIRON["NAME_CELL"], phase, secs, commas(rows / m), csv / 1e6 / m, rss / 1024, ENVIRON["SIZE_CELL"], ratio }'
+			BEGIN { printf "| %s | %s | %s | %s | %.1f | %.1f MiB | %s | %s | %s | %s |\n",
+				ENVIRON["NAME_CELL"], phase, secs, commas(rows / m), csv / 1e6 / m, rss / 1024, ENVIRON["SIZE_CELL"], ratio, cpu, cpu_ratio }'
 	done
 	printf '\nNotes:\n\n'
 	printf -- "- ratio = seconds / the seconds of the phase's myspool row; above 1 is slower than myspool. MB/s of CSV = the table's size as myspool CSV (%s) / seconds, the same numerator for every tool of a phase. MB = 10^6 bytes.\n" "$(mb "$CSV_BYTES")"
 	cat <<'MD'
+- CPU s: user + system CPU seconds (medians) of the client side (the whole pipeline, per `/usr/bin/time -v`) and of the server process over the same interval (from `/proc/PID/stat`; background flushing is counted while the command runs, not after it). Client and server share the machine's cores, so with every core busy the wall time is about (client + server) / cores: the CPU ratio is the work a tool makes both sides do, whatever the core count.
 - peak RSS is the client side only (the largest process of a pipeline, per `/usr/bin/time -v`); the server's memory is not counted. For `SELECT … INTO OUTFILE` and `LOAD DATA` the work is the server's.
 - load / round-trip "output size" is what the load wrote to the binary log (ROW format; MariaDB also logs each statement's text as an annotation, so INSERT-based loaders write their SQL text there too). Every load went into an empty database and was checked with `CHECKSUM TABLE` against `bench.t` after every run (all equal); the Python slice against the same rows of `bench.t`.
 - "load, 8 tables" loads the same rows split by id into 8 tables of an eighth each (`bench8.t1`…`t8`, same definition as `bench.t`), dumped by `myspool export` and `mydumper -c`; every table checked with `CHECKSUM TABLE` after every run.
