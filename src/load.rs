@@ -441,6 +441,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
             }
         }
     }
+    problems.extend(shared_targets(&plans));
     if !problems.is_empty() {
         bail!("nothing was loaded: {}", problems.join("; "));
     }
@@ -666,6 +667,34 @@ fn plan_table(
         verdict,
         raw_bytes,
     })
+}
+
+/// Dump tables that would go into the same target table (`db1.t` and
+/// `db2.t` with `--into x`). Each keeps its own journal, and the tables load
+/// side by side, so one table's finish (AUTO_INCREMENT and indexes back)
+/// would run while the other still loads, and `--truncate` or a resumed
+/// in-doubt chunk would count the other's rows as its own.
+fn shared_targets(plans: &[TablePlan]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let target = (&plan.target_db, &plan.desc.table);
+        let Some(first) = plans[..i]
+            .iter()
+            .find(|p| (&p.target_db, &p.desc.table) == target)
+        else {
+            continue;
+        };
+        problems.push(format!(
+            "{}.{} and {}.{} of this dump would both load into {}.{}: each dump table needs its own target table; load without --into, or export them into separate dumps and load those one after the other",
+            first.desc.db,
+            first.desc.table,
+            plan.desc.db,
+            plan.desc.table,
+            plan.target_db,
+            plan.desc.table
+        ));
+    }
+    problems
 }
 
 /// Privileges of `needed` the current user does not hold on a table

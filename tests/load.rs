@@ -184,6 +184,38 @@ fn a_target_that_differs_from_the_dump_is_refused_before_loading() {
 }
 
 #[test]
+fn two_dump_tables_into_one_target_table_are_refused_before_loading() {
+    let (src, dst) = (source(), target());
+    let (a, b) = (src.fresh_db("shard"), src.fresh_db("shard"));
+    for db in [&a, &b] {
+        src.query(&format!(
+            "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY (v));
+             INSERT INTO t (v) VALUES (1), (2), (3);"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    dump(&src, &[&format!("{a}.t"), &format!("{b}.t")], dir.path(), 2);
+    let merged = dst.fresh_db("merged");
+    let mut opts = load_options(&dst, dir.path());
+    opts.into = Some(merged.clone());
+    let err = format!("{:#}", load(&opts).unwrap_err());
+    assert!(err.contains("nothing was loaded"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{a}.t and {b}.t of this dump would both load into {merged}.t"
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        dst.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{merged}'"
+        ))
+        .as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
 fn local_infile_off_is_a_clear_error_before_anything_is_loaded() {
     let src = source();
     let dst = Server::shared(&["--local-infile=0"]);
