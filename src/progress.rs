@@ -2,9 +2,17 @@
 //! otherwise (a log file or CI output should not fill with bar redraws).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Every bar of the process: `copy` runs its phases at the same time, and
+/// their bars must stack instead of drawing over each other.
+fn bars() -> &'static MultiProgress {
+    static BARS: OnceLock<MultiProgress> = OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)))
+}
 
 /// How to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -41,10 +49,7 @@ impl Progress {
             ProgressMode::Plain => (None, true),
             ProgressMode::Auto if !terminal => (None, true),
             ProgressMode::Auto | ProgressMode::Bar => {
-                let bar = ProgressBar::with_draw_target(
-                    Some(total_rows.max(1)),
-                    ProgressDrawTarget::stderr_with_hz(4),
-                );
+                let bar = bars().add(ProgressBar::new(total_rows.max(1)));
                 let style = ProgressStyle::with_template(
                     "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows  {msg}  ETA {eta}",
                 )
