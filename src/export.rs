@@ -38,7 +38,7 @@ use crate::conn::{server_error_code, set_optional, ConnSpec};
 use crate::dialect::{self, Codec};
 use crate::dump::{
     self, ChunkDone, ChunkRecord, ChunkStats, ChunkWriter, Compress, DumpDir, ExportSettings,
-    Manifest, SourceInfo, TableDescription, TableEntry,
+    Growing, Manifest, SourceInfo, TableDescription, TableEntry,
 };
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
 use crate::schema::{self, KeyLiteral, SourceTable, TablePattern, TableRef};
@@ -91,6 +91,9 @@ pub struct ExportOptions {
     pub level: u32,
     pub consistency: Consistency,
     pub progress: ProgressMode,
+    /// Told of every finished chunk, for a reader of the dump in this
+    /// process (`copy`); the caller calls its `finish` when this returns.
+    pub growing: Option<Arc<Growing>>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -108,6 +111,7 @@ impl ExportOptions {
             level: DEFAULT_LEVEL,
             consistency: Consistency::Auto,
             progress: ProgressMode::Auto,
+            growing: None,
             hooks: Hooks::default(),
         }
     }
@@ -295,6 +299,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         .enumerate()
         .flat_map(|(t, st)| st.pending.iter().map(move |&c| (t, c)))
         .collect();
+    let pending = match opts.growing {
+        Some(_) => dump::first_chunks_first(pending),
+        None => pending,
+    };
     let chunks_kept: u64 = tables
         .iter()
         .map(|t| (t.desc.chunks.len() - t.pending.len()) as u64)
@@ -937,7 +945,8 @@ fn run_pipeline(
         .sum();
     let mut progress = Progress::new(opts.progress, "export", total_rows);
 
-    // Chunks go out in table order and key order; each job takes the next.
+    // Chunks go out in table order and key order (the first chunk of every
+    // table first when a reader follows the dump); each job takes the next.
     let (work_tx, work_rx) = unbounded::<Arc<ChunkJob>>();
     let mut layouts: Vec<Option<Arc<CsvLayout>>> = vec![None; tables.len()];
     for (t, c) in pending {
@@ -1027,6 +1036,9 @@ fn run_pipeline(
                 totals.rows += stats.rows;
                 totals.spilled += u64::from(spilled);
                 record.written = Some(stats);
+                if let Some(g) = &opts.growing {
+                    g.changed();
+                }
                 st.pending.retain(|&c| c != chunk);
                 if st.pending.is_empty() {
                     if let Err(e) = finish_table(dir, st) {

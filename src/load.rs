@@ -43,7 +43,8 @@ use sha2::{Digest, Sha256};
 use crate::conn::{server_error_code, ConnSpec};
 use crate::dialect::{self, Encoding};
 use crate::dump::{
-    self, ChunkRecord, ColumnDescription, Compress, DumpDir, Manifest, TableDescription, TableEntry,
+    self, ChunkRecord, ColumnDescription, Compress, DumpDir, Growing, Manifest, TableDescription,
+    TableEntry,
 };
 use crate::journal::{Event, Journal};
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
@@ -95,6 +96,11 @@ pub struct LoadOptions {
     /// deferred indexes); load nothing.
     pub repair: bool,
     pub progress: ProgressMode,
+    /// The dump is still being written by another thread of this process
+    /// (`copy`): each chunk is loaded once it is finished. Nothing else may
+    /// write the dump meanwhile (the caller holds the lock that keeps other
+    /// myspool processes out).
+    pub follow: Option<Arc<Growing>>,
     /// Test hook: sleep this long before each chunk's LOAD DATA and again
     /// between its `Committing` journal line and its COMMIT (the window a
     /// crash leaves a chunk in doubt). `MYSPOOL_TEST_CHUNK_DELAY_MS` in the CLI.
@@ -116,6 +122,7 @@ impl LoadOptions {
             skip_binlog: false,
             repair: false,
             progress: ProgressMode::Auto,
+            follow: None,
             chunk_delay: Duration::ZERO,
         }
     }
@@ -410,8 +417,16 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         bail!("--jobs must be at least 1");
     }
     let dir = DumpDir::new(&opts.dir);
-    let manifest = read_complete_manifest(&dir)?;
-    let _lock = dir.lock()?;
+    let (manifest, _lock) = match &opts.follow {
+        Some(growing) => {
+            let manifest = growing.wait_for(
+                || format!("{}", dir.manifest_path().display()),
+                || dir.read_manifest(),
+            )?;
+            (manifest, None)
+        }
+        None => (read_complete_manifest(&dir)?, Some(dir.lock()?)),
+    };
     let mut warnings = Vec::new();
 
     let mut control = opts.target.connect("target")?;
@@ -459,11 +474,15 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         peak_rss_bytes: None,
         warnings: Vec::new(),
     };
-    let total_rows: u64 = plans
-        .iter()
-        .flat_map(|p| p.desc.chunks.iter())
-        .filter_map(|c| c.written.as_ref().map(|w| w.rows))
-        .sum();
+    let total_rows: u64 = if opts.follow.is_some() {
+        plans.iter().map(|p| p.desc.planned_rows).sum()
+    } else {
+        plans
+            .iter()
+            .flat_map(|p| p.desc.chunks.iter())
+            .filter_map(|c| c.written.as_ref().map(|w| w.rows))
+            .sum()
+    };
     let progress = Arc::new(Mutex::new(Progress::new(opts.progress, "load", total_rows)));
     for plan in &plans {
         if let AutoincVerdict::Warn(w) = &plan.verdict {
@@ -582,14 +601,20 @@ fn plan_table(
     opts: &LoadOptions,
     facts: &ServerFacts,
 ) -> Result<TablePlan> {
-    let desc = dir
-        .read_table(entry)?
-        .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?;
+    let desc = match &opts.follow {
+        Some(growing) => growing.wait_for(
+            || format!("{}/table.json", entry.dir),
+            || dir.read_table(entry),
+        )?,
+        None => dir
+            .read_table(entry)?
+            .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?,
+    };
     let schema_path = dir.path(&entry.dir).join("schema.sql");
     let schema_sql = std::fs::read_to_string(&schema_path)
         .with_context(|| format!("reading {}", schema_path.display()))?;
     for chunk in &desc.chunks {
-        if chunk.written.is_none() {
+        if chunk.written.is_none() && opts.follow.is_none() {
             bail!("{}: chunk {:06} was never written", entry.dir, chunk.number);
         }
     }
@@ -971,11 +996,10 @@ enum Prepared {
     Complete,
     /// `--repair` restored what an interrupted load changed; nothing to load.
     Repaired,
-    /// These chunks (indexes into the table's chunk list; maybe none), then
-    /// `finish_table`.
+    /// These chunks (in key order; maybe none), then `finish_table`.
     Load {
         journal: Journal,
-        pending: Vec<usize>,
+        pending: Vec<ChunkRecord>,
     },
 }
 
@@ -1029,21 +1053,22 @@ fn load_tables(
         summary.chunks_skipped += ts.chunks_skipped;
         tables.push(ts);
     }
+    let mut pending = Vec::new();
     let runs: Vec<TableRun> = runs
         .into_iter()
-        .map(|(index, journal, pending)| {
+        .map(|(index, journal, chunks)| {
             let plan = &plans[index];
+            pending.push(chunks);
             TableRun {
                 index,
                 plan,
                 table_dir: dir.path(&plan.entry.dir),
                 statement: LoadStatement::new(plan, opts.on_duplicate),
                 journal: Mutex::new(journal),
-                pending,
             }
         })
         .collect();
-    let outcomes = load_chunks(control, &runs, opts, progress)?;
+    let outcomes = load_chunks(control, dir, &runs, pending, opts, progress)?;
     for (run, outcome) in runs.iter().zip(outcomes) {
         let ts = &mut tables[run.index];
         ts.chunks_loaded = outcome.chunks;
@@ -1151,6 +1176,12 @@ fn prepare_table(
     // The chunk whose commit was in flight when an earlier run died: on the
     // target or not, counted by its key range.
     let in_doubt: Vec<u32> = journal.state().in_doubt.iter().copied().collect();
+    if !in_doubt.is_empty() && opts.follow.is_some() {
+        // It was loaded, so it is written, if perhaps after plan_table looked.
+        if let Some(desc) = dir.written_chunks(&plan.entry)? {
+            plan.desc = desc;
+        }
+    }
     for number in in_doubt {
         let chunk = chunk_by_number(&plan.desc, number)?;
         let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
@@ -1168,13 +1199,12 @@ fn prepare_table(
         }
     }
 
-    let pending: Vec<usize> = plan
+    let pending: Vec<ChunkRecord> = plan
         .desc
         .chunks
         .iter()
-        .enumerate()
-        .filter(|(_, c)| !journal.state().committed.contains(&c.number))
-        .map(|(i, _)| i)
+        .filter(|c| !journal.state().committed.contains(&c.number))
+        .cloned()
         .collect();
     Ok(Prepared::Load { journal, pending })
 }
@@ -1359,8 +1389,6 @@ struct TableRun<'p> {
     table_dir: PathBuf,
     statement: LoadStatement,
     journal: Mutex<Journal>,
-    /// Indexes into `plan.desc.chunks`, in key order.
-    pending: Vec<usize>,
 }
 
 /// Which chunk a job loads next, and what each table has done.
@@ -1370,30 +1398,87 @@ struct Schedule {
 
 #[derive(Default)]
 struct TableTurn {
-    /// Rows of each chunk to load, in key order.
-    chunk_rows: Vec<u64>,
-    /// Position in `chunk_rows` of the next chunk to hand out.
+    /// The chunks to load, in key order.
+    chunks: Vec<ChunkRecord>,
+    /// How many of `chunks` are written (all of them, unless the dump is
+    /// still being written: see `Schedule::refresh`).
+    ready: usize,
+    /// Rows of a chunk not written yet (the planned chunk size).
+    planned_rows: u64,
+    /// Position in `chunks` of the next chunk to hand out.
     next: usize,
-    /// Rows of the chunks not handed out yet.
+    /// Rows of the chunks not handed out yet (planned rows for those not
+    /// written yet).
     rows_to_hand_out: u64,
     /// Jobs loading one of its chunks right now.
     active: usize,
     outcome: ChunksOutcome,
 }
 
+impl TableTurn {
+    fn rows_of(&self, chunk: &ChunkRecord) -> u64 {
+        chunk.written.as_ref().map_or(self.planned_rows, |w| w.rows)
+    }
+}
+
 impl Schedule {
-    /// `chunk_rows`: per table, the rows of each chunk to load, in key order.
-    fn new(chunk_rows: Vec<Vec<u64>>) -> Schedule {
-        Schedule {
-            tables: chunk_rows
+    /// Per table, the chunks to load in key order, and the rows planned per
+    /// chunk (counted for the chunks not written yet).
+    fn new(tables: Vec<(Vec<ChunkRecord>, u64)>) -> Schedule {
+        let mut schedule = Schedule {
+            tables: tables
                 .into_iter()
-                .map(|rows| TableTurn {
-                    rows_to_hand_out: rows.iter().sum(),
-                    chunk_rows: rows,
+                .map(|(chunks, planned_rows)| TableTurn {
+                    chunks,
+                    planned_rows,
                     ..TableTurn::default()
                 })
                 .collect(),
+        };
+        for turn in &mut schedule.tables {
+            turn.rows_to_hand_out = turn.chunks.iter().map(|c| turn.rows_of(c)).sum();
+            turn.ready = turn
+                .chunks
+                .iter()
+                .take_while(|c| c.written.is_some())
+                .count();
         }
+        schedule
+    }
+
+    /// Marks the chunks of table `t` that `now` (its description as on disk)
+    /// shows written, in key order.
+    fn refresh(&mut self, t: usize, now: &TableDescription) {
+        let turn = &mut self.tables[t];
+        while turn.ready < turn.chunks.len() {
+            let number = turn.chunks[turn.ready].number;
+            let Some(written) = now
+                .chunks
+                .iter()
+                .find(|c| c.number == number)
+                .and_then(|c| c.written.clone())
+            else {
+                break;
+            };
+            turn.rows_to_hand_out = turn.rows_to_hand_out - turn.planned_rows + written.rows;
+            turn.chunks[turn.ready].written = Some(written);
+            turn.ready += 1;
+        }
+    }
+
+    /// Tables with chunks not handed out yet because they are not written.
+    fn waiting(&self) -> impl Iterator<Item = usize> + '_ {
+        self.tables
+            .iter()
+            .enumerate()
+            .filter(|(_, turn)| turn.next == turn.ready && turn.ready < turn.chunks.len())
+            .map(|(t, _)| t)
+    }
+
+    fn all_handed_out(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|turn| turn.next == turn.chunks.len())
     }
 
     /// The next chunk, as (table, position in its chunks): the next one in
@@ -1409,10 +1494,10 @@ impl Schedule {
             .tables
             .iter_mut()
             .enumerate()
-            .filter(|(_, turn)| turn.next < turn.chunk_rows.len())
+            .filter(|(_, turn)| turn.next < turn.ready)
             .min_by_key(|(t, turn)| (turn.active, Reverse(turn.rows_to_hand_out), *t))?;
         turn.active += 1;
-        turn.rows_to_hand_out -= turn.chunk_rows[turn.next];
+        turn.rows_to_hand_out -= turn.rows_of(&turn.chunks[turn.next]);
         turn.next += 1;
         Some((t, turn.next - 1))
     }
@@ -1425,7 +1510,7 @@ impl Schedule {
         turn.outcome.rows += done.rows;
         turn.outcome.duplicates += done.duplicates;
         turn.outcome.retries += done.retries;
-        turn.outcome.chunks as usize == turn.chunk_rows.len()
+        turn.outcome.chunks as usize == turn.chunks.len()
     }
 }
 
@@ -1436,18 +1521,18 @@ impl Schedule {
 /// current chunk.
 fn load_chunks(
     control: &mut Conn,
+    dir: &DumpDir,
     runs: &[TableRun],
+    pending: Vec<Vec<ChunkRecord>>,
     opts: &LoadOptions,
     progress: &Arc<Mutex<Progress>>,
 ) -> Result<Vec<ChunksOutcome>> {
+    let total: usize = pending.iter().map(Vec::len).sum();
+    let empty: Vec<usize> = (0..runs.len()).filter(|&t| pending[t].is_empty()).collect();
     let schedule = Mutex::new(Schedule::new(
         runs.iter()
-            .map(|r| {
-                r.pending
-                    .iter()
-                    .map(|&i| r.plan.desc.chunks[i].written.as_ref().map_or(0, |w| w.rows))
-                    .collect()
-            })
+            .zip(pending)
+            .map(|(r, chunks)| (chunks, r.plan.desc.chunk_rows))
             .collect(),
     ));
     let abort = AtomicBool::new(false);
@@ -1458,14 +1543,54 @@ fn load_chunks(
             slot.get_or_insert(e);
         }
     };
-    let total: usize = runs.iter().map(|r| r.pending.len()).sum();
     let jobs = opts.jobs.min(total);
     let (finished_tx, finished_rx) = unbounded::<usize>();
-    for (t, run) in runs.iter().enumerate() {
-        if run.pending.is_empty() {
-            let _ = finished_tx.send(t);
-        }
+    for t in empty {
+        let _ = finished_tx.send(t);
     }
+    // The next chunk for a job, once it is written; None when none is left.
+    let next_chunk = || -> Result<Option<(usize, ChunkRecord)>> {
+        let poisoned = || anyhow!("a loader thread panicked");
+        let take = |s: &mut Schedule| {
+            s.take()
+                .map(|(t, i)| Some((t, s.tables[t].chunks[i].clone())))
+                .or_else(|| s.all_handed_out().then_some(None))
+        };
+        let Some(growing) = &opts.follow else {
+            return Ok(take(&mut *schedule.lock().map_err(|_| poisoned())?).flatten());
+        };
+        growing.wait_for(
+            || {
+                let waited = schedule.lock().ok().and_then(|s| {
+                    let t = s.waiting().next()?;
+                    let turn = &s.tables[t];
+                    Some((t, turn.chunks.get(turn.ready)?.number))
+                });
+                match waited {
+                    Some((t, number)) => {
+                        format!("chunk {number:06} of {}", runs[t].plan.label())
+                    }
+                    None => "the next chunk".into(),
+                }
+            },
+            || {
+                if abort.load(Ordering::SeqCst) {
+                    return Ok(Some(None));
+                }
+                let mut s = schedule.lock().map_err(|_| poisoned())?;
+                if let Some(found) = take(&mut s) {
+                    return Ok(Some(found));
+                }
+                let waiting: Vec<usize> = s.waiting().collect();
+                for t in waiting {
+                    if let Some(now) = dir.written_chunks(&runs[t].plan.entry)? {
+                        s.refresh(t, &now);
+                    }
+                }
+                Ok(take(&mut s))
+            },
+        )
+    };
     thread::scope(|scope| {
         for _ in 0..jobs {
             let finished_tx = finished_tx.clone();
@@ -1474,15 +1599,11 @@ fn load_chunks(
                 let result = (|| -> Result<()> {
                     let mut loader = Loader::connect(opts)?;
                     while !abort.load(Ordering::SeqCst) {
-                        let next = schedule
-                            .lock()
-                            .map_err(|_| anyhow!("a loader thread panicked"))?
-                            .take();
-                        let Some((t, i)) = next else {
+                        let Some((t, chunk)) = next_chunk()? else {
                             return Ok(());
                         };
                         let run = &runs[t];
-                        let chunk = &run.plan.desc.chunks[run.pending[i]];
+                        let chunk = &chunk;
                         let done = loader
                             .load_with_retries(
                                 &run.statement,
@@ -2275,10 +2396,59 @@ mod tests {
         schedule.done(t, &done)
     }
 
+    /// A table's chunks to load, `None` for one not written yet.
+    fn table(rows: &[Option<u64>], planned: u64) -> (Vec<ChunkRecord>, u64) {
+        let chunks = rows
+            .iter()
+            .enumerate()
+            .map(|(i, rows)| ChunkRecord {
+                number: i as u32 + 1,
+                file: dump::chunk_file_name(i as u32 + 1, Compress::Gzip),
+                lower: None,
+                upper: None,
+                written: rows.map(|rows| dump::ChunkStats {
+                    rows,
+                    bytes: 0,
+                    csv_bytes: 0,
+                    sha256: String::new(),
+                }),
+            })
+            .collect();
+        (chunks, planned)
+    }
+
+    /// A table's description as the writer has it on disk.
+    fn on_disk((chunks, planned): (Vec<ChunkRecord>, u64)) -> TableDescription {
+        TableDescription {
+            db: "d".into(),
+            table: "t".into(),
+            columns: Vec::new(),
+            generated_columns: Vec::new(),
+            key: dump::KeyDescription {
+                kind: dump::KeyKind::Primary,
+                index: None,
+                columns: Vec::new(),
+            },
+            chunk_rows: planned,
+            planned_rows: planned * chunks.len() as u64,
+            compress: Compress::Gzip,
+            chunks,
+            complete: false,
+        }
+    }
+
+    fn written(rows: &[u64]) -> (Vec<ChunkRecord>, u64) {
+        table(&rows.iter().map(|&r| Some(r)).collect::<Vec<_>>(), 0)
+    }
+
     #[test]
     fn jobs_go_to_the_biggest_table_first_then_spread_over_the_others() {
         // A small table first in the dump, a big one last, one of 3 chunks.
-        let mut s = Schedule::new(vec![vec![10], vec![100, 100, 100], vec![50, 50]]);
+        let mut s = Schedule::new(vec![
+            written(&[10]),
+            written(&[100, 100, 100]),
+            written(&[50, 50]),
+        ]);
         let first = s.take();
         assert_eq!(first, Some((1, 0)), "the biggest table starts");
         let second = s.take();
@@ -2297,6 +2467,32 @@ mod tests {
         assert_eq!(s.take(), Some((2, 1)));
         assert_eq!(s.take(), None, "everything handed out");
         assert_eq!(s.tables[0].outcome.chunks, 1);
+    }
+
+    #[test]
+    fn a_dump_being_written_hands_out_only_written_chunks_in_key_order() {
+        // Table 0: chunk 1 written, 2 and 3 not yet; table 1: nothing yet,
+        // planned at 500 rows a chunk.
+        let mut s = Schedule::new(vec![
+            table(&[Some(10), None, None], 10),
+            table(&[None], 500),
+        ]);
+        assert_eq!(s.take(), Some((0, 0)));
+        assert_eq!(s.take(), None, "nothing else is written");
+        assert!(!s.all_handed_out());
+        assert_eq!(s.waiting().collect::<Vec<_>>(), vec![0, 1]);
+        // Chunk 3 shows up before chunk 2: it waits for chunk 2.
+        s.refresh(0, &on_disk(table(&[Some(10), None, Some(7)], 10)));
+        assert_eq!(s.take(), None, "chunk 3 waits for chunk 2");
+        s.refresh(0, &on_disk(table(&[Some(10), Some(9), Some(7)], 10)));
+        // Table 1 has more rows left (500 planned) but nothing written.
+        assert_eq!(s.take(), Some((0, 1)));
+        assert_eq!(s.take(), Some((0, 2)));
+        assert_eq!(s.tables[0].rows_to_hand_out, 0);
+        assert_eq!(s.waiting().collect::<Vec<_>>(), vec![1]);
+        s.refresh(1, &on_disk(table(&[Some(3)], 500)));
+        assert_eq!(s.take(), Some((1, 0)));
+        assert!(s.all_handed_out());
     }
 
     #[test]

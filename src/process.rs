@@ -24,7 +24,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialect::{self, Codec, Encoding, Field};
 use crate::dump::{
-    self, ChunkRecord, ChunkStats, ChunkWriter, ColumnDescription, Compress, DumpDir, Manifest,
-    ProcessedFrom, TableDescription, TableEntry,
+    self, ChunkRecord, ChunkStats, ChunkWriter, ColumnDescription, Compress, DumpDir, Growing,
+    Manifest, ProcessedFrom, TableDescription, TableEntry,
 };
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
 
@@ -58,6 +58,13 @@ pub struct ProcessOptions {
     pub jobs: usize,
     pub format: Format,
     pub progress: ProgressMode,
+    /// The input is still being written by another thread of this process
+    /// (`copy`): each chunk is processed once it is finished.
+    pub follow: Option<Arc<Growing>>,
+    /// Told of every processed chunk, for a reader of the output in this
+    /// process; if that reader abandons it, no more chunks are started. The
+    /// caller calls its `finish` when this returns.
+    pub growing: Option<Arc<Growing>>,
 }
 
 impl ProcessOptions {
@@ -69,6 +76,8 @@ impl ProcessOptions {
             jobs: 2,
             format: Format::Csv,
             progress: ProgressMode::Auto,
+            follow: None,
+            growing: None,
         }
     }
 }
@@ -160,6 +169,9 @@ struct TableWork {
     /// The output header, once a chunk has set it.
     columns: Mutex<Option<Vec<String>>>,
     done: Mutex<BTreeMap<u32, ProcessedChunk>>,
+    /// The output has a table.json (maybe an incomplete one, for a reader
+    /// that follows the processing).
+    described: AtomicBool,
 }
 
 fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
@@ -168,13 +180,19 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         bail!("--jobs must be at least 1");
     }
     let input = DumpDir::new(&opts.dir);
-    let manifest = input.read_manifest()?.ok_or_else(|| {
-        anyhow!(
-            "{} holds no manifest.json: not a myspool dump",
-            opts.dir.display()
-        )
-    })?;
-    if !manifest.complete {
+    let manifest = match &opts.follow {
+        Some(growing) => growing.wait_for(
+            || format!("{}", input.manifest_path().display()),
+            || input.read_manifest(),
+        )?,
+        None => input.read_manifest()?.ok_or_else(|| {
+            anyhow!(
+                "{} holds no manifest.json: not a myspool dump",
+                opts.dir.display()
+            )
+        })?,
+    };
+    if !manifest.complete && opts.follow.is_none() {
         bail!(
             "the dump in {} is not complete (its export was interrupted or is running): finish it first",
             opts.dir.display()
@@ -244,9 +262,15 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
 
     let mut tables = Vec::new();
     for entry in &manifest.tables {
-        let desc = input
-            .read_table(entry)?
-            .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?;
+        let desc = match &opts.follow {
+            Some(growing) => growing.wait_for(
+                || format!("{}/table.json", entry.dir),
+                || input.read_table(entry),
+            )?,
+            None => input
+                .read_table(entry)?
+                .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?,
+        };
         let out_dir = out.path(&entry.dir);
         dump::create_private_dir(&out_dir)?;
         // Temporary files of a killed run.
@@ -272,7 +296,9 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         }
         let mut done = BTreeMap::new();
         let mut columns = None;
-        if let Some(finished) = out.read_table(entry)?.filter(|t| t.complete) {
+        let described = out.read_table(entry)?;
+        let described_now = described.is_some();
+        if let Some(finished) = described.filter(|t| t.complete) {
             columns = Some(finished.columns.iter().map(|c| c.name.clone()).collect());
             for c in finished.chunks {
                 if let Some(stats) = c.written {
@@ -304,6 +330,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
             out_dir,
             columns: Mutex::new(columns),
             done: Mutex::new(done),
+            described: AtomicBool::new(described_now),
         });
     }
 
@@ -325,14 +352,23 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                 .collect::<Vec<_>>()
         })
         .collect();
+    let pending = match opts.follow {
+        Some(_) => dump::first_chunks_first(pending),
+        None => pending,
+    };
     let chunks_kept = tables
         .iter()
         .map(|t| t.done.lock().map(|d| d.len() as u64).unwrap_or(0))
         .sum();
-    let total_rows: u64 = pending
-        .iter()
-        .filter_map(|&(t, c)| tables[t].input.chunks[c].written.as_ref().map(|w| w.rows))
-        .sum();
+    let total_rows: u64 = if opts.follow.is_some() {
+        // Not all written yet: what the export planned.
+        tables.iter().map(|t| t.input.planned_rows).sum()
+    } else {
+        pending
+            .iter()
+            .filter_map(|&(t, c)| tables[t].input.chunks[c].written.as_ref().map(|w| w.rows))
+            .sum()
+    };
     let progress = Mutex::new(Progress::new(opts.progress, "process", total_rows));
     let failed = Mutex::new(Vec::new());
     let next = AtomicUsize::new(0);
@@ -343,15 +379,36 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
     thread::scope(|scope| {
         for _ in 0..opts.jobs.min(pending.len().max(1)) {
             scope.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst)
+                    || opts.growing.as_ref().is_some_and(|g| g.abandoned())
+                {
                     return;
                 }
                 let Some(&(t, c)) = pending.get(next.fetch_add(1, Ordering::SeqCst)) else {
                     return;
                 };
                 let work = &tables[t];
-                let chunk = &work.input.chunks[c];
                 let label = format!("{}.{}", work.input.db, work.input.table);
+                let chunk = match &opts.follow {
+                    None => work.input.chunks[c].clone(),
+                    Some(growing) => match written_input(growing, &input, work, c) {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            // The export stopped: nothing more will come.
+                            stop.store(true, Ordering::SeqCst);
+                            if let Ok(mut f) = failed.lock() {
+                                f.push(FailedChunk {
+                                    table: label,
+                                    chunk: work.input.chunks[c].number,
+                                    reason: format!("{e:#}"),
+                                    stderr: None,
+                                });
+                            }
+                            return;
+                        }
+                    },
+                };
+                let chunk = &chunk;
                 in_flight.fetch_add(1, Ordering::SeqCst);
                 let result = process_chunk(worker, opts.format, &input, work, chunk, level);
                 in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -391,6 +448,33 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                         }
                         if let Ok(mut d) = work.done.lock() {
                             d.insert(done.number, done);
+                            if let Some(growing) = &opts.growing {
+                                // The reader needs the output's columns
+                                // before its first chunk.
+                                if !work.described.swap(true, Ordering::SeqCst) {
+                                    let cols = d.values().next().map(|p| p.columns.clone());
+                                    let mut desc = output_description(
+                                        &work.input,
+                                        &cols.unwrap_or_default(),
+                                        &d,
+                                    );
+                                    desc.complete = false;
+                                    desc.planned_rows = work.input.planned_rows;
+                                    if let Err(e) = out.write_table(&work.entry, &desc) {
+                                        stop.store(true, Ordering::SeqCst);
+                                        if let Ok(mut f) = failed.lock() {
+                                            f.push(FailedChunk {
+                                                table: label,
+                                                chunk: chunk.number,
+                                                reason: format!("{e:#}"),
+                                                stderr: None,
+                                            });
+                                        }
+                                        return;
+                                    }
+                                }
+                                growing.changed();
+                            }
                         }
                     }
                     Err(e) => {
@@ -509,6 +593,30 @@ pub fn processed_chunks(out: &DumpDir, entry: &TableEntry) -> Result<Vec<u32>> {
     let log: Vec<ProcessedChunk> =
         dump::read_json_lines(&out.path(&entry.dir).join("process.log"))?;
     Ok(log.into_iter().map(|p| p.number).collect())
+}
+
+/// Chunk `c` of a table of a dump being exported, once it is written.
+fn written_input(
+    growing: &Growing,
+    input: &DumpDir,
+    work: &TableWork,
+    c: usize,
+) -> Result<ChunkRecord> {
+    let number = work.input.chunks[c].number;
+    growing.wait_for(
+        || {
+            format!(
+                "chunk {number:06} of {}.{}",
+                work.input.db, work.input.table
+            )
+        },
+        || {
+            Ok(input
+                .written_chunks(&work.entry)?
+                .and_then(|desc| desc.chunks.into_iter().find(|ch| ch.number == number))
+                .filter(|ch| ch.written.is_some()))
+        },
+    )
 }
 
 fn chunk_of(desc: &TableDescription, number: u32) -> Result<&ChunkRecord> {

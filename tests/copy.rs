@@ -289,3 +289,164 @@ fn copy_with_compress_none_keeps_both_dumps_plain_csv_and_loads_them() {
         )
     );
 }
+
+/// A copy of `{db}.t` (ids 1..=600, 6 chunks) through `exec`, as arguments.
+fn copy_args(
+    from: &Server,
+    to: &Server,
+    db: &str,
+    dir: &str,
+    exec: &str,
+    into: &str,
+) -> Vec<String> {
+    [
+        "copy",
+        "--from",
+        &from.url(),
+        "--to",
+        &to.url(),
+        "--table",
+        &format!("{db}.t"),
+        "--dir",
+        dir,
+        "--exec",
+        exec,
+        "--chunk-rows",
+        "100",
+        "--jobs",
+        "2",
+        "--autoinc",
+        "drop",
+        "--into",
+        into,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn six_chunks(server: &Server, prefix: &str) -> String {
+    let db = server.fresh_db(prefix);
+    server.query(&format!(
+        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10), KEY (v));
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_600;"
+    ));
+    db
+}
+
+fn run(args: &[String]) -> Output {
+    myspool(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+#[test]
+fn copy_loads_the_first_chunks_while_the_last_one_is_still_processing() {
+    let server = Server::shared(&["--innodb-autoinc-lock-mode=2"]);
+    let db = six_chunks(&server, "overlap");
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().join("job").display().to_string();
+    // The last chunk's processing waits (up to 20 s) for the load to commit
+    // a chunk, and fails if it never does: a copy that loads only after
+    // processing everything cannot pass.
+    let exec = format!(
+        r#"input=$(cat)
+case "$input" in *'"600"'*)
+  for i in $(seq 200); do grep -qs '"committed"' {d}/processed/*/*/load@*.jsonl && break; sleep 0.1; done
+  grep -qs '"committed"' {d}/processed/*/*/load@*.jsonl || {{ echo "nothing was loaded while the last chunk was processed" >&2; exit 1; }} ;;
+esac
+printf '%s\n' "$input""#
+    );
+    let into = format!("{db}_copy");
+    let out = run(&copy_args(&server, &server, &db, &d, &exec, &into));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(&server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
+        rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
+    );
+}
+
+#[test]
+fn a_chunk_that_fails_processing_stops_the_copy_after_the_chunks_before_it_and_a_rerun_finishes() {
+    let server = Server::shared(&["--innodb-autoinc-lock-mode=2"]);
+    let db = six_chunks(&server, "badchunk");
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().join("job").display().to_string();
+    let fixed = work.path().join("fixed");
+    // Chunk 3 (ids 201..300) fails until the script is "fixed".
+    let exec = format!(
+        r#"input=$(cat)
+case "$input" in *'"300"'*) [ -e {} ] || {{ echo "cannot handle row 300" >&2; exit 3; }} ;; esac
+printf '%s\n' "$input""#,
+        fixed.display()
+    );
+    let into = format!("{db}_copy");
+    let args = copy_args(&server, &server, &db, &d, &exec, &into);
+    let out = run(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("1 chunk(s) failed processing"), "{err}");
+    assert!(err.contains("chunk 000003"), "{err}");
+    assert!(err.contains("cannot handle row 300"), "{err}");
+    assert!(
+        err.contains("the chunks before it were loaded meanwhile"),
+        "{err}"
+    );
+    // Chunks load in key order: the two before the failed one, no more.
+    assert_eq!(
+        server.scalar(&format!(
+            "SELECT CONCAT(COUNT(*), ' ', MAX(id)) FROM `{into}`.t"
+        )),
+        Some("200 200".into())
+    );
+
+    std::fs::write(&fixed, "").unwrap();
+    let again = run(&[&args[..], &["--json".to_string()]].concat());
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    // The first run processed the chunks after the failed one too.
+    assert_eq!(s["process"]["chunks_processed"], 1, "{s}");
+    assert_eq!(s["load"]["chunks_loaded"], 4, "{s}");
+    assert_eq!(s["load"]["chunks_skipped"], 2, "{s}");
+    assert_eq!(
+        rows(&server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
+        rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
+    );
+}
+
+#[test]
+fn a_target_that_refuses_the_load_stops_the_processing_too() {
+    let src = Server::shared(&[]);
+    let dst = Server::shared(&["--local-infile=0"]);
+    let db = six_chunks(&src, "refused");
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path().join("job").display().to_string();
+    let into = format!("{db}_copy");
+    let out = run(&copy_args(&src, &dst, &db, &d, "sleep 0.5; cat", &into));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("local_infile=OFF"), "{err}");
+    let processed = chunk_files(&work.path().join("job/processed"));
+    assert!(
+        processed < 6,
+        "the processing went on after the load was refused: {processed} of 6 chunks"
+    );
+}
+
+/// Chunk files (`*.csv.gz`) under `dir`.
+fn chunk_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            n += chunk_files(&e.path());
+        } else if e.file_name().to_string_lossy().ends_with(".csv.gz") {
+            n += 1;
+        }
+    }
+    n
+}

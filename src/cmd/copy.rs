@@ -15,12 +15,17 @@ use super::export::CompressArg;
 use super::process::FormatArg;
 use super::{LoadArgs, Output};
 
-/// Export, optionally process, then load, as one resumable job.
+/// Export, optionally process, and load, as one resumable job.
 ///
 /// The dump goes to DIR/export, the processed dump (with --exec) to
-/// DIR/processed; then it is loaded. Rerunning the same command after a crash
-/// continues where it stopped: finished chunks are never exported, processed
-/// or loaded twice. The source connections are closed before processing.
+/// DIR/processed. The phases run at the same time: each chunk is processed as
+/// soon as it is exported and loaded as soon as it is processed, so the
+/// target is being loaded (and, with --truncate, emptied) from the first
+/// processed chunks on; run export, process and load separately to leave it
+/// untouched until everything is processed. Rerunning the same command after
+/// a crash continues where it stopped: finished chunks are never exported,
+/// processed or loaded twice. The source connections are closed as soon as
+/// the export is done.
 ///
 /// Example:
 ///   myspool copy --from mysql://app@db1/ --to mysql://app@db2/ --table 'shop.*' --dir work/ --autoinc drop
