@@ -1475,6 +1475,20 @@ impl Schedule {
             .map(|(t, _)| t)
     }
 
+    /// The first table waiting for a chunk to be written, and that chunk's
+    /// number.
+    fn waiting_for(&self) -> Option<(usize, u32)> {
+        let t = self.waiting().next()?;
+        let turn = &self.tables[t];
+        Some((t, turn.chunks.get(turn.ready)?.number))
+    }
+
+    /// `take`, with the chunk itself.
+    fn take_chunk(&mut self) -> Option<(usize, ChunkRecord)> {
+        let (t, i) = self.take()?;
+        Some((t, self.tables[t].chunks[i].clone()))
+    }
+
     fn all_handed_out(&self) -> bool {
         self.tables
             .iter()
@@ -1551,45 +1565,33 @@ fn load_chunks(
     // The next chunk for a job, once it is written; None when none is left.
     let next_chunk = || -> Result<Option<(usize, ChunkRecord)>> {
         let poisoned = || anyhow!("a loader thread panicked");
-        let take = |s: &mut Schedule| {
-            s.take()
-                .map(|(t, i)| Some((t, s.tables[t].chunks[i].clone())))
-                .or_else(|| s.all_handed_out().then_some(None))
-        };
         let Some(growing) = &opts.follow else {
-            return Ok(take(&mut *schedule.lock().map_err(|_| poisoned())?).flatten());
+            return Ok(schedule.lock().map_err(|_| poisoned())?.take_chunk());
         };
-        growing.wait_for(
-            || {
-                let waited = schedule.lock().ok().and_then(|s| {
-                    let t = s.waiting().next()?;
-                    let turn = &s.tables[t];
-                    Some((t, turn.chunks.get(turn.ready)?.number))
-                });
-                match waited {
-                    Some((t, number)) => {
-                        format!("chunk {number:06} of {}", runs[t].plan.label())
-                    }
-                    None => "the next chunk".into(),
+        let what = || match schedule.lock().ok().and_then(|s| s.waiting_for()) {
+            Some((t, number)) => format!("chunk {number:06} of {}", runs[t].plan.label()),
+            None => "the next chunk".into(),
+        };
+        // Found: Some(chunk), or None when every chunk is handed out.
+        growing.wait_for(what, || {
+            if abort.load(Ordering::SeqCst) {
+                return Ok(Some(None));
+            }
+            let mut s = schedule.lock().map_err(|_| poisoned())?;
+            if s.all_handed_out() {
+                return Ok(Some(None));
+            }
+            if let Some(found) = s.take_chunk() {
+                return Ok(Some(Some(found)));
+            }
+            let waiting: Vec<usize> = s.waiting().collect();
+            for t in waiting {
+                if let Some(now) = dir.written_chunks(&runs[t].plan.entry)? {
+                    s.refresh(t, &now);
                 }
-            },
-            || {
-                if abort.load(Ordering::SeqCst) {
-                    return Ok(Some(None));
-                }
-                let mut s = schedule.lock().map_err(|_| poisoned())?;
-                if let Some(found) = take(&mut s) {
-                    return Ok(Some(found));
-                }
-                let waiting: Vec<usize> = s.waiting().collect();
-                for t in waiting {
-                    if let Some(now) = dir.written_chunks(&runs[t].plan.entry)? {
-                        s.refresh(t, &now);
-                    }
-                }
-                Ok(take(&mut s))
-            },
-        )
+            }
+            Ok(s.take_chunk().map(Some))
+        })
     };
     thread::scope(|scope| {
         for _ in 0..jobs {

@@ -376,6 +376,18 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
     let stop = AtomicBool::new(false);
     let counts = Mutex::new((0u64, 0u64, 0u64));
     let level = manifest.export.level;
+    // A failure that is not the chunk's own (the journal, the input): stop.
+    let give_up = |table: String, chunk: u32, e: anyhow::Error| {
+        stop.store(true, Ordering::SeqCst);
+        if let Ok(mut f) = failed.lock() {
+            f.push(FailedChunk {
+                table,
+                chunk,
+                reason: format!("{e:#}"),
+                stderr: None,
+            });
+        }
+    };
     thread::scope(|scope| {
         for _ in 0..opts.jobs.min(pending.len().max(1)) {
             scope.spawn(|| loop {
@@ -395,15 +407,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                         Ok(chunk) => chunk,
                         Err(e) => {
                             // The export stopped: nothing more will come.
-                            stop.store(true, Ordering::SeqCst);
-                            if let Ok(mut f) = failed.lock() {
-                                f.push(FailedChunk {
-                                    table: label,
-                                    chunk: work.input.chunks[c].number,
-                                    reason: format!("{e:#}"),
-                                    stderr: None,
-                                });
-                            }
+                            give_up(label, work.input.chunks[c].number, e);
                             return;
                         }
                     },
@@ -422,59 +426,22 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                 };
                 match result {
                     Ok(done) => {
-                        let log = work.out_dir.join("process.log");
-                        if let Err(e) = dump::append_json_line(&log, &done) {
+                        let (rows_in, rows_out, bytes) =
+                            (done.rows_in, done.stats.rows, done.stats.csv_bytes);
+                        if let Err(e) = record_done(&out, work, done, opts.growing.as_deref()) {
                             // The journal cannot be written (disk full?): stop.
-                            stop.store(true, Ordering::SeqCst);
-                            if let Ok(mut f) = failed.lock() {
-                                f.push(FailedChunk {
-                                    table: label,
-                                    chunk: chunk.number,
-                                    reason: format!("{e:#}"),
-                                    stderr: None,
-                                });
-                            }
+                            give_up(label, chunk.number, e);
                             return;
                         }
                         if let Ok(mut n) = counts.lock() {
                             n.0 += 1;
-                            n.1 += done.rows_in;
-                            n.2 += done.stats.rows;
+                            n.1 += rows_in;
+                            n.2 += rows_out;
                         }
                         if let Ok(mut p) = progress.lock() {
                             let failed_n = failed.lock().map(|f| f.len()).unwrap_or(0);
                             note(&mut p, failed_n);
-                            p.add(done.rows_in, done.stats.csv_bytes);
-                        }
-                        if let Ok(mut d) = work.done.lock() {
-                            d.insert(done.number, done);
-                            if let Some(growing) = &opts.growing {
-                                // The reader needs the output's columns
-                                // before its first chunk.
-                                if !work.described.swap(true, Ordering::SeqCst) {
-                                    let cols = d.values().next().map(|p| p.columns.clone());
-                                    let mut desc = output_description(
-                                        &work.input,
-                                        &cols.unwrap_or_default(),
-                                        &d,
-                                    );
-                                    desc.complete = false;
-                                    desc.planned_rows = work.input.planned_rows;
-                                    if let Err(e) = out.write_table(&work.entry, &desc) {
-                                        stop.store(true, Ordering::SeqCst);
-                                        if let Ok(mut f) = failed.lock() {
-                                            f.push(FailedChunk {
-                                                table: label,
-                                                chunk: chunk.number,
-                                                reason: format!("{e:#}"),
-                                                stderr: None,
-                                            });
-                                        }
-                                        return;
-                                    }
-                                }
-                                growing.changed();
-                            }
+                            p.add(rows_in, bytes);
                         }
                     }
                     Err(e) => {
@@ -593,6 +560,32 @@ pub fn processed_chunks(out: &DumpDir, entry: &TableEntry) -> Result<Vec<u32>> {
     let log: Vec<ProcessedChunk> =
         dump::read_json_lines(&out.path(&entry.dir).join("process.log"))?;
     Ok(log.into_iter().map(|p| p.number).collect())
+}
+
+/// Journals a processed chunk in `process.log`, and tells a reader that
+/// follows the output.
+fn record_done(
+    out: &DumpDir,
+    work: &TableWork,
+    done: ProcessedChunk,
+    growing: Option<&Growing>,
+) -> Result<()> {
+    dump::append_json_line(&work.out_dir.join("process.log"), &done)?;
+    let mut all = work.done.lock().map_err(|_| anyhow!("a worker panicked"))?;
+    all.insert(done.number, done);
+    if let Some(growing) = growing {
+        // The reader needs a table's columns before its first chunk: an
+        // incomplete table.json (the complete one comes at the end).
+        if !work.described.swap(true, Ordering::SeqCst) {
+            let columns = all.values().next().map(|p| p.columns.clone());
+            let mut desc = output_description(&work.input, &columns.unwrap_or_default(), &all);
+            desc.complete = false;
+            desc.planned_rows = work.input.planned_rows;
+            out.write_table(&work.entry, &desc)?;
+        }
+        growing.changed();
+    }
+    Ok(())
 }
 
 /// Chunk `c` of a table of a dump being exported, once it is written.
