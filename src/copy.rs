@@ -72,17 +72,13 @@ pub fn copy(opts: &CopyOptions) -> Result<CopySummary> {
 
     let (exported_result, processed_result, loaded_result) = thread::scope(|scope| {
         let exporting = scope.spawn(|| {
-            let result = export(&export_opts);
-            exported.finish();
-            result
+            let _finish = FinishOnDrop(&exported);
+            export(&export_opts)
         });
         let processing = process_opts.as_ref().map(|p| {
             scope.spawn(move || {
-                let result = process(p);
-                if let Some(g) = &p.growing {
-                    g.finish();
-                }
-                result
+                let _finish = p.growing.as_deref().map(FinishOnDrop);
+                process(p)
             })
         });
         let loaded = load(&load_opts);
@@ -123,6 +119,16 @@ pub fn copy(opts: &CopyOptions) -> Result<CopySummary> {
         process: processed,
         load: loaded,
     })
+}
+
+/// Tells the readers a writer has stopped, however it stops (a panic
+/// included: they would wait for it forever).
+struct FinishOnDrop<'a>(&'a Growing);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 fn joined<T>(result: thread::Result<Result<T>>, phase: &str) -> Result<T> {
