@@ -360,6 +360,24 @@ impl DumpDir {
         write_json_atomic(&self.path(&entry.dir).join("table.json"), desc)
     }
 
+    /// A table's description; following a dump being written, once the
+    /// writer has written it.
+    pub fn table_description(
+        &self,
+        entry: &TableEntry,
+        follow: Option<&Growing>,
+    ) -> Result<TableDescription> {
+        match follow {
+            Some(growing) => growing.wait_for(
+                || format!("{}/table.json", entry.dir),
+                || self.read_table(entry),
+            ),
+            None => self
+                .read_table(entry)?
+                .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir)),
+        }
+    }
+
     /// A table of a dump that may still be being written (by `export` or
     /// `process`): its description (`None` until there is one), with every
     /// chunk finished so far marked written, from `table.json` or from the

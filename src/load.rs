@@ -601,15 +601,7 @@ fn plan_table(
     opts: &LoadOptions,
     facts: &ServerFacts,
 ) -> Result<TablePlan> {
-    let desc = match &opts.follow {
-        Some(growing) => growing.wait_for(
-            || format!("{}/table.json", entry.dir),
-            || dir.read_table(entry),
-        )?,
-        None => dir
-            .read_table(entry)?
-            .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?,
-    };
+    let desc = dir.table_description(entry, opts.follow.as_deref())?;
     let schema_path = dir.path(&entry.dir).join("schema.sql");
     let schema_sql = std::fs::read_to_string(&schema_path)
         .with_context(|| format!("reading {}", schema_path.display()))?;

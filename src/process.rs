@@ -262,15 +262,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
 
     let mut tables = Vec::new();
     for entry in &manifest.tables {
-        let desc = match &opts.follow {
-            Some(growing) => growing.wait_for(
-                || format!("{}/table.json", entry.dir),
-                || input.read_table(entry),
-            )?,
-            None => input
-                .read_table(entry)?
-                .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?,
-        };
+        let desc = input.table_description(entry, opts.follow.as_deref())?;
         let out_dir = out.path(&entry.dir);
         dump::create_private_dir(&out_dir)?;
         // Temporary files of a killed run.

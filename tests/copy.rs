@@ -212,15 +212,7 @@ fn copy_survives_a_short_wait_timeout_and_a_slow_processing_step() {
         "--into",
         &into,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        rows(&server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
-        rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
-    );
+    assert_copied(&out, &server, &db, &into);
 }
 
 #[test]
@@ -356,15 +348,7 @@ printf '%s\n' "$input""#
     );
     let into = format!("{db}_copy");
     let out = run(&copy_args(&server, &server, &db, &d, &exec, &into));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        rows(&server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
-        rows(&server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
-    );
+    assert_copied(&out, &server, &db, &into);
 }
 
 #[test]
@@ -449,4 +433,17 @@ fn chunk_files(dir: &std::path::Path) -> usize {
         }
     }
     n
+}
+
+/// The copy succeeded, and `{into}.t` holds what `{db}.t` holds.
+fn assert_copied(out: &Output, server: &Server, db: &str, into: &str) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rows(server, &format!("SELECT * FROM `{into}`.t ORDER BY id")),
+        rows(server, &format!("SELECT * FROM `{db}`.t ORDER BY id"))
+    );
 }
