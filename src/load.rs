@@ -34,7 +34,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam_channel::unbounded;
+use crossbeam_channel::{unbounded, RecvTimeoutError};
 use mysql::prelude::Queryable;
 use mysql::{Conn, LocalInfileHandler, Row};
 use serde::Serialize;
@@ -1520,6 +1520,9 @@ impl Schedule {
     }
 }
 
+/// How often the control connection says something while the jobs load.
+const KEEPALIVE: Duration = Duration::from_secs(300);
+
 /// Loads the pending chunks of every run with `opts.jobs` connections, each
 /// taking whole chunks (see `Schedule::take`), and finishes each table on the
 /// control connection as soon as its last chunk commits, while the jobs go
@@ -1630,7 +1633,18 @@ fn load_chunks(
         drop(finished_tx);
         // Ends when every job has returned (each holds a sender).
         let mut unfinished: Vec<bool> = vec![true; runs.len()];
-        for t in finished_rx {
+        loop {
+            let t = match finished_rx.recv_timeout(KEEPALIVE) {
+                Ok(t) => t,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Chunks can be minutes or hours apart (`copy` loads them
+                    // as a slow --exec writes them): keep the session, and
+                    // with it the tables' locks, from reaching wait_timeout.
+                    let _ = control.query_drop("DO 1");
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             if abort.load(Ordering::SeqCst) {
                 continue;
             }
