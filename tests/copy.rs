@@ -190,29 +190,8 @@ fn copy_survives_a_short_wait_timeout_and_a_slow_processing_step() {
     let work = tempfile::tempdir().unwrap();
     let d = work.path().join("job").display().to_string();
     let into = format!("{db}_copy");
-    let table = format!("{db}.t");
-    let out = myspool(&[
-        "copy",
-        "--from",
-        &server.url(),
-        "--to",
-        &server.url(),
-        "--table",
-        &table,
-        "--dir",
-        &d,
-        "--exec",
-        "sleep 2.5; cat",
-        "--chunk-rows",
-        "100",
-        "--jobs",
-        "1",
-        "--autoinc",
-        "drop",
-        "--into",
-        &into,
-    ]);
-    assert_copied(&out, &server, &db, &into);
+    let args = copy_args_with_jobs(&server, &server, &db, &d, "sleep 2.5; cat", &into, 1);
+    assert_copied(&run(&args), &server, &db, &into);
 }
 
 #[test]
@@ -282,7 +261,8 @@ fn copy_with_compress_none_keeps_both_dumps_plain_csv_and_loads_them() {
     );
 }
 
-/// A copy of `{db}.t` (ids 1..=600, 6 chunks) through `exec`, as arguments.
+/// A copy of `{db}.t` through `exec` in chunks of 100 rows, with 2 jobs,
+/// `--autoinc drop`, into `into`, as arguments.
 fn copy_args(
     from: &Server,
     to: &Server,
@@ -290,6 +270,18 @@ fn copy_args(
     dir: &str,
     exec: &str,
     into: &str,
+) -> Vec<String> {
+    copy_args_with_jobs(from, to, db, dir, exec, into, 2)
+}
+
+fn copy_args_with_jobs(
+    from: &Server,
+    to: &Server,
+    db: &str,
+    dir: &str,
+    exec: &str,
+    into: &str,
+    jobs: usize,
 ) -> Vec<String> {
     [
         "copy",
@@ -306,7 +298,7 @@ fn copy_args(
         "--chunk-rows",
         "100",
         "--jobs",
-        "2",
+        &jobs.to_string(),
         "--autoinc",
         "drop",
         "--into",
