@@ -322,6 +322,27 @@ fn option_file_password() -> Option<String> {
     None
 }
 
+/// The session settings that keep values exact, the same for every role
+/// (export reads with them, load writes with them, verify compares with
+/// them): values travel as UTF-8 whatever the column's character set, and
+/// TIMESTAMP values in UTC, so a dump never depends on a session's time zone.
+pub fn set_exact_session(conn: &mut Conn) -> Result<()> {
+    for stmt in ["SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'"] {
+        conn.query_drop(stmt)
+            .with_context(|| format!("setting up the session ({stmt})"))?;
+    }
+    Ok(())
+}
+
+/// Lets a connection sit idle for hours without the server closing it
+/// (`wait_timeout`): a reader waits between chunks behind a slow disk, a
+/// load's control connection while a long table loads, and neither can
+/// reconnect without losing its snapshot or its locks.
+pub fn keep_session_when_idle(conn: &mut Conn) -> Result<()> {
+    conn.query_drop("SET SESSION wait_timeout = GREATEST(@@wait_timeout, 28800)")
+        .context("setting wait_timeout")
+}
+
 /// Sets a session variable that may not exist on this server flavour
 /// (`max_statement_time` is MariaDB's, `max_execution_time` MySQL's): an
 /// unknown variable (error 1193) is not an error.

@@ -49,7 +49,7 @@ pub fn copy(opts: &CopyOptions) -> Result<CopySummary> {
     let exported = Arc::new(Growing::default());
     let mut export_opts = opts.export.clone();
     export_opts.dir = opts.dir.join("export");
-    export_opts.growing = Some(exported.clone());
+    export_opts.announce = Some(exported.clone());
 
     let process_opts = opts.exec.as_ref().map(|(exec, format)| {
         let mut p = ProcessOptions::new(&export_opts.dir, opts.dir.join("processed"), exec.clone());
@@ -57,12 +57,12 @@ pub fn copy(opts: &CopyOptions) -> Result<CopySummary> {
         p.format = *format;
         p.progress = opts.export.progress;
         p.follow = Some(exported.clone());
-        p.growing = Some(Arc::new(Growing::default()));
+        p.announce = Some(Arc::new(Growing::default()));
         p
     });
     let to_load = process_opts
         .as_ref()
-        .and_then(|p| p.growing.clone())
+        .and_then(|p| p.announce.clone())
         .unwrap_or_else(|| exported.clone());
     let mut load_opts = opts.load.clone();
     load_opts.dir = process_opts
@@ -77,7 +77,7 @@ pub fn copy(opts: &CopyOptions) -> Result<CopySummary> {
         });
         let processing = process_opts.as_ref().map(|p| {
             scope.spawn(move || {
-                let _finish = p.growing.as_deref().map(FinishOnDrop);
+                let _finish = p.announce.as_deref().map(FinishOnDrop);
                 process(p)
             })
         });

@@ -25,14 +25,28 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dialect::Encoding;
+use crate::dialect::{self, Encoding};
+
+/// The files of a dump, each named once here.
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const TABLE_FILE: &str = "table.json";
+pub const SCHEMA_FILE: &str = "schema.sql";
+pub const DATABASE_FILE: &str = "database.sql";
+/// While a table is exported: one JSON line per finished chunk.
+pub const EXPORT_LOG: &str = "export.log";
+/// While a table is processed: one JSON line per finished output chunk.
+pub const PROCESS_LOG: &str = "process.log";
+/// In a dump that was processed: one JSON line per output directory.
+pub const OUTPUTS_LOG: &str = "outputs.jsonl";
+/// The advisory lock two myspool processes take before writing a dump.
+pub const LOCK_FILE: &str = ".myspool.lock";
 
 /// The dump format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -220,12 +234,30 @@ pub struct ChunkStats {
     pub sha256: String,
 }
 
-/// A line of `export.log`.
+/// A line of `export.log`: a chunk the export finished.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChunkDone {
+pub struct ExportedChunk {
     pub number: u32,
     #[serde(flatten)]
     pub stats: ChunkStats,
+}
+
+/// A line of a table's `process.log` in a processing's output dump.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessedChunk {
+    pub number: u32,
+    pub columns: Vec<String>,
+    pub rows_in: u64,
+    #[serde(flatten)]
+    pub stats: ChunkStats,
+}
+
+/// A line of a dump's `outputs.jsonl`: a directory it was processed into.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub out: String,
+    pub exec: String,
+    pub format: String,
 }
 
 impl Manifest {
@@ -269,7 +301,7 @@ impl DumpDir {
     /// returned file is dropped: two myspool processes never write one dump
     /// (or its load journals) at once.
     pub fn lock(&self) -> Result<File> {
-        let lock_path = self.root.join(".myspool.lock");
+        let lock_path = self.root.join(LOCK_FILE);
         let lock = OpenOptions::new()
             .mode(0o600)
             .create(true)
@@ -300,7 +332,7 @@ impl DumpDir {
     }
 
     pub fn manifest_path(&self) -> PathBuf {
-        self.root.join("manifest.json")
+        self.root.join(MANIFEST_FILE)
     }
 
     /// Reads `manifest.json`; `Ok(None)` when there is none.
@@ -331,6 +363,31 @@ impl DumpDir {
         Ok(Some(manifest))
     }
 
+    /// Reads the manifest of a directory that must be a dump.
+    pub fn require_manifest(&self) -> Result<Manifest> {
+        self.read_manifest()?.ok_or_else(|| {
+            anyhow!(
+                "{} holds no {MANIFEST_FILE}: not a myspool dump",
+                self.root.display()
+            )
+        })
+    }
+
+    /// True when the directory holds nothing but, at most, the lock file: a
+    /// directory a new dump may be written into.
+    pub fn is_empty(&self) -> Result<bool> {
+        let entries = fs::read_dir(&self.root)
+            .with_context(|| format!("reading directory {}", self.root.display()))?;
+        for entry in entries {
+            let entry =
+                entry.with_context(|| format!("reading directory {}", self.root.display()))?;
+            if entry.file_name() != LOCK_FILE {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub fn write_manifest(&self, manifest: &Manifest) -> Result<()> {
         write_json_atomic(&self.manifest_path(), manifest)
     }
@@ -346,7 +403,7 @@ impl DumpDir {
     }
 
     pub fn read_table(&self, entry: &TableEntry) -> Result<Option<TableDescription>> {
-        let path = self.path(&entry.dir).join("table.json");
+        let path = self.path(&entry.dir).join(TABLE_FILE);
         match fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
                 anyhow::anyhow!("{} is not a valid table description: {e}", path.display())
@@ -357,7 +414,7 @@ impl DumpDir {
     }
 
     pub fn write_table(&self, entry: &TableEntry, desc: &TableDescription) -> Result<()> {
-        write_json_atomic(&self.path(&entry.dir).join("table.json"), desc)
+        write_json_atomic(&self.path(&entry.dir).join(TABLE_FILE), desc)
     }
 
     /// A table's description; following a dump being written, once the
@@ -387,8 +444,8 @@ impl DumpDir {
         // it removes the log, so one of the two holds every finished chunk.
         let dir = self.path(&entry.dir);
         let mut logged: BTreeMap<u32, ChunkStats> = BTreeMap::new();
-        for log in ["export.log", "process.log"] {
-            for done in read_json_lines::<ChunkDone>(&dir.join(log))? {
+        for log in [EXPORT_LOG, PROCESS_LOG] {
+            for done in read_json_lines::<ExportedChunk>(&dir.join(log))? {
                 logged.insert(done.number, done.stats);
             }
         }
@@ -403,6 +460,23 @@ impl DumpDir {
             }
         }
         Ok(Some(desc))
+    }
+}
+
+impl DumpDir {
+    /// The chunks of a table that a processing into this directory has
+    /// finished, as it records them (for `myspool status`).
+    pub fn processed_chunks(&self, entry: &TableEntry) -> Result<Vec<u32>> {
+        if let Some(t) = self.read_table(entry)?.filter(|t| t.complete) {
+            return Ok(t
+                .chunks
+                .iter()
+                .filter(|c| c.written.is_some())
+                .map(|c| c.number)
+                .collect());
+        }
+        let log: Vec<ProcessedChunk> = read_json_lines(&self.path(&entry.dir).join(PROCESS_LOG))?;
+        Ok(log.into_iter().map(|p| p.number).collect())
     }
 }
 
@@ -704,6 +778,177 @@ impl ChunkWriter {
             csv_bytes: self.csv_bytes,
             sha256: hex_lower(&hasher.finalize()),
         })
+    }
+}
+
+/// Reads one chunk file: the one place that opens a chunk for reading, as
+/// [`ChunkWriter`] is the one that writes one. It decompresses the file,
+/// reads its header line, splits the rest into records of the dump's dialect
+/// (errors name the file and line), and can hash the file as stored so that
+/// [`ChunkReader::check_sha256`] proves it is the file the writer recorded.
+pub struct ChunkReader {
+    label: String,
+    records: dialect::Reader<Box<dyn BufRead + Send>>,
+    /// `None` for a file with no header line at all (an empty file).
+    header: Option<Vec<String>>,
+    /// Where the hash of the stored bytes lands once the file is read.
+    digest: Option<Arc<Mutex<Option<String>>>>,
+}
+
+/// Decompressed bytes are read in pieces of this size.
+const READ_BUFFER: usize = 256 * 1024;
+
+impl ChunkReader {
+    /// Opens a chunk and reads its header line.
+    pub fn open(path: &Path, compress: Compress) -> Result<ChunkReader> {
+        ChunkReader::open_with(path, compress, false)
+    }
+
+    /// Opens a chunk, hashing the file as it is read: call
+    /// [`ChunkReader::check_sha256`] once every record is read.
+    pub fn open_hashed(path: &Path, compress: Compress) -> Result<ChunkReader> {
+        ChunkReader::open_with(path, compress, true)
+    }
+
+    /// The decompressed CSV text of a chunk, header line included, for a
+    /// reader that passes it on as it is (`process --exec` with CSV).
+    pub fn open_text(path: &Path, compress: Compress) -> Result<Box<dyn BufRead + Send>> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(decompressed(file, compress))
+    }
+
+    fn open_with(path: &Path, compress: Compress, hashed: bool) -> Result<ChunkReader> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let (input, digest) = if hashed {
+            let digest = Arc::new(Mutex::new(None));
+            let hashing = HashingReader {
+                inner: file,
+                hasher: Sha256::new(),
+                digest: digest.clone(),
+            };
+            (decompressed(hashing, compress), Some(digest))
+        } else {
+            (decompressed(file, compress), None)
+        };
+        let mut reader = ChunkReader {
+            label: path.display().to_string(),
+            records: dialect::Reader::new(input),
+            header: None,
+            digest,
+        };
+        let mut record = Vec::new();
+        if reader.read_record(&mut record)? {
+            reader.header = Some(
+                record
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(f.as_deref().unwrap_or_default()).into_owned())
+                    .collect(),
+            );
+        }
+        Ok(reader)
+    }
+
+    /// The file's path, as errors name it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The column names of the header line; `None` for an empty file.
+    pub fn header(&self) -> Option<&[String]> {
+        self.header.as_deref()
+    }
+
+    /// The header line, which a chunk must have.
+    pub fn require_header(&self) -> Result<&[String]> {
+        self.header()
+            .ok_or_else(|| anyhow!("{} is empty (no header)", self.label))
+    }
+
+    /// Fails unless the header names exactly `columns`, in order.
+    pub fn expect_header(&self, columns: &[String]) -> Result<()> {
+        let header = self.require_header()?;
+        if header != columns {
+            bail!(
+                "{}: the header {header:?} is not the columns of {TABLE_FILE} {columns:?}",
+                self.label
+            );
+        }
+        Ok(())
+    }
+
+    /// The next row into `record`; `Ok(false)` at the end of the file.
+    pub fn read_record(&mut self, record: &mut Vec<dialect::Field>) -> Result<bool> {
+        let label = &self.label;
+        self.records
+            .read_record(record)
+            .with_context(|| label.clone())
+    }
+
+    /// The 1-based line of the file on which the last row read started.
+    pub fn line(&self) -> u64 {
+        self.records.line()
+    }
+
+    /// Checks, after the last row, that the file is the one recorded: its
+    /// SHA-256 as stored must be `expected` (only for [`ChunkReader::open_hashed`]).
+    pub fn check_sha256(self, expected: &str) -> Result<()> {
+        let ChunkReader {
+            label,
+            records,
+            digest,
+            ..
+        } = self;
+        // Dropping the reader drops the HashingReader, which hashes whatever
+        // the decoder left unread and leaves the digest behind.
+        drop(records);
+        let sum = digest
+            .and_then(|d| d.lock().ok().and_then(|mut d| d.take()))
+            .ok_or_else(|| anyhow!("{label}: checksum not computed"))?;
+        if sum != expected {
+            bail!("{label}: SHA-256 {sum} differs from {expected} recorded in {TABLE_FILE}: the file changed since the export");
+        }
+        Ok(())
+    }
+}
+
+fn decompressed(file: impl Read + Send + 'static, compress: Compress) -> Box<dyn BufRead + Send> {
+    match compress {
+        Compress::Gzip => Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            flate2::read::MultiGzDecoder::new(file),
+        )),
+        Compress::None => Box::new(BufReader::with_capacity(READ_BUFFER, file)),
+    }
+}
+
+/// Hashes what is read, and leaves the hex digest in `digest` when dropped
+/// (after the decoder has read the whole file).
+struct HashingReader {
+    inner: File,
+    hasher: Sha256,
+    digest: Arc<Mutex<Option<String>>>,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl Drop for HashingReader {
+    fn drop(&mut self) {
+        // Whatever the decoder did not need (bytes after the gzip trailer)
+        // still belongs to the file's checksum.
+        let mut rest = Vec::new();
+        if self.inner.read_to_end(&mut rest).is_ok() {
+            self.hasher.update(&rest);
+        }
+        let digest = std::mem::take(&mut self.hasher).finalize();
+        if let Ok(mut slot) = self.digest.lock() {
+            *slot = Some(hex_lower(&digest));
+        }
     }
 }
 
@@ -1028,13 +1273,13 @@ mod tests {
             "{\"number\":1,\"rows\":2,\"bytes\":3,\"csv_bytes\":4,\"sha256\":\"ab\"}\n{\"numb",
         )
         .unwrap();
-        let done: Vec<ChunkDone> = read_json_lines(&path).unwrap();
+        let done: Vec<ExportedChunk> = read_json_lines(&path).unwrap();
         assert_eq!(done.len(), 1);
         fs::write(
             &path,
             "garbage\n{\"number\":1,\"rows\":2,\"bytes\":3,\"csv_bytes\":4,\"sha256\":\"ab\"}\n",
         )
         .unwrap();
-        assert!(read_json_lines::<ChunkDone>(&path).is_err());
+        assert!(read_json_lines::<ExportedChunk>(&path).is_err());
     }
 }

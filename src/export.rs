@@ -34,10 +34,10 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Value};
 use serde::Serialize;
 
-use crate::conn::{server_error_code, set_optional, ConnSpec};
+use crate::conn::{self, server_error_code, set_optional, ConnSpec};
 use crate::dialect::{self, Codec};
 use crate::dump::{
-    self, ChunkDone, ChunkRecord, ChunkStats, ChunkWriter, Compress, DumpDir, ExportSettings,
+    self, ChunkRecord, ChunkStats, ChunkWriter, Compress, DumpDir, ExportSettings, ExportedChunk,
     Growing, Manifest, SourceInfo, TableDescription, TableEntry,
 };
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
@@ -93,7 +93,7 @@ pub struct ExportOptions {
     pub progress: ProgressMode,
     /// Told of every finished chunk, for a reader of the dump in this
     /// process (`copy`); the caller calls its `finish` when this returns.
-    pub growing: Option<Arc<Growing>>,
+    pub announce: Option<Arc<Growing>>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -111,7 +111,7 @@ impl ExportOptions {
             level: DEFAULT_LEVEL,
             consistency: Consistency::Auto,
             progress: ProgressMode::Auto,
-            growing: None,
+            announce: None,
             hooks: Hooks::default(),
         }
     }
@@ -144,15 +144,10 @@ impl Hooks {
     /// `MYSPOOL_TEST_CHUNK_DELAY_MS`, `MYSPOOL_TEST_NO_NET_WRITE_TIMEOUT`,
     /// `MYSPOOL_TEST_NO_SPILL`: for tests that drive the binary.
     pub fn from_env() -> Hooks {
-        let flag = |name| std::env::var_os(name).is_some_and(|v| v == "1");
         Hooks {
-            write_delay: std::env::var("MYSPOOL_TEST_CHUNK_DELAY_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis)
-                .unwrap_or_default(),
-            raise_net_write_timeout: !flag("MYSPOOL_TEST_NO_NET_WRITE_TIMEOUT"),
-            spill: !flag("MYSPOOL_TEST_NO_SPILL"),
+            write_delay: crate::hooks::chunk_delay(),
+            raise_net_write_timeout: !crate::hooks::flag("MYSPOOL_TEST_NO_NET_WRITE_TIMEOUT"),
+            spill: !crate::hooks::flag("MYSPOOL_TEST_NO_SPILL"),
         }
     }
 }
@@ -228,7 +223,11 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
     };
     let existing = dir.read_manifest()?;
     match &existing {
-        None => require_empty(&opts.dir)?,
+        None if !dir.is_empty()? => bail!(
+            "--dir {} is not empty and holds no myspool manifest; use an empty or new directory",
+            opts.dir.display()
+        ),
+        None => {}
         Some(m) => {
             check_same_export(m, &settings, &opts.source)?;
             if m.complete {
@@ -299,7 +298,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         .enumerate()
         .flat_map(|(t, st)| st.pending.iter().map(move |&c| (t, c)))
         .collect();
-    let pending = match opts.growing {
+    let pending = match opts.announce {
         Some(_) => dump::first_chunks_first(pending),
         None => pending,
     };
@@ -419,7 +418,7 @@ fn write_database_schemas(control: &mut Conn, dir: &DumpDir, tables: &[TableRef]
         let db_dir = dir.path(&dump::safe_file_name(db));
         dump::create_private_dir(&db_dir)?;
         dump::write_atomic(
-            &db_dir.join("database.sql"),
+            &db_dir.join(dump::DATABASE_FILE),
             format!("{create};\n").as_bytes(),
         )?;
     }
@@ -436,20 +435,6 @@ fn prepare_dir(path: &Path) -> Result<File> {
         Err(e) => return Err(e).with_context(|| format!("--dir {}", path.display())),
     }
     DumpDir::new(path).lock()
-}
-
-fn require_empty(path: &Path) -> Result<()> {
-    let entries = fs::read_dir(path).with_context(|| format!("reading {}", path.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("reading {}", path.display()))?;
-        if entry.file_name() != ".myspool.lock" {
-            bail!(
-                "--dir {} is not empty and holds no myspool manifest; use an empty or new directory",
-                path.display()
-            );
-        }
-    }
-    Ok(())
 }
 
 /// A rerun must ask for the same export as the run that started the dump.
@@ -500,12 +485,8 @@ fn check_same_export(m: &Manifest, wanted: &ExportSettings, source: &ConnSpec) -
 
 /// Session settings of every source connection.
 fn setup_session(conn: &mut Conn, hooks: &Hooks) -> Result<()> {
-    // Values come back as UTF-8 whatever the column's character set;
-    // TIMESTAMP values in UTC, so the dump does not depend on the session's
-    // time zone (the loader sets the same).
-    conn.query_drop("SET NAMES utf8mb4")
-        .and_then(|_| conn.query_drop("SET SESSION time_zone = '+00:00'"))
-        .and_then(|_| conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+    conn::set_exact_session(conn).context("setting up the source session")?;
+    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .context("setting up the source session")?;
     if hooks.raise_net_write_timeout {
         conn.query_drop(format!(
@@ -513,10 +494,7 @@ fn setup_session(conn: &mut Conn, hooks: &Hooks) -> Result<()> {
         ))
         .context("setting net_write_timeout")?;
     }
-    // A reading connection waits between chunks while a slow disk catches
-    // up, and cannot reconnect without losing its snapshot.
-    conn.query_drop("SET SESSION wait_timeout = GREATEST(@@wait_timeout, 28800)")
-        .context("setting wait_timeout")?;
+    conn::keep_session_when_idle(conn)?;
     // A server-wide statement time limit would kill a long chunk read.
     set_optional(conn, "max_statement_time = 0")?;
     set_optional(conn, "max_execution_time = 0")?;
@@ -556,7 +534,7 @@ fn prepare_table(
         if desc.complete {
             // Finished by an earlier run (which may have died before it
             // could remove the log).
-            let _ = fs::remove_file(table_dir.join("export.log"));
+            let _ = fs::remove_file(table_dir.join(dump::EXPORT_LOG));
             return Ok(TableState {
                 entry: entry.clone(),
                 source: None,
@@ -584,8 +562,8 @@ fn prepare_table(
                 );
             }
             // Chunks recorded as done whose file is intact are kept.
-            let log_path = table_dir.join("export.log");
-            let done: Vec<ChunkDone> = dump::read_json_lines(&log_path)?;
+            let log_path = table_dir.join(dump::EXPORT_LOG);
+            let done: Vec<ExportedChunk> = dump::read_json_lines(&log_path)?;
             for d in done {
                 let Some(chunk) = desc.chunks.iter_mut().find(|c| c.number == d.number) else {
                     continue;
@@ -614,7 +592,7 @@ fn prepare_table(
         None => {
             dump::create_private_dir(&table_dir)?;
             dump::write_atomic(
-                &table_dir.join("schema.sql"),
+                &table_dir.join(dump::SCHEMA_FILE),
                 format!("{};\n", source.create_sql).as_bytes(),
             )?;
             let chunk_rows = opts
@@ -636,7 +614,7 @@ fn prepare_table(
             };
             dir.write_table(entry, &desc)?;
             // Forget chunk records of an earlier attempt whose plan was lost.
-            let _ = fs::remove_file(table_dir.join("export.log"));
+            let _ = fs::remove_file(table_dir.join(dump::EXPORT_LOG));
             desc
         }
     };
@@ -773,21 +751,12 @@ fn key_literal(kind: &KeyLiteral, value: Option<Value>) -> Result<String> {
 /// The SELECT that reads one chunk.
 fn chunk_query(source: &SourceTable, chunk: &ChunkRecord, where_clause: Option<&str>) -> String {
     let key: Vec<String> = source.key_columns.iter().map(|k| k.name.clone()).collect();
-    let mut conds = Vec::new();
-    if let Some(lower) = &chunk.lower {
-        conds.push(format!("({})", sql::keyset_condition(&key, lower, true)));
-    }
-    if let Some(upper) = &chunk.upper {
-        conds.push(format!("({})", sql::keyset_condition(&key, upper, false)));
-    }
+    let mut conds = sql::chunk_range(&key, chunk.lower.as_deref(), chunk.upper.as_deref());
     if let Some(w) = where_clause {
         conds.push(format!("({w})"));
     }
     let mut q = source.select_prefix();
-    if !conds.is_empty() {
-        q.push_str(" WHERE ");
-        q.push_str(&conds.join(" AND "));
-    }
+    q.push_str(&sql::where_all(&conds));
     q.push_str(&source.order_by());
     q
 }
@@ -1022,8 +991,8 @@ fn run_pipeline(
             }) => {
                 let st = &mut tables[table];
                 let record = &mut st.desc.chunks[chunk];
-                let log = dir.path(&st.entry.dir).join("export.log");
-                let done = ChunkDone {
+                let log = dir.path(&st.entry.dir).join(dump::EXPORT_LOG);
+                let done = ExportedChunk {
                     number: record.number,
                     stats: stats.clone(),
                 };
@@ -1036,7 +1005,7 @@ fn run_pipeline(
                 totals.rows += stats.rows;
                 totals.spilled += u64::from(spilled);
                 record.written = Some(stats);
-                if let Some(g) = &opts.growing {
+                if let Some(g) = &opts.announce {
                     g.changed();
                 }
                 st.pending.retain(|&c| c != chunk);
@@ -1073,7 +1042,7 @@ fn run_pipeline(
 fn finish_table(dir: &DumpDir, st: &mut TableState) -> Result<()> {
     st.desc.complete = true;
     dir.write_table(&st.entry, &st.desc)?;
-    let log = dir.path(&st.entry.dir).join("export.log");
+    let log = dir.path(&st.entry.dir).join(dump::EXPORT_LOG);
     let _ = fs::remove_file(log);
     Ok(())
 }

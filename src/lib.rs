@@ -19,6 +19,7 @@ pub mod copy;
 pub mod dialect;
 pub mod dump;
 pub mod export;
+pub mod hooks;
 pub mod journal;
 pub mod load;
 pub mod process;

@@ -25,8 +25,7 @@
 
 use std::cmp::Reverse;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,15 +39,15 @@ use mysql::{Conn, LocalInfileHandler, Row};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::conn::{server_error_code, ConnSpec};
+use crate::conn::{self, server_error_code, ConnSpec};
 use crate::dialect::{self, Encoding};
 use crate::dump::{
-    self, ChunkRecord, ColumnDescription, Compress, DumpDir, Growing, Manifest, TableDescription,
-    TableEntry,
+    self, ChunkReader, ChunkRecord, ColumnDescription, Compress, DumpDir, Growing, Manifest,
+    TableDescription, TableEntry,
 };
 use crate::journal::{Event, Journal};
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
-use crate::schema::text;
+use crate::schema::{self, text};
 use crate::sql::{self, ident, qualified};
 
 /// What to do about an AUTO_INCREMENT column on the target.
@@ -550,12 +549,7 @@ fn warn(message: String, warnings: &mut Vec<String>) {
 }
 
 fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
-    let manifest = dir.read_manifest()?.ok_or_else(|| {
-        anyhow!(
-            "{} holds no manifest.json: not a myspool dump",
-            dir.root().display()
-        )
-    })?;
+    let manifest = dir.require_manifest()?;
     if !manifest.complete {
         bail!(
             "the dump in {} is not complete (its export was interrupted or is running): finish it with the same export command first",
@@ -567,22 +561,21 @@ fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
 
 /// Session settings of every target connection.
 fn setup_session(conn: &mut Conn, opts: &LoadOptions) -> Result<()> {
-    // Values exactly as dumped: UTF-8, TIMESTAMPs in UTC, explicit 0 kept in an
-    // AUTO_INCREMENT column, zero dates accepted, strict conversions (which
+    // Values exactly as dumped (conn::set_exact_session), explicit 0 kept in
+    // an AUTO_INCREMENT column, zero dates accepted, strict conversions (which
     // LOAD DATA LOCAL turns into warnings, and warnings fail the chunk).
     // Foreign keys are not checked: tables and chunks arrive in key order,
     // not in the order the references would need.
+    conn::set_exact_session(conn).context("setting up the target session")?;
     for stmt in [
-        "SET NAMES utf8mb4",
-        "SET SESSION time_zone = '+00:00'",
         "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
         "SET SESSION foreign_key_checks = 0",
-        // A long table can leave the control connection idle for hours.
-        "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 28800)",
     ] {
         conn.query_drop(stmt)
             .with_context(|| format!("setting up the target session ({stmt})"))?;
     }
+    // A long table can leave the control connection idle for hours.
+    conn::keep_session_when_idle(conn).context("setting up the target session")?;
     if opts.skip_binlog {
         conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
             anyhow!(
@@ -602,7 +595,7 @@ fn plan_table(
     facts: &ServerFacts,
 ) -> Result<TablePlan> {
     let desc = dir.table_description(entry, opts.follow.as_deref())?;
-    let schema_path = dir.path(&entry.dir).join("schema.sql");
+    let schema_path = dir.path(&entry.dir).join(dump::SCHEMA_FILE);
     let schema_sql = std::fs::read_to_string(&schema_path)
         .with_context(|| format!("reading {}", schema_path.display()))?;
     for chunk in &desc.chunks {
@@ -627,7 +620,7 @@ fn plan_table(
             bail!(
                 "{} is a chunk file that {} does not list: is another dump mixed into this one?",
                 table_dir.join(&name).display(),
-                table_dir.join("table.json").display()
+                table_dir.join(dump::TABLE_FILE).display()
             );
         }
     }
@@ -831,7 +824,7 @@ fn check_columns(label: &str, desc: &TableDescription, columns: &[TargetColumn])
         let Some(t) = target.iter().find(|t| t.name == d.name) else {
             continue;
         };
-        let binary = is_binary_type(&t.data_type);
+        let binary = schema::is_binary_type(&t.data_type);
         if (d.encoding == Encoding::Hex) != binary && d.data_type != t.data_type {
             bail!(
                 "the target table {label} does not match the dump: column {} is {} in the dump and {} on the target (binary and text columns cannot be mixed)",
@@ -871,39 +864,13 @@ fn raw_bytes_ok(dumped: &[ColumnDescription], columns: &[TargetColumn]) -> bool 
             return false;
         }
         match d.encoding {
-            Encoding::Hex => matches!(
-                t.data_type.as_str(),
-                "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
-            ),
+            Encoding::Hex => schema::is_byte_string(&t.data_type),
             Encoding::Text => matches!(
                 t.charset.as_deref(),
                 None | Some("utf8mb4" | "utf8mb3" | "utf8")
             ),
         }
     })
-}
-
-fn is_binary_type(data_type: &str) -> bool {
-    matches!(
-        data_type,
-        "binary"
-            | "varbinary"
-            | "tinyblob"
-            | "blob"
-            | "mediumblob"
-            | "longblob"
-            | "bit"
-            | "geometry"
-            | "point"
-            | "linestring"
-            | "polygon"
-            | "multipoint"
-            | "multilinestring"
-            | "multipolygon"
-            | "geometrycollection"
-            | "geomcollection"
-            | "vector"
-    )
 }
 
 /// The AUTO_INCREMENT column named in a `CREATE TABLE`, if any.
@@ -1304,7 +1271,7 @@ fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Resu
     if db_exists.is_none() {
         let db_sql = std::fs::read_to_string(
             dir.path(&dump::safe_file_name(&plan.desc.db))
-                .join("database.sql"),
+                .join(dump::DATABASE_FILE),
         )
         .unwrap_or_default();
         let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", ident(&plan.target_db));
@@ -1339,26 +1306,17 @@ fn chunk_by_number(desc: &TableDescription, number: u32) -> Result<&ChunkRecord>
         .ok_or_else(|| anyhow!("the journal names chunk {number:06}, which the dump does not have"))
 }
 
-/// `WHERE` conditions selecting a chunk's key range.
-fn range_conditions(desc: &TableDescription, chunk: &ChunkRecord) -> Vec<String> {
-    let key = &desc.key.columns;
-    let mut conds = Vec::new();
-    if let Some(lower) = &chunk.lower {
-        conds.push(format!("({})", sql::keyset_condition(key, lower, true)));
-    }
-    if let Some(upper) = &chunk.upper {
-        conds.push(format!("({})", sql::keyset_condition(key, upper, false)));
-    }
-    conds
-}
-
 fn count_range(conn: &mut Conn, plan: &TablePlan, chunk: &ChunkRecord) -> Result<u64> {
-    let conds = range_conditions(&plan.desc, chunk);
-    let mut q = format!("SELECT COUNT(*) FROM {}", plan.target_sql());
-    if !conds.is_empty() {
-        q.push_str(" WHERE ");
-        q.push_str(&conds.join(" AND "));
-    }
+    let range = sql::chunk_range(
+        &plan.desc.key.columns,
+        chunk.lower.as_deref(),
+        chunk.upper.as_deref(),
+    );
+    let q = format!(
+        "SELECT COUNT(*) FROM {}{}",
+        plan.target_sql(),
+        sql::where_all(&range)
+    );
     let n: Option<u64> = conn
         .query_first(&q)
         .with_context(|| format!("counting chunk {:06}'s range", chunk.number))?;
@@ -1821,45 +1779,13 @@ fn infile_handler(slot: InfileSlot) -> LocalInfileHandler {
 
 /// Decompresses a chunk, checks it, and writes it in LOAD DATA's format.
 fn stream_chunk(req: &mut InfileRequest, out: &mut dyn Write) -> Result<()> {
-    let file = File::open(&req.path).with_context(|| format!("opening {}", req.path.display()))?;
-    let hasher = Arc::new(Mutex::new(None));
-    let hashing = HashingReader {
-        inner: file,
-        hasher: Sha256::new(),
-        digest: hasher.clone(),
-    };
-    let input: Box<dyn BufRead> = match req.compress {
-        Compress::Gzip => Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::read::MultiGzDecoder::new(hashing),
-        )),
-        Compress::None => Box::new(BufReader::with_capacity(256 * 1024, hashing)),
-    };
-    let mut reader = dialect::Reader::new(input);
-    let file_label = req.path.display().to_string();
+    let mut reader = ChunkReader::open_hashed(&req.path, req.compress)?;
+    reader.expect_header(&req.header)?;
+    let file_label = reader.label().to_string();
     let mut record = Vec::new();
-    if !reader
-        .read_record(&mut record)
-        .with_context(|| file_label.clone())?
-    {
-        bail!("{file_label} is empty (no header)");
-    }
-    let header: Vec<String> = record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f.as_deref().unwrap_or_default()).into_owned())
-        .collect();
-    if header != req.header {
-        bail!(
-            "{file_label}: the header {header:?} is not the columns of table.json {:?}",
-            req.header
-        );
-    }
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut bytes = Vec::new();
-    while reader
-        .read_record(&mut record)
-        .with_context(|| file_label.clone())?
-    {
+    while reader.read_record(&mut record)? {
         if record.len() != req.columns {
             bail!(
                 "{file_label}: line {}: {} fields, expected {}",
@@ -1901,15 +1827,7 @@ fn stream_chunk(req: &mut InfileRequest, out: &mut dyn Write) -> Result<()> {
     // The whole file was read: its checksum must be the recorded one before
     // the last rows go out (a mismatch leaves the statement short, and the
     // chunk is rolled back).
-    drop(reader);
-    let sum = hasher
-        .lock()
-        .ok()
-        .and_then(|mut h| h.take())
-        .ok_or_else(|| anyhow!("{file_label}: checksum not computed"))?;
-    if sum != req.sha256 {
-        bail!("{file_label}: SHA-256 {sum} differs from {} recorded in table.json: the file changed since the export", req.sha256);
-    }
+    reader.check_sha256(&req.sha256)?;
     out.write_all(&buf).context("sending to the server")?;
     req.bytes += buf.len() as u64;
     Ok(())
@@ -1944,37 +1862,6 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t[0] = true;
     t
 };
-
-/// Hashes what is read, and leaves the hex digest in `digest` when dropped
-/// (after the decoder has read the whole file).
-struct HashingReader {
-    inner: File,
-    hasher: Sha256,
-    digest: Arc<Mutex<Option<String>>>,
-}
-
-impl Read for HashingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-impl Drop for HashingReader {
-    fn drop(&mut self) {
-        // Whatever the decoder did not need (bytes after the gzip trailer)
-        // still belongs to the file's checksum.
-        let mut rest = Vec::new();
-        if self.inner.read_to_end(&mut rest).is_ok() {
-            self.hasher.update(&rest);
-        }
-        let digest = std::mem::take(&mut self.hasher).finalize();
-        if let Ok(mut slot) = self.digest.lock() {
-            *slot = Some(dump::hex_lower(&digest));
-        }
-    }
-}
 
 /// What loading one chunk did.
 struct ChunkDone {

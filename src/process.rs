@@ -29,12 +29,12 @@ use std::thread;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::dialect::{self, Codec, Encoding, Field};
 use crate::dump::{
-    self, ChunkRecord, ChunkStats, ChunkWriter, ColumnDescription, Compress, DumpDir, Growing,
-    Manifest, ProcessedFrom, TableDescription, TableEntry,
+    self, ChunkReader, ChunkRecord, ChunkWriter, ColumnDescription, DumpDir, Growing, Manifest,
+    OutputRecord, ProcessedChunk, ProcessedFrom, TableDescription, TableEntry,
 };
 use crate::progress::{peak_rss_bytes, Progress, ProgressMode};
 
@@ -64,7 +64,7 @@ pub struct ProcessOptions {
     /// Told of every processed chunk, for a reader of the output in this
     /// process; if that reader abandons it, no more chunks are started. The
     /// caller calls its `finish` when this returns.
-    pub growing: Option<Arc<Growing>>,
+    pub announce: Option<Arc<Growing>>,
 }
 
 impl ProcessOptions {
@@ -77,7 +77,7 @@ impl ProcessOptions {
             format: Format::Csv,
             progress: ProgressMode::Auto,
             follow: None,
-            growing: None,
+            announce: None,
         }
     }
 }
@@ -131,16 +131,6 @@ pub struct FailedChunk {
     pub stderr: Option<PathBuf>,
 }
 
-/// A line of a table's `process.log` in the output dump.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ProcessedChunk {
-    number: u32,
-    columns: Vec<String>,
-    rows_in: u64,
-    #[serde(flatten)]
-    stats: ChunkStats,
-}
-
 /// Runs `opts.exec` over every chunk of `opts.dir` into `opts.out`.
 pub fn process(opts: &ProcessOptions) -> Result<ProcessSummary> {
     if opts.exec.trim().is_empty() {
@@ -185,12 +175,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
             || format!("{}", input.manifest_path().display()),
             || input.read_manifest(),
         )?,
-        None => input.read_manifest()?.ok_or_else(|| {
-            anyhow!(
-                "{} holds no manifest.json: not a myspool dump",
-                opts.dir.display()
-            )
-        })?,
+        None => input.require_manifest()?,
     };
     if !manifest.complete && opts.follow.is_none() {
         bail!(
@@ -240,9 +225,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
             m
         }
         None => {
-            if fs::read_dir(&opts.out)?
-                .any(|e| e.map(|e| e.file_name() != ".myspool.lock").unwrap_or(true))
-            {
+            if !out.is_empty()? {
                 bail!(
                     "--out {} is not empty and holds no myspool manifest",
                     opts.out.display()
@@ -273,16 +256,16 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         }
         // A processed table may not match its schema.sql any more; it is
         // kept as the source's definition, for reference.
-        let schema = input.path(&entry.dir).join("schema.sql");
-        if schema.exists() && !out_dir.join("schema.sql").exists() {
-            dump::write_atomic(&out_dir.join("schema.sql"), &fs::read(&schema)?)?;
+        let schema = input.path(&entry.dir).join(dump::SCHEMA_FILE);
+        if schema.exists() && !out_dir.join(dump::SCHEMA_FILE).exists() {
+            dump::write_atomic(&out_dir.join(dump::SCHEMA_FILE), &fs::read(&schema)?)?;
         }
         let db_sql = input
             .path(&dump::safe_file_name(&entry.db))
-            .join("database.sql");
+            .join(dump::DATABASE_FILE);
         let out_db_sql = out
             .path(&dump::safe_file_name(&entry.db))
-            .join("database.sql");
+            .join(dump::DATABASE_FILE);
         if db_sql.exists() && !out_db_sql.exists() {
             dump::write_atomic(&out_db_sql, &fs::read(&db_sql)?)?;
         }
@@ -306,7 +289,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                 }
             }
         } else {
-            let log: Vec<ProcessedChunk> = dump::read_json_lines(&out_dir.join("process.log"))?;
+            let log: Vec<ProcessedChunk> = dump::read_json_lines(&out_dir.join(dump::PROCESS_LOG))?;
             for p in log {
                 // Kept only if the file is still the one recorded.
                 let path = out_dir.join(&chunk_of(&desc, p.number)?.file);
@@ -384,7 +367,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
         for _ in 0..opts.jobs.min(pending.len().max(1)) {
             scope.spawn(|| loop {
                 if stop.load(Ordering::SeqCst)
-                    || opts.growing.as_ref().is_some_and(|g| g.abandoned())
+                    || opts.announce.as_ref().is_some_and(|g| g.abandoned())
                 {
                     return;
                 }
@@ -420,7 +403,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
                     Ok(done) => {
                         let (rows_in, rows_out, bytes) =
                             (done.rows_in, done.stats.rows, done.stats.csv_bytes);
-                        if let Err(e) = record_done(&out, work, done, opts.growing.as_deref()) {
+                        if let Err(e) = record_done(&out, work, done, opts.announce.as_deref()) {
                             // The journal cannot be written (disk full?): stop.
                             give_up(label, chunk.number, e);
                             return;
@@ -478,7 +461,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
             let cols = columns.clone().unwrap_or_default();
             let desc = output_description(&work.input, &cols, &done);
             out.write_table(&work.entry, &desc)?;
-            let _ = fs::remove_file(work.out_dir.join("process.log"));
+            let _ = fs::remove_file(work.out_dir.join(dump::PROCESS_LOG));
         }
         summary_tables.push(TableProcessSummary {
             db: work.input.db.clone(),
@@ -514,7 +497,7 @@ fn run(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
 /// Notes in the input dump where it was processed to (`outputs.jsonl`), so
 /// `myspool status` can report on every output. Listed once.
 fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFrom) -> Result<()> {
-    let path = input.root().join("outputs.jsonl");
+    let path = input.root().join(dump::OUTPUTS_LOG);
     let out = fs::canonicalize(out)?.display().to_string();
     let known: Vec<OutputRecord> = dump::read_json_lines(&path)?;
     if known.iter().any(|k| k.out == out) {
@@ -530,30 +513,6 @@ fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFrom) -> Resu
     )
 }
 
-/// A line of a dump's `outputs.jsonl`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutputRecord {
-    pub out: String,
-    pub exec: String,
-    pub format: String,
-}
-
-/// The chunks of a table that a processing has finished, as its output
-/// directory records them (for `myspool status`).
-pub fn processed_chunks(out: &DumpDir, entry: &TableEntry) -> Result<Vec<u32>> {
-    if let Some(t) = out.read_table(entry)?.filter(|t| t.complete) {
-        return Ok(t
-            .chunks
-            .iter()
-            .filter(|c| c.written.is_some())
-            .map(|c| c.number)
-            .collect());
-    }
-    let log: Vec<ProcessedChunk> =
-        dump::read_json_lines(&out.path(&entry.dir).join("process.log"))?;
-    Ok(log.into_iter().map(|p| p.number).collect())
-}
-
 /// Journals a processed chunk in `process.log`, and tells a reader that
 /// follows the output.
 fn record_done(
@@ -562,7 +521,7 @@ fn record_done(
     done: ProcessedChunk,
     growing: Option<&Growing>,
 ) -> Result<()> {
-    dump::append_json_line(&work.out_dir.join("process.log"), &done)?;
+    dump::append_json_line(&work.out_dir.join(dump::PROCESS_LOG), &done)?;
     let mut all = work.done.lock().map_err(|_| anyhow!("a worker panicked"))?;
     all.insert(done.number, done);
     if let Some(growing) = growing {
@@ -652,17 +611,6 @@ fn output_description(
     desc.planned_rows = done.values().map(|d| d.stats.rows).sum();
     desc.complete = true;
     desc
-}
-
-fn open_chunk(path: &Path, compress: Compress) -> Result<Box<dyn BufRead + Send>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(match compress {
-        Compress::Gzip => Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::read::MultiGzDecoder::new(file),
-        )),
-        Compress::None => Box::new(BufReader::with_capacity(256 * 1024, file)),
-    })
 }
 
 /// Checks and writes the rows of an output chunk.
@@ -786,16 +734,10 @@ fn run_transform(
     in_path: &Path,
     out: &mut OutputChunk<'_>,
 ) -> Result<u64> {
-    let mut reader = dialect::Reader::new(open_chunk(in_path, work.input.compress)?);
-    let mut record = Vec::new();
-    if !reader.read_record(&mut record)? {
-        bail!("{} is empty", in_path.display());
-    }
-    let header: Vec<String> = record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f.as_deref().unwrap_or_default()).into_owned())
-        .collect();
+    let mut reader = ChunkReader::open(in_path, work.input.compress)?;
+    let header = reader.require_header()?.to_vec();
     out.header(t.columns(&header)?)?;
+    let mut record = Vec::new();
     let mut rows_in = 0;
     let mut pending: Vec<Vec<Field>> = Vec::new();
     while reader.read_record(&mut record)? {
@@ -853,15 +795,21 @@ fn run_command(
         .stdout
         .take()
         .ok_or_else(|| anyhow!("no stdout from the command"))?;
-    let input = open_chunk(in_path, work.input.compress)?;
+    let rows_recorded = chunk.written.as_ref().map_or(0, |w| w.rows);
+    let feed: StdinFeed = match format {
+        Format::Csv => {
+            let text = ChunkReader::open_text(in_path, work.input.compress)?;
+            Box::new(move |stdin| feed_csv(text, stdin, rows_recorded))
+        }
+        Format::Jsonl => {
+            let reader = ChunkReader::open(in_path, work.input.compress)?;
+            Box::new(move |stdin| feed_jsonl(reader, stdin))
+        }
+    };
     // Feeds stdin on its own thread: the command may read and write at the
     // same time, and a command that stops reading early (head) is fine.
-    let rows_recorded = chunk.written.as_ref().map_or(0, |w| w.rows);
     let feeder = thread::spawn(move || -> Result<u64> {
-        let result = match format {
-            Format::Csv => feed_csv(input, &mut stdin, rows_recorded),
-            Format::Jsonl => feed_jsonl(input, &mut stdin),
-        };
+        let result = feed(&mut stdin);
         drop(stdin);
         match result {
             Err(e)
@@ -910,6 +858,9 @@ fn run_command(
     Ok(rows_in)
 }
 
+/// What writes a chunk to the command's stdin, returning the rows it wrote.
+type StdinFeed = Box<dyn FnOnce(&mut dyn Write) -> Result<u64> + Send>;
+
 /// The last line of a stderr file, for the one-line error.
 fn stderr_tail(path: &Path) -> String {
     let text = fs::read(path).unwrap_or_default();
@@ -931,16 +882,11 @@ fn feed_csv(mut input: Box<dyn BufRead + Send>, stdin: &mut dyn Write, rows: u64
     Ok(rows)
 }
 
-fn feed_jsonl(input: Box<dyn BufRead + Send>, stdin: &mut dyn Write) -> Result<u64> {
-    let mut reader = dialect::Reader::new(input);
-    let mut record = Vec::new();
-    if !reader.read_record(&mut record)? {
+fn feed_jsonl(mut reader: ChunkReader, stdin: &mut dyn Write) -> Result<u64> {
+    let Some(names) = reader.header().map(<[String]>::to_vec) else {
         return Ok(0);
-    }
-    let names: Vec<String> = record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f.as_deref().unwrap_or_default()).into_owned())
-        .collect();
+    };
+    let mut record = Vec::new();
     let mut rows = 0;
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdin);
     while reader.read_record(&mut record)? {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 
-use crate::dialect::Codec;
+use crate::dialect::{Codec, Encoding};
 use crate::dump::{ColumnDescription, KeyDescription, KeyKind};
 use crate::sql::{ident, qualified};
 
@@ -257,15 +257,8 @@ pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
             generated_columns.push(name);
             continue;
         }
-        let codec = match kind {
-            TypeKind::Binary | TypeKind::Bit => Codec::Hex,
-            TypeKind::Float => Codec::Float32,
-            _ => Codec::Text,
-        };
-        let select_expr = match codec {
-            Codec::Float32 => format!("({} + 0e0)", ident(&name)),
-            _ => ident(&name),
-        };
+        let codec = kind.codec();
+        let select_expr = select_expr(&name, codec);
         columns.push(SourceColumn {
             desc: ColumnDescription {
                 name,
@@ -323,6 +316,47 @@ pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
     })
 }
 
+/// The expression a SELECT reads a column with to get its dump form: FLOAT
+/// as `col + 0e0`, because the server prints a FLOAT with 6 significant
+/// digits and the DOUBLE it widens to has them all; every other column as it is.
+pub fn select_expr(name: &str, codec: Codec) -> String {
+    match codec {
+        Codec::Float32 => format!("({} + 0e0)", ident(name)),
+        Codec::Hex | Codec::Text => ident(name),
+    }
+}
+
+/// The codec and SELECT expression that give a dumped column's values as
+/// the dump holds them (`verify` reads a target with them).
+pub fn dumped_column_reader(c: &ColumnDescription) -> (Codec, String) {
+    let codec = match c.encoding {
+        Encoding::Hex => Codec::Hex,
+        Encoding::Text => match TypeKind::of(&c.data_type, c.charset.as_deref()).codec() {
+            Codec::Hex => Codec::Text,
+            codec => codec,
+        },
+    };
+    (codec, select_expr(&c.name, codec))
+}
+
+/// Types whose values are bytes, not text: written as hex in a dump, and
+/// only a binary column on the target can take them.
+pub fn is_binary_type(data_type: &str) -> bool {
+    matches!(
+        TypeKind::of(data_type, None),
+        TypeKind::Binary | TypeKind::Bit
+    )
+}
+
+/// BINARY, VARBINARY and the BLOBs: the columns that take any bytes as
+/// they are (BIT and spatial columns do not).
+pub fn is_byte_string(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob"
+    )
+}
+
 /// The broad family of a column type, as far as reading and writing it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TypeKind {
@@ -339,6 +373,15 @@ enum TypeKind {
 }
 
 impl TypeKind {
+    /// How values of this family are written in a dump.
+    fn codec(self) -> Codec {
+        match self {
+            TypeKind::Binary | TypeKind::Bit => Codec::Hex,
+            TypeKind::Float => Codec::Float32,
+            _ => Codec::Text,
+        }
+    }
+
     fn of(data_type: &str, charset: Option<&str>) -> TypeKind {
         match data_type {
             "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {

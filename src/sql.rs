@@ -103,6 +103,34 @@ pub fn keyset_condition(columns: &[String], values: &[String], lower: bool) -> S
     }
 }
 
+/// The conditions that select a chunk, `lower < key <= upper` (a missing
+/// bound is unbounded), each in parentheses: the one place a chunk's range
+/// becomes SQL, for the export that reads it, the load that counts it and
+/// `verify` that compares it.
+pub fn chunk_range(
+    key: &[String],
+    lower: Option<&[String]>,
+    upper: Option<&[String]>,
+) -> Vec<String> {
+    let mut conds = Vec::new();
+    if let Some(lower) = lower {
+        conds.push(format!("({})", keyset_condition(key, lower, true)));
+    }
+    if let Some(upper) = upper {
+        conds.push(format!("({})", keyset_condition(key, upper, false)));
+    }
+    conds
+}
+
+/// ` WHERE a AND b`, or nothing when there are no conditions.
+pub fn where_all(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +174,18 @@ mod tests {
             "`a` <= 1 AND (`a` < 1 OR (`a` = 1 AND `b` <= X'41'))"
         );
         assert_eq!(keyset_condition(&cols[..1], &vals[..1], true), "`a` > 1");
+    }
+
+    #[test]
+    fn a_chunk_range_is_lower_exclusive_upper_inclusive() {
+        let key = vec!["id".to_string()];
+        let (lo, hi) = (vec!["10".to_string()], vec!["20".to_string()]);
+        let both = chunk_range(&key, Some(&lo), Some(&hi));
+        assert_eq!(where_all(&both), " WHERE (`id` > 10) AND (`id` <= 20)");
+        assert_eq!(
+            where_all(&chunk_range(&key, None, Some(&hi))),
+            " WHERE (`id` <= 20)"
+        );
+        assert_eq!(where_all(&chunk_range(&key, None, None)), "");
     }
 }

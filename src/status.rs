@@ -6,12 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use crate::dump::{self, ChunkDone, DumpDir, Manifest};
+use crate::dump::{self, DumpDir, ExportedChunk, Manifest, OutputRecord};
 use crate::journal;
-use crate::process::{processed_chunks, OutputRecord};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -58,13 +57,8 @@ pub struct LoadStatus {
 
 pub fn status(dir: &Path) -> Result<Status> {
     let dump = DumpDir::new(dir);
-    let manifest = dump.read_manifest()?.ok_or_else(|| {
-        anyhow!(
-            "{} holds no manifest.json: not a myspool dump",
-            dir.display()
-        )
-    })?;
-    let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join("outputs.jsonl"))?;
+    let manifest = dump.require_manifest()?;
+    let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
     let mut tables = Vec::new();
     let mut next = Vec::new();
     let mut loads_unfinished: Vec<(String, String)> = Vec::new();
@@ -79,7 +73,7 @@ pub fn status(dir: &Path) -> Result<Status> {
             desc.as_ref().is_some_and(|d| d.complete),
         ) {
             let input = DumpDir::new(&p.from).read_table(entry)?;
-            let done = processed_chunks(&dump, entry).unwrap_or_default();
+            let done = dump.processed_chunks(entry).unwrap_or_default();
             let rows = input
                 .iter()
                 .flat_map(|d| d.chunks.iter())
@@ -108,7 +102,8 @@ pub fn status(dir: &Path) -> Result<Status> {
                     .sum(),
             ),
             Some(_) => {
-                let done: Vec<ChunkDone> = dump::read_json_lines(&table_dir.join("export.log"))?;
+                let done: Vec<ExportedChunk> =
+                    dump::read_json_lines(&table_dir.join(dump::EXPORT_LOG))?;
                 (done.len(), done.iter().map(|d| d.stats.rows).sum())
             }
             None => (0, 0),
@@ -116,7 +111,7 @@ pub fn status(dir: &Path) -> Result<Status> {
         let mut processed = Vec::new();
         for o in &outputs {
             let out = DumpDir::new(&o.out);
-            let done = processed_chunks(&out, entry).unwrap_or_default();
+            let done = out.processed_chunks(entry).unwrap_or_default();
             let out_table_dir = out.path(&entry.dir);
             let failed: Vec<u32> = desc
                 .iter()

@@ -8,8 +8,6 @@
 //! fingerprint is the row count and the sum of its rows' hashes, so row order
 //! does not matter (a table without a key has none).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
@@ -18,10 +16,11 @@ use mysql::{Conn, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::conn::ConnSpec;
-use crate::dialect::{self, Codec, Encoding};
-use crate::dump::{ChunkRecord, ColumnDescription, Compress, DumpDir, TableDescription};
-use crate::sql::{self, ident, qualified};
+use crate::conn::{self, ConnSpec};
+use crate::dialect::{self, Codec};
+use crate::dump::{ChunkReader, ChunkRecord, Compress, DumpDir, TableDescription};
+use crate::schema;
+use crate::sql::{self, qualified};
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -79,17 +78,9 @@ impl Fingerprint {
 
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let dir = DumpDir::new(&opts.dir);
-    let manifest = dir.read_manifest()?.ok_or_else(|| {
-        anyhow!(
-            "{} holds no manifest.json: not a myspool dump",
-            opts.dir.display()
-        )
-    })?;
+    let manifest = dir.require_manifest()?;
     let mut conn = opts.target.connect("target")?;
-    for stmt in ["SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'"] {
-        conn.query_drop(stmt)
-            .context("setting up the target session")?;
-    }
+    conn::set_exact_session(&mut conn).context("setting up the target session")?;
     let mut report = VerifyReport {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -135,45 +126,29 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// The codec and SELECT expression that give a column's dump form.
-fn column_reader(c: &ColumnDescription) -> (Codec, String) {
-    match (c.encoding, c.data_type.as_str()) {
-        (Encoding::Hex, _) => (Codec::Hex, ident(&c.name)),
-        (Encoding::Text, "float") => (Codec::Float32, format!("({} + 0e0)", ident(&c.name))),
-        (Encoding::Text, _) => (Codec::Text, ident(&c.name)),
-    }
-}
-
 fn fingerprint_target(
     conn: &mut Conn,
     desc: &TableDescription,
     target_db: &str,
     chunk: &ChunkRecord,
 ) -> Result<Fingerprint> {
-    let readers: Vec<(Codec, String)> = desc.columns.iter().map(column_reader).collect();
+    let readers: Vec<(Codec, String)> = desc
+        .columns
+        .iter()
+        .map(schema::dumped_column_reader)
+        .collect();
     let exprs: Vec<&str> = readers.iter().map(|(_, e)| e.as_str()).collect();
-    let mut q = format!(
-        "SELECT {} FROM {}",
-        exprs.join(", "),
-        qualified(target_db, &desc.table)
+    let range = sql::chunk_range(
+        &desc.key.columns,
+        chunk.lower.as_deref(),
+        chunk.upper.as_deref(),
     );
-    let mut conds = Vec::new();
-    if let Some(lower) = &chunk.lower {
-        conds.push(format!(
-            "({})",
-            sql::keyset_condition(&desc.key.columns, lower, true)
-        ));
-    }
-    if let Some(upper) = &chunk.upper {
-        conds.push(format!(
-            "({})",
-            sql::keyset_condition(&desc.key.columns, upper, false)
-        ));
-    }
-    if !conds.is_empty() {
-        q.push_str(" WHERE ");
-        q.push_str(&conds.join(" AND "));
-    }
+    let q = format!(
+        "SELECT {} FROM {}{}",
+        exprs.join(", "),
+        qualified(target_db, &desc.table),
+        sql::where_all(&range)
+    );
     let mut fp = Fingerprint::default();
     let mut line = Vec::new();
     for row in conn.query_iter(q)? {
@@ -202,18 +177,11 @@ fn fingerprint_target(
 }
 
 fn fingerprint_file(path: &std::path::Path, compress: Compress) -> Result<Fingerprint> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let input: Box<dyn BufRead> = match compress {
-        Compress::Gzip => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file))),
-        Compress::None => Box::new(BufReader::new(file)),
-    };
-    let mut reader = dialect::Reader::new(input);
+    let mut reader = ChunkReader::open(path, compress)?;
     let mut record = Vec::new();
-    let label = || path.display().to_string();
-    reader.read_record(&mut record).with_context(label)?;
     let mut fp = Fingerprint::default();
     let mut line = Vec::new();
-    while reader.read_record(&mut record).with_context(label)? {
+    while reader.read_record(&mut record)? {
         line.clear();
         for (i, field) in record.iter().enumerate() {
             if i > 0 {

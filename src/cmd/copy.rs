@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
     args.load.apply(&mut load);
     load.progress = args.output.progress.into();
-    load.chunk_delay = super::load::chunk_delay_from_env();
+    load.chunk_delay = myspool::hooks::chunk_delay();
     let format = match args.format {
         FormatArg::Csv => Format::Csv,
         FormatArg::Jsonl => Format::Jsonl,

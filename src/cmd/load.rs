@@ -46,22 +46,13 @@ pub struct Args {
     pub output: Output,
 }
 
-/// Test hook `MYSPOOL_TEST_CHUNK_DELAY_MS` (see `LoadOptions::chunk_delay`).
-pub fn chunk_delay_from_env() -> std::time::Duration {
-    std::env::var("MYSPOOL_TEST_CHUNK_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(std::time::Duration::from_millis)
-        .unwrap_or_default()
-}
-
 pub fn run(args: Args) -> Result<()> {
     let target = ConnSpec::parse(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
     args.load.apply(&mut opts);
     opts.repair = args.repair;
     opts.progress = args.output.progress.into();
-    opts.chunk_delay = chunk_delay_from_env();
+    opts.chunk_delay = myspool::hooks::chunk_delay();
     let summary = myspool::load(&opts)?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

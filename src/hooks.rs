@@ -1,0 +1,20 @@
+//! Test hooks: settings only the tests set, read from the environment here
+//! and nowhere else, so a hook means the same to every phase. None of them
+//! is for users; the README does not list them.
+
+use std::time::Duration;
+
+/// `MYSPOOL_TEST_CHUNK_DELAY_MS`: a pause per chunk, so that a test can kill
+/// myspool while a phase is in the middle of its chunks.
+pub fn chunk_delay() -> Duration {
+    std::env::var("MYSPOOL_TEST_CHUNK_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default()
+}
+
+/// A switch set with `NAME=1`.
+pub fn flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "1")
+}
