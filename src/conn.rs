@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, SslOpts};
 
+use crate::dialect::percent_decode;
+
 /// A password that never shows up in `Debug`, `Display`, errors or JSON.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -118,12 +120,12 @@ impl ConnSpec {
         let user = if parsed.username().is_empty() {
             "root".to_string()
         } else {
-            crate::dump::percent_decode(parsed.username())
+            percent_decode(parsed.username())
         };
         let mut password_source = PasswordSource::None;
         let mut password = parsed.password().map(|p| {
             password_source = PasswordSource::Url;
-            Secret(crate::dump::percent_decode(p))
+            Secret(percent_decode(p))
         });
         if password.is_none() {
             if let Ok(p) = std::env::var("MYSQL_PWD") {
@@ -140,7 +142,7 @@ impl ConnSpec {
             .split('/')
             .next()
             .filter(|s| !s.is_empty())
-            .map(crate::dump::percent_decode);
+            .map(percent_decode);
         let mut spec = ConnSpec {
             host,
             port: parsed.port().unwrap_or(3306),

@@ -108,6 +108,27 @@ pub fn decode_hex_into(text: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// `%XX` escapes decoded (invalid ones kept as they are), as UTF-8: the
+/// user, password and database of a server URL, and the names of a dump's
+/// files (`dump::safe_file_name`).
+pub fn percent_decode(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 3 <= bytes.len() {
+            if let Some(v) = decode_hex(&bytes[i + 1..i + 3]) {
+                out.push(v[0]);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Writes a row of values in the dump's CSV dialect (`None` is SQL NULL).
 pub fn write_field(out: &mut Vec<u8>, value: Option<&[u8]>, codec: Codec) {
     let Some(v) = value else { return };

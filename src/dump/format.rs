@@ -1,0 +1,278 @@
+//! What the dump's files say, field by field: `manifest.json`
+//! ([`Manifest`]), each `table.json` ([`TableDescription`], with its
+//! [`ChunkRecord`]s), and the lines of the logs (`export.log`, `process.log`,
+//! `outputs.jsonl`). Serde turns them into JSON; renaming a field changes the
+//! format.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialect::Encoding;
+
+/// The dump format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_NAME: &str = "myspool-dump";
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: String,
+    pub format_version: u32,
+    pub tool_version: String,
+    pub source: SourceInfo,
+    /// The options that decide what the dump contains; a rerun must match.
+    pub export: ExportSettings,
+    /// How the reading connections' snapshots relate (see the README).
+    pub consistency: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub complete: bool,
+    pub csv: CsvConvention,
+    pub tables: Vec<TableEntry>,
+    /// Set when `myspool process` made this dump from another one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed: Option<ProcessedFrom>,
+}
+
+/// Where a processed dump came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessedFrom {
+    /// The input dump directory (absolute).
+    pub from: String,
+    /// The command (or, for the Rust API, the transform's name).
+    pub exec: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceInfo {
+    /// `host:port`, never a password.
+    pub endpoint: String,
+    pub user: String,
+    pub server_version: String,
+    /// The source server's own clock (UTC) when the export started.
+    pub server_time_utc: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportSettings {
+    /// `--table` arguments as given (`db.t`, `db.*`).
+    pub table_patterns: Vec<String>,
+    #[serde(rename = "where")]
+    pub where_clause: Option<String>,
+    pub chunk_rows: Option<u64>,
+    pub compress: Compress,
+    pub level: u32,
+}
+
+/// The CSV convention, spelled out in the manifest for readers of the dump.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CsvConvention {
+    pub standard: String,
+    pub encoding: String,
+    pub delimiter: String,
+    pub line_terminator: String,
+    pub header: bool,
+    pub null: String,
+    pub quoting: String,
+    pub binary: String,
+    pub time_zone: String,
+}
+
+impl Default for CsvConvention {
+    fn default() -> Self {
+        CsvConvention {
+            standard: "RFC 4180".into(),
+            encoding: "UTF-8".into(),
+            delimiter: ",".into(),
+            line_terminator: "\n".into(),
+            header: true,
+            null: "an empty field without quotes".into(),
+            quoting: "every non-NULL value is quoted; \" inside is doubled".into(),
+            binary: "columns with encoding \"hex\" hold uppercase hex of the bytes".into(),
+            time_zone: "TIMESTAMP values are in UTC (+00:00)".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableEntry {
+    pub db: String,
+    pub table: String,
+    /// Relative to the dump directory.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Compress {
+    Gzip,
+    None,
+}
+
+impl Compress {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compress::Gzip => "csv.gz",
+            Compress::None => "csv",
+        }
+    }
+}
+
+/// `table.json`: what a reader needs to make sense of the chunks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableDescription {
+    pub db: String,
+    pub table: String,
+    /// The columns in the CSV, in order (generated columns are not among them).
+    pub columns: Vec<ColumnDescription>,
+    /// Generated columns of the source: not exported, recomputed by the target.
+    pub generated_columns: Vec<String>,
+    pub key: KeyDescription,
+    pub chunk_rows: u64,
+    /// Rows counted while planning (the final count is the sum of the chunks').
+    pub planned_rows: u64,
+    pub compress: Compress,
+    pub chunks: Vec<ChunkRecord>,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDescription {
+    pub name: String,
+    /// `COLUMN_TYPE` as the source reports it, e.g. `bigint(20) unsigned`.
+    pub column_type: String,
+    /// `DATA_TYPE`, e.g. `bigint`.
+    pub data_type: String,
+    pub nullable: bool,
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+    pub encoding: Encoding,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invisible: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeyDescription {
+    pub kind: KeyKind,
+    /// The index the chunks follow (`PRIMARY`, or a unique index's name).
+    pub index: Option<String>,
+    pub columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Primary,
+    /// A unique index whose columns are all NOT NULL.
+    Unique,
+    /// Neither: the table is one chunk, in no particular order.
+    None,
+}
+
+/// One chunk: its key range, and once written, what was written.
+///
+/// The range is `lower < key <= upper`; `None` means unbounded. Bounds are SQL
+/// literals, one per key column, ready to put in a `WHERE`
+/// (`42`, `'2024-01-01 00:00:00'`, `_utf8mb4 X'616263'`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChunkRecord {
+    pub number: u32,
+    pub file: String,
+    pub lower: Option<Vec<String>>,
+    pub upper: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub written: Option<ChunkStats>,
+}
+
+/// What a finished chunk holds: rows, bytes on disk, CSV bytes, SHA-256 of the
+/// file as stored (so `sha256sum` checks it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkStats {
+    pub rows: u64,
+    pub bytes: u64,
+    pub csv_bytes: u64,
+    pub sha256: String,
+}
+
+/// A line of `export.log`: a chunk the export finished.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportedChunk {
+    pub number: u32,
+    #[serde(flatten)]
+    pub stats: ChunkStats,
+}
+
+/// A line of a table's `process.log` in a processing's output dump.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessedChunk {
+    pub number: u32,
+    pub columns: Vec<String>,
+    pub rows_in: u64,
+    #[serde(flatten)]
+    pub stats: ChunkStats,
+}
+
+/// A line of a dump's `outputs.jsonl`: a directory it was processed into.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub out: String,
+    pub exec: String,
+    pub format: String,
+}
+
+impl Manifest {
+    pub fn new(source: SourceInfo, export: ExportSettings, started_at: String) -> Manifest {
+        Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            tool_version: format!("myspool {}", env!("CARGO_PKG_VERSION")),
+            source,
+            export,
+            consistency: None,
+            started_at,
+            finished_at: None,
+            complete: false,
+            csv: CsvConvention::default(),
+            tables: Vec::new(),
+            processed: None,
+        }
+    }
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-21T05:33:00Z`).
+pub fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_now_is_rfc3339() {
+        let t = utc_now();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T');
+    }
+}
