@@ -2,12 +2,13 @@
 //! any crash loads each chunk exactly once and undoes temporary changes.
 //!
 //! One JSON-lines file per (target server, target database, table), in the
-//! table's directory of the dump: `load@<host:port>@<db>.jsonl`. Every line is
-//! fsynced before the step it announces is taken (or, for `Committed`, right
-//! after the commit it records), so after `kill -9` the journal never claims
-//! less than what happened, and says exactly which chunk may or may not have
-//! committed: the one with `Committing` and no `Committed`. The loader settles
-//! that one by counting the chunk's key range on the target.
+//! table's directory of the dump: `load@<host:port>@<db>.jsonl`
+//! ([`dump::journal_file_name`]). Every line is fsynced before the step it
+//! announces is taken (or, for `Committed`, right after the commit it
+//! records), so after `kill -9` the journal never claims less than what
+//! happened, and says exactly which chunk may or may not have committed: the
+//! one with `Committing` and no `Committed`. The loader settles that one by
+//! counting the chunk's key range on the target.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -76,17 +77,9 @@ pub fn journals_in(table_dir: &Path) -> Result<Vec<(String, String, State)>> {
         return Ok(out);
     };
     for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name
-            .strip_prefix("load@")
-            .and_then(|r| r.strip_suffix(".jsonl"))
-        else {
+        let Some((endpoint, db)) = dump::journal_target(&e.file_name().to_string_lossy()) else {
             continue;
         };
-        let Some((endpoint, db)) = rest.split_once('@') else {
-            continue;
-        };
-        let (endpoint, db) = (dump::decode_file_name(endpoint), dump::decode_file_name(db));
         let journal = Journal::open(table_dir, &endpoint, &db)?;
         out.push((endpoint, db, journal.state));
     }
@@ -97,12 +90,7 @@ pub fn journals_in(table_dir: &Path) -> Result<Vec<(String, String, State)>> {
 impl Journal {
     /// The journal of `table_dir` for a target, read if it exists.
     pub fn open(table_dir: &Path, endpoint: &str, target_db: &str) -> Result<Journal> {
-        let name = format!(
-            "load@{}@{}.jsonl",
-            dump::safe_file_name(endpoint),
-            dump::safe_file_name(target_db)
-        );
-        let path = table_dir.join(name);
+        let path = table_dir.join(dump::journal_file_name(endpoint, target_db));
         let events: Vec<Event> = dump::read_json_lines(&path)?;
         let mut state = State::default();
         for e in events {
