@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::dump::{self, DumpDir, ExportedChunk, Manifest, OutputRecord};
+use crate::dump::{
+    self, DumpDir, ExportedChunk, Manifest, OutputRecord, TableDescription, TableEntry,
+};
 use crate::journal;
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,136 +62,10 @@ pub fn status(dir: &Path) -> Result<Status> {
     let manifest = dump.require_manifest()?;
     let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
     let mut tables = Vec::new();
-    let mut next = Vec::new();
-    let mut loads_unfinished: Vec<(String, String)> = Vec::new();
-    let mut outputs_unfinished: Vec<&OutputRecord> = Vec::new();
     for entry in &manifest.tables {
-        let table_dir = dump.path(&entry.dir);
-        let desc = dump.read_table(entry)?;
-        // A processed dump gets its table.json when the table is done; until
-        // then its chunks are the input's, and its log says which are done.
-        if let (Some(p), false) = (
-            &manifest.processed,
-            desc.as_ref().is_some_and(|d| d.complete),
-        ) {
-            let input = DumpDir::new(&p.from).read_table(entry)?;
-            let done = dump.processed_chunks(entry).unwrap_or_default();
-            let rows = input
-                .iter()
-                .flat_map(|d| d.chunks.iter())
-                .filter(|c| done.contains(&c.number))
-                .filter_map(|c| c.written.as_ref().map(|w| w.rows))
-                .sum();
-            tables.push(TableStatus {
-                db: entry.db.clone(),
-                table: entry.table.clone(),
-                chunks: input.as_ref().map_or(0, |d| d.chunks.len()),
-                exported: done.len(),
-                rows,
-                processed: Vec::new(),
-                loaded: Vec::new(),
-            });
-            continue;
-        }
-        let chunks = desc.as_ref().map_or(0, |d| d.chunks.len());
-        let (exported, rows) = match &desc {
-            Some(d) if d.complete => (
-                d.chunks.len(),
-                d.chunks
-                    .iter()
-                    .filter_map(|c| c.written.as_ref())
-                    .map(|w| w.rows)
-                    .sum(),
-            ),
-            Some(_) => {
-                let done: Vec<ExportedChunk> =
-                    dump::read_json_lines(&table_dir.join(dump::EXPORT_LOG))?;
-                (done.len(), done.iter().map(|d| d.stats.rows).sum())
-            }
-            None => (0, 0),
-        };
-        let mut processed = Vec::new();
-        for o in &outputs {
-            let out = DumpDir::new(&o.out);
-            let done = out.processed_chunks(entry).unwrap_or_default();
-            let out_table_dir = out.path(&entry.dir);
-            let failed: Vec<u32> = desc
-                .iter()
-                .flat_map(|d| d.chunks.iter())
-                .map(|c| c.number)
-                .filter(|n| {
-                    !done.contains(n) && out_table_dir.join(format!("{n:06}.stderr")).exists()
-                })
-                .collect();
-            if done.len() < chunks && !outputs_unfinished.iter().any(|u| u.out == o.out) {
-                outputs_unfinished.push(o);
-            }
-            processed.push(OutputStatus {
-                out: o.out.clone(),
-                exec: o.exec.clone(),
-                done: done.len(),
-                failed,
-            });
-        }
-        let mut loaded = Vec::new();
-        for (target, database, state) in journal::journals_in(&table_dir)? {
-            if !state.complete && !loads_unfinished.contains(&(target.clone(), database.clone())) {
-                loads_unfinished.push((target.clone(), database.clone()));
-            }
-            loaded.push(LoadStatus {
-                target,
-                database,
-                committed: state.committed.len(),
-                in_doubt: state.in_doubt.iter().copied().collect(),
-                complete: state.complete,
-                autoinc_removed: state.autoinc_dropped.is_some(),
-                indexes_dropped: state.indexes_dropped.is_some(),
-            });
-        }
-        tables.push(TableStatus {
-            db: entry.db.clone(),
-            table: entry.table.clone(),
-            chunks,
-            exported,
-            rows,
-            processed,
-            loaded,
-        });
+        tables.push(table_status(&dump, &manifest, entry, &outputs)?);
     }
-    let dir_arg = quote(&dir.display().to_string());
-    if !manifest.complete {
-        next.push(match &manifest.processed {
-            Some(p) => format!(
-                "myspool process --dir {} --out {dir_arg} --exec {}{}",
-                quote(&p.from),
-                quote(&p.exec),
-                if p.format == "jsonl" {
-                    " --format jsonl"
-                } else {
-                    ""
-                }
-            ),
-            None => export_command(&manifest, &dir_arg),
-        });
-    }
-    for o in outputs_unfinished {
-        next.push(format!(
-            "myspool process --dir {dir_arg} --out {} --exec {}{}",
-            quote(&o.out),
-            quote(&o.exec),
-            if o.format == "jsonl" {
-                " --format jsonl"
-            } else {
-                ""
-            }
-        ));
-    }
-    for (target, database) in loads_unfinished {
-        next.push(format!(
-            "myspool load --dir {dir_arg} --to mysql://USER@{target} --into {} (with the options of the interrupted load)",
-            quote(&database)
-        ));
-    }
+    let next = next_commands(dir, &manifest, &tables, &outputs);
     Ok(Status {
         dir: dir.to_path_buf(),
         exported_complete: manifest.complete,
@@ -197,6 +73,198 @@ pub fn status(dir: &Path) -> Result<Status> {
         tables,
         next,
     })
+}
+
+/// One table: how far its export (or, in a processed dump, its processing)
+/// got, each processing of it, each load of it.
+fn table_status(
+    dump: &DumpDir,
+    manifest: &Manifest,
+    entry: &TableEntry,
+    outputs: &[OutputRecord],
+) -> Result<TableStatus> {
+    let desc = dump.read_table(entry)?;
+    // A processed dump gets its table.json when the table is done; until
+    // then its chunks are the input's, and its log says which are done.
+    if let (Some(p), false) = (
+        &manifest.processed,
+        desc.as_ref().is_some_and(|d| d.complete),
+    ) {
+        return processing_progress(dump, Path::new(&p.from), entry);
+    }
+    let table_dir = dump.path(&entry.dir);
+    let (exported, rows) = export_progress(&table_dir, desc.as_ref())?;
+    Ok(TableStatus {
+        db: entry.db.clone(),
+        table: entry.table.clone(),
+        chunks: desc.as_ref().map_or(0, |d| d.chunks.len()),
+        exported,
+        rows,
+        processed: outputs
+            .iter()
+            .map(|o| output_status(o, entry, desc.as_ref()))
+            .collect(),
+        loaded: load_statuses(&table_dir)?,
+    })
+}
+
+/// A table of a dump that a processing is still writing: the input's chunks,
+/// and those of them the processing has finished.
+fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Result<TableStatus> {
+    let input = DumpDir::new(input).read_table(entry)?;
+    let done = dump.processed_chunks(entry).unwrap_or_default();
+    let rows = input
+        .iter()
+        .flat_map(|d| d.chunks.iter())
+        .filter(|c| done.contains(&c.number))
+        .filter_map(|c| c.written.as_ref().map(|w| w.rows))
+        .sum();
+    Ok(TableStatus {
+        db: entry.db.clone(),
+        table: entry.table.clone(),
+        chunks: input.as_ref().map_or(0, |d| d.chunks.len()),
+        exported: done.len(),
+        rows,
+        processed: Vec::new(),
+        loaded: Vec::new(),
+    })
+}
+
+/// The export's progress on a table: (chunks, rows) written, from
+/// `table.json` once the table is complete, from `export.log` until then.
+fn export_progress(table_dir: &Path, desc: Option<&TableDescription>) -> Result<(usize, u64)> {
+    Ok(match desc {
+        Some(d) if d.complete => (
+            d.chunks.len(),
+            d.chunks
+                .iter()
+                .filter_map(|c| c.written.as_ref())
+                .map(|w| w.rows)
+                .sum(),
+        ),
+        Some(_) => {
+            let done: Vec<ExportedChunk> =
+                dump::read_json_lines(&table_dir.join(dump::EXPORT_LOG))?;
+            (done.len(), done.iter().map(|d| d.stats.rows).sum())
+        }
+        None => (0, 0),
+    })
+}
+
+/// How far one processing of the dump got with a table: the chunks done,
+/// and those whose command failed (their stderr is kept) and not yet redone.
+fn output_status(
+    output: &OutputRecord,
+    entry: &TableEntry,
+    desc: Option<&TableDescription>,
+) -> OutputStatus {
+    let out = DumpDir::new(&output.out);
+    let done = out.processed_chunks(entry).unwrap_or_default();
+    let out_table_dir = out.path(&entry.dir);
+    let failed: Vec<u32> = desc
+        .iter()
+        .flat_map(|d| d.chunks.iter())
+        .map(|c| c.number)
+        .filter(|&n| !done.contains(&n) && out_table_dir.join(dump::stderr_file_name(n)).exists())
+        .collect();
+    OutputStatus {
+        out: output.out.clone(),
+        exec: output.exec.clone(),
+        done: done.len(),
+        failed,
+    }
+}
+
+/// Each load of a table, one per target, from its journal.
+fn load_statuses(table_dir: &Path) -> Result<Vec<LoadStatus>> {
+    Ok(journal::journals_in(table_dir)?
+        .into_iter()
+        .map(|(target, database, state)| LoadStatus {
+            target,
+            database,
+            committed: state.committed.len(),
+            in_doubt: state.in_doubt.iter().copied().collect(),
+            complete: state.complete,
+            autoinc_removed: state.autoinc_dropped.is_some(),
+            indexes_dropped: state.indexes_dropped.is_some(),
+        })
+        .collect())
+}
+
+/// The commands that would continue what is unfinished: the export (or the
+/// processing that is writing this dump), each processing of it that has
+/// chunks left, each load that is not complete.
+fn next_commands(
+    dir: &Path,
+    manifest: &Manifest,
+    tables: &[TableStatus],
+    outputs: &[OutputRecord],
+) -> Vec<String> {
+    let dir = dir.display().to_string();
+    let mut next = Vec::new();
+    if !manifest.complete {
+        next.push(match &manifest.processed {
+            Some(p) => process_command(&p.from, &dir, &p.exec, &p.format),
+            None => export_command(manifest, &quote(&dir)),
+        });
+    }
+    for o in unfinished_outputs(tables, outputs) {
+        next.push(process_command(&dir, &o.out, &o.exec, &o.format));
+    }
+    for (target, database) in unfinished_loads(tables) {
+        next.push(format!(
+            "myspool load --dir {} --to mysql://USER@{target} --into {} (with the options of the interrupted load)",
+            quote(&dir),
+            quote(database)
+        ));
+    }
+    next
+}
+
+/// The processings with chunks left in some table, each once, in the order
+/// the tables first show them.
+fn unfinished_outputs<'a>(
+    tables: &[TableStatus],
+    outputs: &'a [OutputRecord],
+) -> Vec<&'a OutputRecord> {
+    let mut unfinished: Vec<&OutputRecord> = Vec::new();
+    for table in tables {
+        // A table's `processed` has one entry per line of outputs.jsonl.
+        for (status, output) in table.processed.iter().zip(outputs) {
+            if status.done < table.chunks && !unfinished.iter().any(|u| u.out == output.out) {
+                unfinished.push(output);
+            }
+        }
+    }
+    unfinished
+}
+
+/// The (target, database) of every load not complete, each once, in the
+/// order the tables first show them.
+fn unfinished_loads(tables: &[TableStatus]) -> Vec<(&str, &str)> {
+    let mut unfinished: Vec<(&str, &str)> = Vec::new();
+    for load in tables.iter().flat_map(|t| &t.loaded) {
+        let target = (load.target.as_str(), load.database.as_str());
+        if !load.complete && !unfinished.contains(&target) {
+            unfinished.push(target);
+        }
+    }
+    unfinished
+}
+
+/// `myspool process` reading `input` into `out` with `exec`.
+fn process_command(input: &str, out: &str, exec: &str, format: &str) -> String {
+    format!(
+        "myspool process --dir {} --out {} --exec {}{}",
+        quote(input),
+        quote(out),
+        quote(exec),
+        if format == "jsonl" {
+            " --format jsonl"
+        } else {
+            ""
+        }
+    )
 }
 
 fn export_command(m: &Manifest, dir_arg: &str) -> String {
