@@ -101,18 +101,7 @@ impl SslMode {
 impl ConnSpec {
     /// Parses a URL. Errors never repeat the password.
     pub fn parse(url: &str) -> Result<ConnSpec> {
-        let parsed = url::Url::parse(url).map_err(|e| {
-            anyhow::anyhow!(
-                "invalid server URL {}: {e} (expected mysql://user[:password]@host[:port][/db])",
-                redact_url_text(url)
-            )
-        })?;
-        if parsed.scheme() != "mysql" && parsed.scheme() != "mariadb" {
-            bail!(
-                "invalid server URL {}: scheme must be mysql://",
-                redact_url_text(url)
-            );
-        }
+        let parsed = parse_server_url(url)?;
         let host = match parsed.host_str() {
             Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']').to_string(),
             _ => bail!("invalid server URL {}: no host", redact_url_text(url)),
@@ -122,20 +111,7 @@ impl ConnSpec {
         } else {
             percent_decode(parsed.username())
         };
-        let mut password_source = PasswordSource::None;
-        let mut password = parsed.password().map(|p| {
-            password_source = PasswordSource::Url;
-            Secret(percent_decode(p))
-        });
-        if password.is_none() {
-            if let Ok(p) = std::env::var("MYSQL_PWD") {
-                password = Some(Secret(p));
-                password_source = PasswordSource::Env;
-            } else if let Some(p) = option_file_password() {
-                password = Some(Secret(p));
-                password_source = PasswordSource::OptionFile;
-            }
-        }
+        let (password, password_source) = find_password(parsed.password());
         let database = parsed
             .path()
             .trim_start_matches('/')
@@ -158,32 +134,39 @@ impl ConnSpec {
             ssl_ca: None,
         };
         for (key, value) in parsed.query_pairs() {
-            let secs = || -> Result<Duration> {
-                let n: u64 = value.parse().with_context(|| {
-                    format!("URL option {key}={value}: expected a number of seconds")
-                })?;
-                Ok(Duration::from_secs(n))
-            };
-            match key.as_ref() {
-                "socket" => spec.socket = Some(PathBuf::from(value.as_ref())),
-                "connect_timeout" => spec.connect_timeout = secs()?,
-                "read_timeout" => spec.read_timeout = Some(secs()?),
-                "write_timeout" => spec.write_timeout = Some(secs()?),
-                "ssl-mode" | "ssl_mode" | "sslmode" => {
-                    spec.ssl_mode = SslMode::parse(&value).ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "URL option ssl-mode={value}: expected disabled, preferred, required, verify-ca or verify-identity"
-                        )
-                    })?
-                }
-                "ssl-ca" | "ssl_ca" => spec.ssl_ca = Some(PathBuf::from(value.as_ref())),
-                other => bail!(
-                    "unknown URL option {other:?} in {} (known: socket, connect_timeout, read_timeout, write_timeout, ssl-mode, ssl-ca)",
-                    redact_url_text(url)
-                ),
-            }
+            spec.set_url_option(&key, &value, url)?;
         }
         Ok(spec)
+    }
+
+    /// Applies one `?key=value` option of `url` (named, redacted, when the
+    /// option is unknown).
+    fn set_url_option(&mut self, key: &str, value: &str, url: &str) -> Result<()> {
+        let secs = || -> Result<Duration> {
+            let n: u64 = value.parse().with_context(|| {
+                format!("URL option {key}={value}: expected a number of seconds")
+            })?;
+            Ok(Duration::from_secs(n))
+        };
+        match key {
+            "socket" => self.socket = Some(PathBuf::from(value)),
+            "connect_timeout" => self.connect_timeout = secs()?,
+            "read_timeout" => self.read_timeout = Some(secs()?),
+            "write_timeout" => self.write_timeout = Some(secs()?),
+            "ssl-mode" | "ssl_mode" | "sslmode" => {
+                self.ssl_mode = SslMode::parse(value).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "URL option ssl-mode={value}: expected disabled, preferred, required, verify-ca or verify-identity"
+                    )
+                })?
+            }
+            "ssl-ca" | "ssl_ca" => self.ssl_ca = Some(PathBuf::from(value)),
+            other => bail!(
+                "unknown URL option {other:?} in {} (known: socket, connect_timeout, read_timeout, write_timeout, ssl-mode, ssl-ca)",
+                redact_url_text(url)
+            ),
+        }
+        Ok(())
     }
 
     pub fn password_source(&self) -> PasswordSource {
@@ -294,6 +277,37 @@ pub fn redact_url_text(url: &str) -> String {
             format!("{}://{masked}{}", &url[..scheme_end], &rest[at..])
         }
         None => url.to_string(),
+    }
+}
+
+/// The URL parsed, and its scheme checked; errors never repeat the password.
+fn parse_server_url(url: &str) -> Result<url::Url> {
+    let parsed = url::Url::parse(url).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid server URL {}: {e} (expected mysql://user[:password]@host[:port][/db])",
+            redact_url_text(url)
+        )
+    })?;
+    if parsed.scheme() != "mysql" && parsed.scheme() != "mariadb" {
+        bail!(
+            "invalid server URL {}: scheme must be mysql://",
+            redact_url_text(url)
+        );
+    }
+    Ok(parsed)
+}
+
+/// The password: the URL's (percent-encoded there), else `MYSQL_PWD`, else
+/// the option file's, as the `mysql` client looks for it.
+fn find_password(in_url: Option<&str>) -> (Option<Secret>, PasswordSource) {
+    if let Some(p) = in_url {
+        (Some(Secret(percent_decode(p))), PasswordSource::Url)
+    } else if let Ok(p) = std::env::var("MYSQL_PWD") {
+        (Some(Secret(p)), PasswordSource::Env)
+    } else if let Some(p) = option_file_password() {
+        (Some(Secret(p)), PasswordSource::OptionFile)
+    } else {
+        (None, PasswordSource::None)
     }
 }
 
