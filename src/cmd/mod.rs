@@ -1,10 +1,13 @@
 //! Subcommands. Each file holds one subcommand's options, usage text and the
 //! few lines that turn them into a library call.
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use myspool::progress::ProgressMode;
+use myspool::ConnSpec;
 
 mod check;
 mod copy;
@@ -80,6 +83,25 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Check(a) => check::run(a),
         Command::Verify(a) => verify::run(a),
+    }
+}
+
+/// A dump directory and the target server it is compared with or loaded
+/// into (`verify`; `load` takes the same two options).
+#[derive(Args, Debug, Clone)]
+pub struct DumpAndTarget {
+    /// Dump directory.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Target server URL.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+}
+
+impl DumpAndTarget {
+    /// The target server, its URL parsed.
+    pub fn target(&self) -> Result<ConnSpec> {
+        ConnSpec::parse(&self.to)
     }
 }
 

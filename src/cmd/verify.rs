@@ -1,13 +1,10 @@
 //! `myspool verify`
 
-use std::path::PathBuf;
-
 use anyhow::{bail, Result};
 
 use myspool::verify::{verify, VerifyOptions};
-use myspool::ConnSpec;
 
-use super::Output;
+use super::{DumpAndTarget, Output};
 
 /// Compare a target server's tables with a dump, chunk by chunk.
 ///
@@ -21,12 +18,8 @@ use super::Output;
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// Dump directory.
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Target server URL.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    #[command(flatten)]
+    pub dump_and_target: DumpAndTarget,
     /// The database the tables were loaded into, if not their own (load --into).
     #[arg(long, value_name = "DB")]
     pub into: Option<String>,
@@ -36,8 +29,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let opts = VerifyOptions {
-        dir: args.dir,
-        target: ConnSpec::parse(&args.to)?,
+        target: args.dump_and_target.target()?,
+        dir: args.dump_and_target.dir,
         into: args.into,
     };
     let report = verify(&opts)?;
