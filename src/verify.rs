@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Value};
 use serde::Serialize;
@@ -90,9 +90,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         matches: true,
     };
     for entry in &manifest.tables {
-        let desc = dir
-            .read_table(entry)?
-            .ok_or_else(|| anyhow!("{}: table.json is missing", entry.dir))?;
+        let desc = dir.table_description(entry, None)?;
         let target_db = opts.into.clone().unwrap_or_else(|| desc.db.clone());
         let label = format!("{target_db}.{}", desc.table);
         let mut tv = TableVerify {
