@@ -245,39 +245,15 @@ fn read_jsonl_output(stdout: impl Read, out: &mut OutputChunk<'_>) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::TableDescription;
-    use crate::dump::{ChunkRecord, ChunkStats, Compress, KeyDescription, KeyKind};
+    use crate::process::fixtures::{chunk, names, stats, table};
 
     #[test]
     fn the_command_is_told_its_table_chunk_key_range_and_format() {
-        let table = TableDescription {
-            db: "shop".into(),
-            table: "orders".into(),
-            columns: vec![],
-            generated_columns: vec![],
-            key: KeyDescription {
-                kind: KeyKind::Primary,
-                index: Some("PRIMARY".into()),
-                columns: vec!["a".into(), "b".into()],
-            },
-            chunk_rows: 10,
-            planned_rows: 10,
-            compress: Compress::Gzip,
-            chunks: vec![],
-            complete: true,
-        };
-        let chunk = ChunkRecord {
-            number: 7,
-            file: "000007.csv.gz".into(),
-            lower: Some(vec!["1".into(), "'x'".into()]),
-            upper: None,
-            written: Some(ChunkStats {
-                rows: 1,
-                bytes: 1,
-                csv_bytes: 1,
-                sha256: String::new(),
-            }),
-        };
+        let mut table = table(&["a", "b"], vec![]);
+        table.table = "orders".into();
+        table.key.columns = names(&["a", "b"]);
+        let mut chunk = chunk(7, Some(stats(1, "")));
+        chunk.lower = Some(names(&["1", "'x'"]));
         let input = InputChunk {
             table: &table,
             chunk: &chunk,

@@ -58,10 +58,7 @@ pub(super) fn fields_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|n| n.to_string()).collect()
-    }
+    use crate::process::fixtures::names;
 
     #[test]
     fn an_input_row_becomes_an_object_in_column_order() {

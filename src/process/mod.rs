@@ -19,6 +19,8 @@
 //! reads objects back the same way, so a script needs no CSV convention.
 
 mod command;
+#[cfg(test)]
+mod fixtures;
 mod jsonl;
 mod options;
 mod output_chunk;

@@ -120,10 +120,7 @@ fn check_row(row: &[Field], expected: usize, line: u64) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|n| n.to_string()).collect()
-    }
+    use crate::process::fixtures::names;
 
     #[test]
     fn a_header_names_every_column_once() {

@@ -176,9 +176,8 @@ pub(super) fn output_description(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::{
-        ChunkRecord, ChunkStats, Compress, ExportSettings, KeyDescription, KeyKind, SourceInfo,
-    };
+    use crate::dump::{Compress, ExportSettings, SourceInfo};
+    use crate::process::fixtures::{chunk, column, names, stats, table};
 
     fn manifest() -> Manifest {
         let mut m = Manifest::new(
@@ -234,60 +233,26 @@ mod tests {
         assert!(e.to_string().contains("(an export)"), "{e}");
     }
 
-    fn stats(rows: u64) -> ChunkStats {
-        ChunkStats {
-            rows,
-            bytes: 10,
-            csv_bytes: 20,
-            sha256: "ab".into(),
-        }
-    }
-
     #[test]
     fn an_output_table_keeps_the_columns_it_still_has_and_counts_its_rows() {
-        let column = |name: &str| ColumnDescription {
-            name: name.into(),
-            column_type: "int(11)".into(),
-            data_type: "int".into(),
-            nullable: false,
-            charset: None,
-            collation: None,
-            encoding: Encoding::Text,
-            invisible: false,
-        };
-        let chunk = |number| ChunkRecord {
-            number,
-            file: "old".into(),
-            lower: None,
-            upper: None,
-            written: Some(stats(99)),
-        };
-        let input = TableDescription {
-            db: "shop".into(),
-            table: "t".into(),
-            columns: vec![column("id"), column("secret")],
-            generated_columns: vec![],
-            key: KeyDescription {
-                kind: KeyKind::Primary,
-                index: Some("PRIMARY".into()),
-                columns: vec!["id".into()],
-            },
-            chunk_rows: 10,
-            planned_rows: 198,
-            compress: Compress::None,
-            chunks: vec![chunk(1), chunk(2)],
-            complete: true,
-        };
+        let mut input = table(
+            &["id", "secret"],
+            vec![
+                chunk(1, Some(stats(99, "a"))),
+                chunk(2, Some(stats(99, "b"))),
+            ],
+        );
+        input.compress = Compress::None;
         let done = BTreeMap::from([(
             1,
             ProcessedChunk {
                 number: 1,
-                columns: vec!["id".into(), "added".into()],
+                columns: names(&["id", "added"]),
                 rows_in: 99,
-                stats: stats(7),
+                stats: stats(7, "c"),
             },
         )]);
-        let desc = output_description(&input, &["id".into(), "added".into()], &done);
+        let desc = output_description(&input, &names(&["id", "added"]), &done);
         assert_eq!(desc.columns[0], column("id"));
         assert_eq!(desc.columns[1].name, "added");
         assert_eq!(desc.columns[1].column_type, "unknown");
@@ -296,7 +261,7 @@ mod tests {
             desc.chunks[0].file,
             dump::chunk_file_name(1, Compress::None)
         );
-        assert_eq!(desc.chunks[0].written, Some(stats(7)));
+        assert_eq!(desc.chunks[0].written, Some(stats(7, "c")));
         assert_eq!(desc.chunks[1].written, None);
         assert_eq!(desc.planned_rows, 7);
         assert!(desc.complete);

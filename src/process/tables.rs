@@ -301,70 +301,32 @@ pub(super) fn finish_tables(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dialect::Encoding;
-    use crate::dump::{ChunkStats, ColumnDescription, Compress, KeyDescription, KeyKind};
-
-    fn stats(sha256: &str) -> ChunkStats {
-        ChunkStats {
-            rows: 3,
-            bytes: 10,
-            csv_bytes: 20,
-            sha256: sha256.into(),
-        }
-    }
+    use crate::process::fixtures::{chunk, names, stats, table};
 
     fn processed(number: u32, columns: &[&str], sha256: &str) -> ProcessedChunk {
         ProcessedChunk {
             number,
-            columns: columns.iter().map(|c| c.to_string()).collect(),
+            columns: names(columns),
             rows_in: 5,
-            stats: stats(sha256),
+            stats: stats(3, sha256),
         }
     }
 
     #[test]
     fn a_complete_output_table_keeps_every_written_chunk_with_its_columns() {
-        let chunk = |number, written: Option<ChunkStats>| ChunkRecord {
-            number,
-            file: String::new(),
-            lower: None,
-            upper: None,
-            written,
-        };
-        let finished = TableDescription {
-            db: "shop".into(),
-            table: "t".into(),
-            columns: vec![ColumnDescription {
-                name: "id".into(),
-                column_type: "int".into(),
-                data_type: "int".into(),
-                nullable: false,
-                charset: None,
-                collation: None,
-                encoding: Encoding::Text,
-                invisible: false,
-            }],
-            generated_columns: vec![],
-            key: KeyDescription {
-                kind: KeyKind::None,
-                index: None,
-                columns: vec![],
-            },
-            chunk_rows: 10,
-            planned_rows: 6,
-            compress: Compress::Gzip,
-            chunks: vec![
-                chunk(1, Some(stats("a"))),
+        let finished = table(
+            &["id"],
+            vec![
+                chunk(1, Some(stats(3, "a"))),
                 chunk(2, None),
-                chunk(3, Some(stats("c"))),
+                chunk(3, Some(stats(3, "c"))),
             ],
-            complete: true,
-        };
+        );
         let kept = kept_from_table(finished);
-        assert_eq!(kept.columns, Some(vec!["id".to_string()]));
+        assert_eq!(kept.columns, Some(names(&["id"])));
         assert_eq!(kept.done.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
-        assert_eq!(kept.done[&3].columns, vec!["id".to_string()]);
-        assert_eq!(kept.done[&3].stats, stats("c"));
+        assert_eq!(kept.done[&3].columns, names(&["id"]));
+        assert_eq!(kept.done[&3].stats, stats(3, "c"));
         assert_eq!(kept.done[&3].rows_in, 0);
     }
 
@@ -378,7 +340,7 @@ mod tests {
         let kept = kept_from_log(log, |p| Ok(p.stats.sha256 == "same")).unwrap();
         assert_eq!(kept.done.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         // The header is the first kept chunk's.
-        assert_eq!(kept.columns, Some(vec!["b".to_string()]));
+        assert_eq!(kept.columns, Some(names(&["b"])));
         let none = kept_from_log(vec![processed(1, &["a"], "x")], |_| Ok(false)).unwrap();
         assert!(none.done.is_empty() && none.columns.is_none());
         assert!(kept_from_log(vec![processed(9, &["a"], "x")], |_| Err(anyhow!("gone"))).is_err());
