@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use myspool::copy::{copy, CopyOptions};
+use myspool::copy::{copy, CopyOptions, CopySummary};
 use myspool::export::{ExportOptions, Hooks};
 use myspool::load::LoadOptions;
 use myspool::process::Format;
@@ -83,10 +83,7 @@ pub fn run(args: Args) -> Result<()> {
     args.load.apply(&mut load);
     load.progress = args.output.progress.into();
     load.chunk_delay = myspool::hooks::chunk_delay();
-    let format = match args.format {
-        FormatArg::Csv => Format::Csv,
-        FormatArg::Jsonl => Format::Jsonl,
-    };
+    let format: Format = args.format.into();
     let opts = CopyOptions {
         export,
         exec: args.exec.map(|e| (e, format)),
@@ -96,8 +93,13 @@ pub fn run(args: Args) -> Result<()> {
     let s = copy(&opts)?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
-        return Ok(());
+    } else {
+        print_summary(&s);
     }
+    Ok(())
+}
+
+fn print_summary(s: &CopySummary) {
     println!(
         "myspool copy: exported {} rows ({} chunks written, {} kept) in {}",
         s.export.rows,
@@ -124,5 +126,4 @@ pub fn run(args: Args) -> Result<()> {
         s.load.retries,
         human_duration(s.load.seconds)
     );
-    Ok(())
 }

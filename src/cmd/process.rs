@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use myspool::process::{Format, ProcessOptions};
+use myspool::process::{Format, ProcessOptions, ProcessSummary};
 use myspool::progress::human_duration;
 
 use super::Output;
@@ -59,46 +59,25 @@ pub enum FormatArg {
     Jsonl,
 }
 
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Jsonl => Format::Jsonl,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let mut opts = ProcessOptions::new(args.dir, args.out, args.exec);
     opts.jobs = args.jobs;
-    opts.format = match args.format {
-        FormatArg::Csv => Format::Csv,
-        FormatArg::Jsonl => Format::Jsonl,
-    };
+    opts.format = args.format.into();
     opts.progress = args.output.progress.into();
     let summary = myspool::process(&opts)?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!(
-            "myspool process: {} -> {} in {}",
-            summary.dir.display(),
-            summary.out.display(),
-            human_duration(summary.seconds)
-        );
-        for t in &summary.tables {
-            println!(
-                "  {}.{}: {} of {} chunks done",
-                t.db, t.table, t.done, t.chunks
-            );
-        }
-        println!(
-            "  this run: {} chunks, {} rows in, {} rows out; {} chunks kept from before",
-            summary.chunks_processed, summary.rows_in, summary.rows_out, summary.chunks_kept
-        );
-        for f in &summary.failed {
-            println!(
-                "  failed: {} chunk {:06}: {}{}",
-                f.table,
-                f.chunk,
-                f.reason,
-                f.stderr
-                    .as_ref()
-                    .map(|p| format!(" (stderr in {})", p.display()))
-                    .unwrap_or_default()
-            );
-        }
+        print_summary(&summary);
     }
     if !summary.failed.is_empty() {
         bail!(
@@ -107,4 +86,35 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_summary(summary: &ProcessSummary) {
+    println!(
+        "myspool process: {} -> {} in {}",
+        summary.dir.display(),
+        summary.out.display(),
+        human_duration(summary.seconds)
+    );
+    for t in &summary.tables {
+        println!(
+            "  {}.{}: {} of {} chunks done",
+            t.db, t.table, t.done, t.chunks
+        );
+    }
+    println!(
+        "  this run: {} chunks, {} rows in, {} rows out; {} chunks kept from before",
+        summary.chunks_processed, summary.rows_in, summary.rows_out, summary.chunks_kept
+    );
+    for f in &summary.failed {
+        println!(
+            "  failed: {} chunk {:06}: {}{}",
+            f.table,
+            f.chunk,
+            f.reason,
+            f.stderr
+                .as_ref()
+                .map(|p| format!(" (stderr in {})", p.display()))
+                .unwrap_or_default()
+        );
+    }
 }
