@@ -39,71 +39,24 @@ impl LoadStatement {
             OnDuplicate::Replace => "REPLACE",
         };
         let header: Vec<String> = plan.desc.columns.iter().map(|c| c.name.clone()).collect();
-        if plan.raw_bytes {
+        let (tail, decode_hex) = if plan.raw_bytes {
             // Every value as it is, no expression (see `raw_bytes_ok`).
-            let list: Vec<String> = header.iter().map(|n| ident(n)).collect();
-            return LoadStatement {
-                tail: format!(
-                    "{mode} INTO TABLE {} CHARACTER SET binary FIELDS TERMINATED BY '\\t' \
-                     ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
-                    plan.target_sql(),
-                    list.join(", ")
-                ),
-                columns: header.len(),
-                header,
-                compress: plan.desc.compress,
-                decode_hex: plan
-                    .desc
-                    .columns
-                    .iter()
-                    .map(|c| c.encoding == Encoding::Hex)
-                    .collect(),
-            };
-        }
-        let mut list = Vec::new();
-        let mut sets = Vec::new();
-        let has_hex = plan
-            .desc
-            .columns
-            .iter()
-            .any(|c| c.encoding == Encoding::Hex);
-        for (i, c) in plan.desc.columns.iter().enumerate() {
-            let autoinc = plan.autoinc_column.as_deref() == Some(c.name.as_str());
-            match c.encoding {
-                // MariaDB (seen on 10.11.19) ignores NO_AUTO_VALUE_ON_ZERO for
-                // a column read directly when the statement has a SET clause:
-                // an explicit id 0 becomes the next AUTO_INCREMENT value. Read
-                // through a variable and assigned in SET, the 0 is kept.
-                Encoding::Text if autoinc && has_hex => {
-                    list.push(format!("@myspool_{i}"));
-                    sets.push(format!("{} = @myspool_{i}", ident(&c.name)));
-                }
-                Encoding::Text => list.push(ident(&c.name)),
-                // Hex columns go through a variable: the bytes come back with
-                // UNHEX, untouched by any character set conversion.
-                Encoding::Hex => {
-                    list.push(format!("@myspool_{i}"));
-                    sets.push(format!("{} = UNHEX(@myspool_{i})", ident(&c.name)));
-                }
-            }
-        }
-        // LOAD DATA's own format: tab-separated, backslash escapes, \N for NULL.
-        let mut tail = format!(
-            "{mode} INTO TABLE {} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' \
-             LINES TERMINATED BY '\\n' ({})",
-            plan.target_sql(),
-            list.join(", ")
-        );
-        if !sets.is_empty() {
-            tail.push_str(" SET ");
-            tail.push_str(&sets.join(", "));
-        }
+            let decode_hex = plan
+                .desc
+                .columns
+                .iter()
+                .map(|c| c.encoding == Encoding::Hex)
+                .collect();
+            (raw_tail(plan, mode, &header), decode_hex)
+        } else {
+            (text_tail(plan, mode), Vec::new())
+        };
         LoadStatement {
             tail,
             columns: header.len(),
             header,
             compress: plan.desc.compress,
-            decode_hex: Vec::new(),
+            decode_hex,
         }
     }
 
@@ -123,6 +76,62 @@ impl LoadStatement {
             error: None,
         }
     }
+}
+
+/// The statement's tail when the chunk goes as raw bytes: the columns
+/// read as they are, `CHARACTER SET binary`.
+fn raw_tail(plan: &TablePlan, mode: &str, header: &[String]) -> String {
+    let list: Vec<String> = header.iter().map(|n| ident(n)).collect();
+    format!(
+        "{mode} INTO TABLE {} CHARACTER SET binary FIELDS TERMINATED BY '\\t' \
+         ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+        plan.target_sql(),
+        list.join(", ")
+    )
+}
+
+/// The statement's tail when the chunk goes as text: hex columns (and an
+/// AUTO_INCREMENT column beside them) through variables and `SET`.
+fn text_tail(plan: &TablePlan, mode: &str) -> String {
+    let mut list = Vec::new();
+    let mut sets = Vec::new();
+    let has_hex = plan
+        .desc
+        .columns
+        .iter()
+        .any(|c| c.encoding == Encoding::Hex);
+    for (i, c) in plan.desc.columns.iter().enumerate() {
+        let autoinc = plan.autoinc_column.as_deref() == Some(c.name.as_str());
+        match c.encoding {
+            // MariaDB (seen on 10.11.19) ignores NO_AUTO_VALUE_ON_ZERO for
+            // a column read directly when the statement has a SET clause:
+            // an explicit id 0 becomes the next AUTO_INCREMENT value. Read
+            // through a variable and assigned in SET, the 0 is kept.
+            Encoding::Text if autoinc && has_hex => {
+                list.push(format!("@myspool_{i}"));
+                sets.push(format!("{} = @myspool_{i}", ident(&c.name)));
+            }
+            Encoding::Text => list.push(ident(&c.name)),
+            // Hex columns go through a variable: the bytes come back with
+            // UNHEX, untouched by any character set conversion.
+            Encoding::Hex => {
+                list.push(format!("@myspool_{i}"));
+                sets.push(format!("{} = UNHEX(@myspool_{i})", ident(&c.name)));
+            }
+        }
+    }
+    // LOAD DATA's own format: tab-separated, backslash escapes, \N for NULL.
+    let mut tail = format!(
+        "{mode} INTO TABLE {} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' \
+         LINES TERMINATED BY '\\n' ({})",
+        plan.target_sql(),
+        list.join(", ")
+    );
+    if !sets.is_empty() {
+        tail.push_str(" SET ");
+        tail.push_str(&sets.join(", "));
+    }
+    tail
 }
 
 /// The chunk the running statement may read, and what came of serving it.

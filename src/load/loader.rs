@@ -66,7 +66,7 @@ enum Failure {
     /// 1213 deadlock or 1205 lock wait timeout: rolled back, try again.
     Transient(anyhow::Error),
     /// The connection is gone; whether the commit happened is unknown if
-    /// `committing` is set.
+    /// the journal shows the chunk in doubt (see `committed_before_loss`).
     Lost(anyhow::Error),
     Fatal(anyhow::Error),
 }

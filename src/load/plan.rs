@@ -11,7 +11,9 @@ use crate::sql::{self, qualified};
 use super::preflight::{
     autoinc_verdict, missing_privileges, needed_privileges, AutoincVerdict, ServerFacts, TableWork,
 };
-use super::target::{check_columns, raw_bytes_ok, schema_autoinc_column, target_columns};
+use super::target::{
+    autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
+};
 use super::{LoadOptions, OnDuplicate};
 
 /// One table of the dump and where it goes.
@@ -128,17 +130,12 @@ fn plan_table(
     let raw_bytes = exists && raw_bytes_ok(&desc.columns, &columns);
     let autoinc_column = if exists {
         check_columns(&label, &desc, &columns)?;
-        columns.iter().find(|c| c.autoinc).map(|c| c.name.clone())
+        autoinc_column_of(&columns)
     } else {
         schema_autoinc_column(&schema_sql)
     };
-    let verdict = autoinc_verdict(
-        opts.autoinc,
-        opts.jobs,
-        &label,
-        autoinc_column.as_deref(),
-        facts,
-    );
+    let column = autoinc_column.as_deref();
+    let verdict = autoinc_verdict(opts.autoinc, opts.jobs, &label, column, facts);
     let needed = needed_privileges(TableWork {
         exists,
         truncate: opts.truncate,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::conn::ConnSpec;
 use crate::schema::{text, TablePattern};
 
-use super::target::target_columns;
+use super::target::{autoinc_column_of, target_columns};
 use super::AutoincPolicy;
 
 /// Server variables the preflight and the policy depend on.
@@ -306,14 +306,9 @@ fn check_table(
     let label = format!("{db}.{table}");
     let columns = target_columns(conn, &db, &table)?;
     let exists = !columns.is_empty();
-    let autoinc_column = columns.iter().find(|c| c.autoinc).map(|c| c.name.clone());
-    let verdict = autoinc_verdict(
-        opts.autoinc,
-        opts.jobs,
-        &label,
-        autoinc_column.as_deref(),
-        facts,
-    );
+    let autoinc_column = autoinc_column_of(&columns);
+    let column = autoinc_column.as_deref();
+    let verdict = autoinc_verdict(opts.autoinc, opts.jobs, &label, column, facts);
     match &verdict {
         AutoincVerdict::Refuse(why) => found.problems.push(why.clone()),
         AutoincVerdict::Warn(why) => found.notes.push(why.clone()),

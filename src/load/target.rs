@@ -44,6 +44,11 @@ pub(super) fn target_columns(conn: &mut Conn, db: &str, table: &str) -> Result<V
         .collect()
 }
 
+/// The AUTO_INCREMENT column among the target's, if any.
+pub(super) fn autoinc_column_of(columns: &[TargetColumn]) -> Option<String> {
+    columns.iter().find(|c| c.autoinc).map(|c| c.name.clone())
+}
+
 /// The target's columns must be the dump's (generated ones aside), and a
 /// column written as hex must land in a binary column.
 pub(super) fn check_columns(
