@@ -14,6 +14,13 @@ fn bars() -> &'static MultiProgress {
     BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)))
 }
 
+/// Prints a line on stderr above the bars of every phase, so that a library
+/// message (a warning, a retry) does not tear a bar being drawn. Callable
+/// from any thread, with or without a `Progress` at hand.
+pub fn notice(message: &str) {
+    bars().suspend(|| eprintln!("{message}"));
+}
+
 /// How to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgressMode {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use myspool::load::{check, CheckOptions};
+use myspool::load::{check, CheckOptions, CheckReport};
 use myspool::ConnSpec;
 
 use super::{AutoincPolicy, Output};
@@ -46,25 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("myspool check: {}", report.target);
-        for t in &report.tables {
-            println!(
-                "  {}.{}: {}{}",
-                t.db,
-                t.table,
-                if t.exists { "exists" } else { "missing" },
-                t.autoinc_column
-                    .as_deref()
-                    .map(|c| format!(", AUTO_INCREMENT column {c}"))
-                    .unwrap_or_default()
-            );
-        }
-        for n in &report.notes {
-            println!("  note: {n}");
-        }
-        for p in &report.problems {
-            println!("  problem: {p}");
-        }
+        print_report(&report);
     }
     if !report.allowed {
         bail!(
@@ -73,4 +55,27 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The report for a reader: each table, then the notes and the problems.
+fn print_report(report: &CheckReport) {
+    println!("myspool check: {}", report.target);
+    for t in &report.tables {
+        println!(
+            "  {}.{}: {}{}",
+            t.db,
+            t.table,
+            if t.exists { "exists" } else { "missing" },
+            t.autoinc_column
+                .as_deref()
+                .map(|c| format!(", AUTO_INCREMENT column {c}"))
+                .unwrap_or_default()
+        );
+    }
+    for n in &report.notes {
+        println!("  note: {n}");
+    }
+    for p in &report.problems {
+        println!("  problem: {p}");
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use myspool::load::LoadOptions;
+use myspool::load::{LoadOptions, LoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
@@ -56,8 +56,14 @@ pub fn run(args: Args) -> Result<()> {
     let summary = myspool::load(&opts)?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(());
+    } else {
+        print_summary(&summary);
     }
+    Ok(())
+}
+
+/// The summary for a reader: one line per table, then the totals.
+fn print_summary(summary: &LoadSummary) {
     println!(
         "myspool load: {} into {} in {}",
         summary.dir.display(),
@@ -97,5 +103,4 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }
-    Ok(())
 }

@@ -1,0 +1,338 @@
+//! Load: a dump into a target server with `LOAD DATA LOCAL INFILE`.
+//!
+//! Preflight of every table (before any data moves), then every table is
+//! locked and prepared, and `--jobs` connections load the chunks of all of
+//! them side by side, each table's in key order: each chunk one `LOAD DATA`
+//! statement in its own transaction, streamed from the compressed file through
+//! the LOCAL INFILE handler (no temporary copy) and re-encoded on the fly into
+//! LOAD DATA's own text format. A table is finished (AUTO_INCREMENT and
+//! deferred indexes back) as soon as its last chunk commits.
+//!
+//! Things the server does that shape this code:
+//! - `LOAD DATA LOCAL` implies `IGNORE`: duplicate keys and bad values become
+//!   warnings and the rows are skipped or altered *silently*. So every chunk's
+//!   `Records/Deleted/Skipped/Warnings` and affected rows are checked against
+//!   the chunk's row count, and any warning fails (and rolls back) the chunk
+//!   (`verdict`).
+//! - With `innodb_autoinc_lock_mode` 0 or 1, a bulk insert into a table with an
+//!   AUTO_INCREMENT column holds the table's AUTO-INC lock to the end of the
+//!   statement; two such loads plus row locks deadlock (1213). Mode 2 avoids
+//!   it, and is only safe for replication with `binlog_format=ROW`
+//!   (`preflight::autoinc_verdict`).
+//! - An explicit 0 in an AUTO_INCREMENT column means "next value" unless the
+//!   sql_mode has `NO_AUTO_VALUE_ON_ZERO`; zero dates need a sql_mode without
+//!   `NO_ZERO_DATE`/`NO_ZERO_IN_DATE`. Every loading session sets both
+//!   (`session`).
+//! - The server names the file it wants; a rogue server could name any file
+//!   of ours. The handler serves only the chunk of the running statement
+//!   (`infile`).
+//!
+//! One file per step: `options`, `preflight` (server facts, AUTO_INCREMENT
+//! policy, privileges, `check`), `target` (what the target table looks
+//! like), `plan` (each dump table and where it goes), `table` (a target
+//! table before and after its chunks), `jobs` and `schedule` (the chunks of
+//! every table side by side), `loader` (one connection, one chunk at a time),
+//! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
+//! the server's answer).
+
+mod infile;
+mod jobs;
+mod loader;
+mod options;
+mod plan;
+mod preflight;
+mod schedule;
+mod session;
+mod table;
+mod target;
+mod verdict;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+use serde::Serialize;
+
+use crate::dump::{ChunkRecord, DumpDir, Manifest};
+use crate::journal::Journal;
+use crate::progress::{self, peak_rss_bytes, Progress};
+
+use infile::LoadStatement;
+use jobs::Jobs;
+use loader::LoadingTable;
+use plan::{plan_load, TablePlan};
+use session::Session;
+use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
+
+pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
+pub use preflight::{
+    autoinc_verdict, check, AutoincVerdict, CheckOptions, CheckReport, ServerFacts, TableCheck,
+};
+
+/// What a load did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    pub dir: PathBuf,
+    pub target: String,
+    pub tables: Vec<TableLoadSummary>,
+    /// Rows loaded by this run.
+    pub rows: u64,
+    /// Rows that met a duplicate key (skipped or replaced) in this run.
+    pub duplicates: u64,
+    pub chunks_loaded: u64,
+    /// Chunks found already committed by an earlier run.
+    pub chunks_skipped: u64,
+    /// Chunk attempts repeated after a deadlock, lock wait timeout or lost connection.
+    pub retries: u64,
+    pub seconds: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableLoadSummary {
+    pub db: String,
+    pub table: String,
+    /// The database it was loaded into.
+    pub target_db: String,
+    pub chunks: usize,
+    pub chunks_loaded: u64,
+    pub chunks_skipped: u64,
+    pub rows: u64,
+    pub duplicates: u64,
+    pub created: bool,
+    pub autoinc: Option<String>,
+}
+
+impl TableLoadSummary {
+    /// Before its chunks: nothing loaded yet.
+    fn of(plan: &TablePlan, autoinc: AutoincPolicy) -> TableLoadSummary {
+        TableLoadSummary {
+            db: plan.desc.db.clone(),
+            table: plan.desc.table.clone(),
+            target_db: plan.target_db.clone(),
+            chunks: plan.desc.chunks.len(),
+            chunks_loaded: 0,
+            chunks_skipped: 0,
+            rows: 0,
+            duplicates: 0,
+            created: false,
+            autoinc: plan
+                .autoinc_column
+                .as_ref()
+                .map(|_| format!("{autoinc:?}").to_lowercase()),
+        }
+    }
+}
+
+/// Runs a load (or resumes one).
+pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
+    let started = Instant::now();
+    if opts.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let dir = DumpDir::new(&opts.dir);
+    let (manifest, _lock) = match &opts.follow {
+        Some(growing) => {
+            let manifest = growing.wait_for(
+                || format!("{}", dir.manifest_path().display()),
+                || dir.read_manifest(),
+            )?;
+            (manifest, None)
+        }
+        None => (read_complete_manifest(&dir)?, Some(dir.lock()?)),
+    };
+    let session = Session::of(opts);
+    let mut control = session.connect()?;
+    let facts = ServerFacts::read(&mut control)?;
+    let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+
+    let progress = Mutex::new(Progress::new(
+        opts.progress,
+        "load",
+        rows_to_load(&plans, opts.follow.is_some()),
+    ));
+    let warnings = autoinc_warnings(&plans);
+    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
+        .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
+    if let Ok(mut p) = progress.lock() {
+        p.finish();
+    }
+    Ok(LoadSummary {
+        dir: opts.dir.clone(),
+        target: opts.target.to_string(),
+        rows: tables.iter().map(|t| t.rows).sum(),
+        duplicates: tables.iter().map(|t| t.duplicates).sum(),
+        chunks_loaded: tables.iter().map(|t| t.chunks_loaded).sum(),
+        chunks_skipped: tables.iter().map(|t| t.chunks_skipped).sum(),
+        tables,
+        retries,
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_bytes: peak_rss_bytes(),
+        warnings,
+    })
+}
+
+fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
+    let manifest = dir.require_manifest()?;
+    if !manifest.complete {
+        bail!(
+            "the dump in {} is not complete (its export was interrupted or is running): finish it with the same export command first",
+            dir.root().display()
+        );
+    }
+    Ok(manifest)
+}
+
+/// The rows the progress counts to: those written, or those planned while
+/// the dump is still being written.
+fn rows_to_load(plans: &[TablePlan], following: bool) -> u64 {
+    if following {
+        plans.iter().map(|p| p.desc.planned_rows).sum()
+    } else {
+        plans
+            .iter()
+            .flat_map(|p| p.desc.chunks.iter())
+            .filter_map(|c| c.written.as_ref().map(|w| w.rows))
+            .sum()
+    }
+}
+
+/// The AUTO_INCREMENT policy's warnings, said now and kept for the summary.
+fn autoinc_warnings(plans: &[TablePlan]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for plan in plans {
+        if let AutoincVerdict::Warn(message) = &plan.verdict {
+            progress::notice(&format!("myspool load: warning: {message}"));
+            warnings.push(message.clone());
+        }
+    }
+    warnings
+}
+
+/// Locks every target table, prepares each one (create, truncate, the
+/// temporary changes, the chunk left in doubt), then loads the chunks of all
+/// of them with `opts.jobs` connections and finishes each table as its last
+/// chunk commits. Each table's summary, and the retries of all of them.
+fn load_tables(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plans: &mut [TablePlan],
+    opts: &LoadOptions,
+    progress: &Mutex<Progress>,
+) -> Result<(Vec<TableLoadSummary>, u64)> {
+    Session::of(opts).ensure_alive(control)?;
+    // Every lock before any change: a table that another load holds stops
+    // this one before anything was touched.
+    for plan in plans.iter() {
+        lock_target(control, plan)?;
+    }
+    let (mut tables, to_load) = prepare_targets(control, dir, plans, opts)?;
+    let mut pending = Vec::new();
+    let loading: Vec<LoadingTable> = to_load
+        .into_iter()
+        .map(|(index, journal, chunks)| {
+            let plan = &plans[index];
+            pending.push(chunks);
+            LoadingTable {
+                index,
+                plan,
+                table_dir: dir.path(&plan.entry.dir),
+                statement: LoadStatement::new(plan, opts.on_duplicate),
+                journal: Mutex::new(journal),
+            }
+        })
+        .collect();
+    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &Jobs::of(opts), progress)?;
+    let mut retries = 0;
+    for (table, outcome) in loading.iter().zip(outcomes) {
+        let ts = &mut tables[table.index];
+        ts.chunks_loaded = outcome.chunks;
+        ts.rows = outcome.rows;
+        ts.duplicates = outcome.duplicates;
+        retries += outcome.retries;
+    }
+    let _ = control.query_drop("DO RELEASE_ALL_LOCKS()");
+    Ok((tables, retries))
+}
+
+/// A table with chunks to load: its place in the dump, its journal, the
+/// chunks its journal does not show committed.
+type ToLoad = (usize, Journal, Vec<ChunkRecord>);
+
+/// `prepare_target` for every table: each one's summary so far, and those
+/// with chunks to load. A table with nothing to load has its lock released.
+fn prepare_targets(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plans: &mut [TablePlan],
+    opts: &LoadOptions,
+) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
+    let how = Preparation::of(opts);
+    let mut tables = Vec::new();
+    let mut to_load = Vec::new();
+    for (index, plan) in plans.iter_mut().enumerate() {
+        let mut ts = TableLoadSummary::of(plan, opts.autoinc);
+        let prepared = prepare_target(control, dir, plan, &how)?;
+        ts.created = plan.created;
+        match prepared {
+            Prepared::Complete => {
+                ts.chunks_skipped = plan.desc.chunks.len() as u64;
+                release_target(control, plan);
+            }
+            Prepared::Repaired => release_target(control, plan),
+            Prepared::Load { journal, pending } => {
+                ts.chunks_skipped = (plan.desc.chunks.len() - pending.len()) as u64;
+                to_load.push((index, journal, pending));
+            }
+        }
+        tables.push(ts);
+    }
+    Ok((tables, to_load))
+}
+
+/// A load that stops with AUTO_INCREMENT removed or indexes dropped (on any
+/// of its tables: they load side by side) says so, and how to put them back.
+fn with_undo_hint(
+    err: anyhow::Error,
+    dir: &DumpDir,
+    plans: &[TablePlan],
+    endpoint: &str,
+) -> anyhow::Error {
+    let mut changed = Vec::new();
+    for plan in plans {
+        let Ok(journal) = Journal::open(&dir.path(&plan.entry.dir), endpoint, &plan.target_db)
+        else {
+            continue;
+        };
+        let state = journal.state();
+        if let Some((column, _)) = &state.autoinc_dropped {
+            changed.push(format!(
+                "AUTO_INCREMENT is removed from {}.{column}",
+                plan.label()
+            ));
+        }
+        if state.indexes_dropped.is_some() {
+            changed.push(format!("secondary indexes of {} are dropped", plan.label()));
+        }
+    }
+    if changed.is_empty() {
+        return err;
+    }
+    err.context(format!(
+        "{}: rerun the same command to finish the load and restore them, or add --repair to restore them now",
+        changed.join(" and ")
+    ))
+}
+
+/// Locks a mutex the jobs share; it is poisoned only if one of them panicked.
+fn locked<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+    mutex.lock().map_err(|_| poisoned())
+}
+
+fn poisoned() -> anyhow::Error {
+    anyhow!("a loader thread panicked")
+}

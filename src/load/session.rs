@@ -1,0 +1,75 @@
+//! How every target connection is opened: the control connection and each
+//! job's get the same session settings.
+
+use anyhow::{anyhow, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+
+use crate::conn::{self, ConnSpec};
+
+use super::LoadOptions;
+
+/// The target server and what each of its sessions is set to.
+#[derive(Clone, Copy)]
+pub(super) struct Session<'a> {
+    target: &'a ConnSpec,
+    skip_binlog: bool,
+}
+
+impl<'a> Session<'a> {
+    pub(super) fn of(opts: &'a LoadOptions) -> Session<'a> {
+        Session {
+            target: &opts.target,
+            skip_binlog: opts.skip_binlog,
+        }
+    }
+
+    /// The server as the journals name it.
+    pub(super) fn endpoint(&self) -> String {
+        self.target.endpoint()
+    }
+
+    /// A new connection, set up.
+    pub(super) fn connect(&self) -> Result<Conn> {
+        let mut conn = self.target.connect("target")?;
+        setup_session(&mut conn, self.skip_binlog)?;
+        Ok(conn)
+    }
+
+    /// Reconnects the control connection if the server closed it
+    /// (wait_timeout, a restart). True when it did.
+    pub(super) fn ensure_alive(&self, control: &mut Conn) -> Result<bool> {
+        if control.ping().is_ok() {
+            return Ok(false);
+        }
+        *control = self.connect()?;
+        Ok(true)
+    }
+}
+
+/// Session settings of every target connection.
+fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
+    // Values exactly as dumped (conn::set_exact_session), explicit 0 kept in
+    // an AUTO_INCREMENT column, zero dates accepted, strict conversions (which
+    // LOAD DATA LOCAL turns into warnings, and warnings fail the chunk).
+    // Foreign keys are not checked: tables and chunks arrive in key order,
+    // not in the order the references would need.
+    conn::set_exact_session(conn).context("setting up the target session")?;
+    for stmt in [
+        "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+        "SET SESSION foreign_key_checks = 0",
+    ] {
+        conn.query_drop(stmt)
+            .with_context(|| format!("setting up the target session ({stmt})"))?;
+    }
+    // A long table can leave the control connection idle for hours.
+    conn::keep_session_when_idle(conn).context("setting up the target session")?;
+    if skip_binlog {
+        conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
+            anyhow!(
+                "--skip-binlog needs a privilege to SET sql_log_bin (SUPER, or BINLOG ADMIN on MariaDB) that this user lacks: {e}"
+            )
+        })?;
+    }
+    Ok(())
+}

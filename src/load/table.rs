@@ -1,0 +1,344 @@
+//! One target table before and after its chunks: the lock that keeps other
+//! loads out, CREATE and `--truncate`, the temporary changes (AUTO_INCREMENT
+//! removed, secondary indexes deferred) and their undoing, and the chunk an
+//! earlier run left in doubt.
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Row};
+use sha2::{Digest, Sha256};
+
+use crate::dump::{self, ChunkRecord, DumpDir, TableDescription};
+use crate::journal::{Event, Journal};
+use crate::sql::ident;
+
+use super::plan::TablePlan;
+use super::preflight::AutoincVerdict;
+use super::target::{
+    check_columns, column_definition, column_name_of_definition, deferrable_indexes,
+    existing_index_names, raw_bytes_ok, show_create, target_columns,
+};
+use super::{LoadOptions, OnDuplicate};
+
+/// What `prepare_target` is asked to do, from the options.
+pub(super) struct Preparation {
+    /// The server, as the journals name it.
+    pub endpoint: String,
+    pub repair: bool,
+    pub truncate: bool,
+    pub defer_indexes: bool,
+    /// The dump is still being written (`LoadOptions::follow`).
+    pub following: bool,
+    pub on_duplicate: OnDuplicate,
+}
+
+impl Preparation {
+    pub(super) fn of(opts: &LoadOptions) -> Preparation {
+        Preparation {
+            endpoint: opts.target.endpoint(),
+            repair: opts.repair,
+            truncate: opts.truncate,
+            defer_indexes: opts.defer_indexes,
+            following: opts.follow.is_some(),
+            on_duplicate: opts.on_duplicate,
+        }
+    }
+}
+
+/// What is left to do for one table once `prepare_target` has run.
+pub(super) enum Prepared {
+    /// Loaded by an earlier run.
+    Complete,
+    /// `--repair` restored what an interrupted load changed; nothing to load.
+    Repaired,
+    /// These chunks (in key order; maybe none), then `finish_target`.
+    Load {
+        journal: Journal,
+        pending: Vec<ChunkRecord>,
+    },
+}
+
+/// Everything before a table's chunks: the checks against its journal, the
+/// CREATE, `--truncate`, the AUTO_INCREMENT and index changes, and the chunk
+/// whose commit was in flight when an earlier run died.
+pub(super) fn prepare_target(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plan: &mut TablePlan,
+    how: &Preparation,
+) -> Result<Prepared> {
+    let table_dir = dir.path(&plan.entry.dir);
+    let mut journal = Journal::open(&table_dir, &how.endpoint, &plan.target_db)?;
+    let journaled = journal.state().complete || !journal.state().committed.is_empty();
+    if journaled && !plan.exists {
+        bail!(
+            "{} does not exist, but the journal {} says chunks of it were loaded there: the table was dropped since; delete that journal to load it again",
+            plan.label(),
+            journal.path().display()
+        );
+    }
+    if journal.state().complete && !how.repair {
+        return Ok(Prepared::Complete);
+    }
+    if !plan.exists && !how.repair {
+        create_target(control, dir, plan)?;
+    }
+    if how.repair {
+        restore_temporary_changes(control, plan, &mut journal)?;
+        return Ok(Prepared::Repaired);
+    }
+    if how.truncate && !journal.state().truncated && journal.state().committed.is_empty() {
+        let target = plan.target_sql();
+        control
+            .query_drop(format!("TRUNCATE TABLE {target}"))
+            .with_context(|| format!("TRUNCATE TABLE {target}"))?;
+        journal.record(Event::Truncated)?;
+    }
+    if plan.verdict == AutoincVerdict::Drop && journal.state().autoinc_dropped.is_none() {
+        drop_autoinc(control, plan, &mut journal)?;
+    }
+    if how.defer_indexes && journal.state().indexes_dropped.is_none() {
+        drop_deferrable_indexes(control, plan, &mut journal)?;
+    }
+    settle_in_doubt(control, dir, plan, &mut journal, how)?;
+    let pending: Vec<ChunkRecord> = plan
+        .desc
+        .chunks
+        .iter()
+        .filter(|c| !journal.state().committed.contains(&c.number))
+        .cloned()
+        .collect();
+    Ok(Prepared::Load { journal, pending })
+}
+
+/// Everything after a table's chunks: AUTO_INCREMENT and the deferred
+/// indexes back, the journal closed, the table's lock released.
+pub(super) fn finish_target(
+    control: &mut Conn,
+    plan: &TablePlan,
+    journal: &mut Journal,
+) -> Result<()> {
+    restore_temporary_changes(control, plan, journal)?;
+    journal.record(Event::Complete)?;
+    release_target(control, plan);
+    Ok(())
+}
+
+/// Creates the missing table from schema.sql, and checks it against the
+/// dump's columns.
+fn create_target(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Result<()> {
+    create_table(control, dir, plan)?;
+    plan.created = true;
+    // schema.sql is the source's definition; a processed dump that
+    // dropped columns no longer matches it.
+    let columns = target_columns(control, &plan.target_db, &plan.desc.table)?;
+    if let Err(e) = check_columns(&plan.label(), &plan.desc, &columns) {
+        let _ = control.query_drop(format!("DROP TABLE {}", plan.target_sql()));
+        return Err(e.context("the table created from schema.sql was dropped again; create it to match the dump first"));
+    }
+    plan.raw_bytes = raw_bytes_ok(&plan.desc.columns, &columns);
+    Ok(())
+}
+
+/// `--autoinc drop`: removes AUTO_INCREMENT from the column, journaled first
+/// with the definition that puts it back.
+fn drop_autoinc(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> Result<()> {
+    let Some(column) = plan.autoinc_column.clone() else {
+        return Ok(());
+    };
+    let target = plan.target_sql();
+    let create = show_create(control, &target)?;
+    // Still there? (A crash between the journal line and the ALTER
+    // leaves it in place; then it is dropped now.)
+    if let Some(definition) = column_definition(&create, &column) {
+        if definition.contains(" AUTO_INCREMENT") {
+            journal.record(Event::AutoincDropping {
+                column: column.clone(),
+                definition: definition.clone(),
+            })?;
+            let without = definition.replacen(" AUTO_INCREMENT", "", 1);
+            control
+                .query_drop(format!("ALTER TABLE {target} MODIFY {without}"))
+                .with_context(|| format!("removing AUTO_INCREMENT from {target}.{column}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `--defer-indexes`: drops the non-unique secondary indexes, journaled
+/// first with the clauses that add them back.
+fn drop_deferrable_indexes(
+    control: &mut Conn,
+    plan: &TablePlan,
+    journal: &mut Journal,
+) -> Result<()> {
+    let target = plan.target_sql();
+    let create = show_create(control, &target)?;
+    let indexes = deferrable_indexes(&create);
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    journal.record(Event::IndexesDropping {
+        indexes: indexes.iter().map(|(_, add)| add.clone()).collect(),
+    })?;
+    let drops: Vec<String> = indexes
+        .iter()
+        .map(|(n, _)| format!("DROP INDEX {}", ident(n)))
+        .collect();
+    control
+        .query_drop(format!("ALTER TABLE {target} {}", drops.join(", ")))
+        .with_context(|| format!("dropping the secondary indexes of {target} (--defer-indexes)"))?;
+    Ok(())
+}
+
+/// The chunk whose commit was in flight when an earlier run died: on the
+/// target or not, counted by its key range.
+fn settle_in_doubt(
+    control: &mut Conn,
+    dir: &DumpDir,
+    plan: &mut TablePlan,
+    journal: &mut Journal,
+    how: &Preparation,
+) -> Result<()> {
+    let in_doubt: Vec<u32> = journal.state().in_doubt.iter().copied().collect();
+    if !in_doubt.is_empty() && how.following {
+        // It was loaded, so it is written, if perhaps after plan_table looked.
+        if let Some(desc) = dir.written_chunks(&plan.entry)? {
+            plan.desc = desc;
+        }
+    }
+    for number in in_doubt {
+        let chunk = chunk_by_number(&plan.desc, number)?;
+        let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
+        let found = plan.count_range(control, chunk)?;
+        if found == rows {
+            journal.record(Event::Committed {
+                chunk: number,
+                rows,
+                duplicates: 0,
+            })?;
+        } else if found != 0 && how.on_duplicate == OnDuplicate::Error {
+            bail!(
+                "chunk {number:06} was being committed when an earlier load stopped, and its key range on the target now holds {found} rows where the chunk has {rows}: the target changed meanwhile; check it, then empty the range or reload with --truncate"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A server-side named lock per target table, held by the control
+/// connection while the table loads: two loads (from two dumps, or two
+/// machines) into one table at once would corrupt each other's journal
+/// assumptions. The server drops the lock when the connection ends, so a
+/// killed loader leaves nothing behind.
+pub(super) fn lock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
+    let name = lock_name(plan);
+    let got: Option<Option<i64>> = control
+        .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
+        .with_context(|| format!("taking the lock {name:?} on the target"))?;
+    match got.flatten() {
+        Some(1) => Ok(()),
+        _ => bail!(
+            "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
+            plan.label()
+        ),
+    }
+}
+
+/// Best effort: the lock goes with the connection anyway.
+pub(super) fn release_target(control: &mut Conn, plan: &TablePlan) {
+    let _ = control.exec_drop("DO RELEASE_LOCK(?)", (lock_name(plan),));
+}
+
+fn lock_name(plan: &TablePlan) -> String {
+    let table = format!("{}.{}", plan.target_db, plan.desc.table);
+    // Lock names are limited to 64 characters.
+    if table.len() <= 56 {
+        format!("myspool:{table}")
+    } else {
+        format!(
+            "myspool:{}",
+            &dump::hex_lower(&Sha256::digest(table.as_bytes()))[..56]
+        )
+    }
+}
+
+/// Puts AUTO_INCREMENT and deferred indexes back, as the journal says.
+fn restore_temporary_changes(
+    control: &mut Conn,
+    plan: &TablePlan,
+    journal: &mut Journal,
+) -> Result<()> {
+    let target = plan.target_sql();
+    if let Some(indexes) = journal.state().indexes_dropped.clone() {
+        let existing = existing_index_names(control, &plan.target_db, &plan.desc.table)?;
+        let missing: Vec<&String> = indexes
+            .iter()
+            .filter(|add| {
+                let name = add
+                    .find('`')
+                    .and_then(|i| column_name_of_definition(&add[i..]));
+                name.is_none_or(|n| !existing.contains(&n))
+            })
+            .collect();
+        if !missing.is_empty() {
+            let adds: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            control
+                .query_drop(format!("ALTER TABLE {target} {}", adds.join(", ")))
+                .with_context(|| format!("adding back the secondary indexes of {target}"))?;
+        }
+        journal.record(Event::IndexesRestored)?;
+    }
+    if let Some((column, definition)) = journal.state().autoinc_dropped.clone() {
+        // Re-adding AUTO_INCREMENT rebuilds the table; InnoDB starts the
+        // counter above the largest value in the column.
+        control
+            .query_drop(format!("ALTER TABLE {target} MODIFY {definition}"))
+            .with_context(|| format!("restoring AUTO_INCREMENT on {target}.{column}"))?;
+        journal.record(Event::AutoincRestored { column })?;
+    }
+    Ok(())
+}
+
+fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Result<()> {
+    let db_exists: Option<Row> = control.exec_first(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (&plan.target_db,),
+    )?;
+    if db_exists.is_none() {
+        let db_sql = std::fs::read_to_string(
+            dir.path(&dump::safe_file_name(&plan.desc.db))
+                .join(dump::DATABASE_FILE),
+        )
+        .unwrap_or_default();
+        let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", ident(&plan.target_db));
+        for (word, clause) in [("CHARACTER SET ", "CHARACTER SET"), ("COLLATE ", "COLLATE")] {
+            if let Some(value) = db_sql
+                .find(word)
+                .map(|i| &db_sql[i + word.len()..])
+                .and_then(|rest| rest.split([' ', '*', ';']).next())
+                .filter(|v| {
+                    v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !v.is_empty()
+                })
+            {
+                create.push_str(&format!(" {clause} {value}"));
+            }
+        }
+        control
+            .query_drop(&create)
+            .with_context(|| format!("creating database {}", plan.target_db))?;
+    }
+    control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
+    control
+        .query_drop(plan.schema_sql.trim().trim_end_matches(';'))
+        .with_context(|| format!("creating {} from schema.sql", plan.target_sql()))?;
+    plan.exists = true;
+    Ok(())
+}
+
+fn chunk_by_number(desc: &TableDescription, number: u32) -> Result<&ChunkRecord> {
+    desc.chunks
+        .iter()
+        .find(|c| c.number == number)
+        .ok_or_else(|| anyhow!("the journal names chunk {number:06}, which the dump does not have"))
+}
