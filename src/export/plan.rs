@@ -232,4 +232,75 @@ mod tests {
         assert!(key_literal(&KeyLiteral::Number, Some(Value::NULL)).is_err());
         assert!(key_literal(&KeyLiteral::Hex(None), bytes("not hex")).is_err());
     }
+
+    fn orders(key: &[&str]) -> SourceTable {
+        use crate::dialect::Codec;
+        use crate::dump::{ColumnDescription, KeyDescription, KeyKind};
+        use crate::schema::{KeyColumn, SourceColumn, TableRef};
+        let column = |name: &str, codec: Codec| SourceColumn {
+            desc: ColumnDescription {
+                name: name.into(),
+                column_type: String::new(),
+                data_type: String::new(),
+                nullable: false,
+                charset: None,
+                collation: None,
+                encoding: codec.encoding(),
+                invisible: false,
+            },
+            codec,
+            select_expr: crate::schema::select_expr(name, codec),
+        };
+        SourceTable {
+            table: TableRef {
+                db: "shop".into(),
+                table: "orders".into(),
+            },
+            columns: vec![column("id", Codec::Text), column("price", Codec::Float32)],
+            generated_columns: Vec::new(),
+            key: KeyDescription {
+                kind: KeyKind::Primary,
+                index: Some("PRIMARY".into()),
+                columns: key.iter().map(|k| k.to_string()).collect(),
+            },
+            key_columns: key
+                .iter()
+                .map(|k| KeyColumn {
+                    name: k.to_string(),
+                    select_expr: format!("`{k}`"),
+                    literal: KeyLiteral::Number,
+                })
+                .collect(),
+            estimated_rows: 0,
+            avg_row_length: 0,
+            create_sql: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_chunk_is_read_by_its_key_range_in_key_order() {
+        let bounds = vec![vec!["10".into()], vec!["20".into()]];
+        let chunk = cut_chunks(bounds, Compress::Gzip).remove(1);
+        let query = chunk_query(&orders(&["id"]), &chunk, Some("price > 1"));
+        assert_eq!(
+            query,
+            "SELECT `id`, (`price` + 0e0) FROM `shop`.`orders` \
+             WHERE (`id` > 10) AND (`id` <= 20) AND (price > 1) ORDER BY `id`"
+        );
+    }
+
+    #[test]
+    fn a_table_without_a_key_is_read_whole_in_no_order() {
+        let chunk = cut_chunks(Vec::new(), Compress::Gzip).remove(0);
+        let query = chunk_query(&orders(&[]), &chunk, None);
+        assert_eq!(query, "SELECT `id`, (`price` + 0e0) FROM `shop`.`orders`");
+    }
+
+    #[test]
+    fn the_planner_streams_the_key_in_order() {
+        assert_eq!(
+            key_query(&orders(&["id"]), Some("price > 1")),
+            "SELECT `id` FROM `shop`.`orders` WHERE (price > 1) ORDER BY `id`"
+        );
+    }
 }
