@@ -1,10 +1,10 @@
 //! Export: stream tables into keyset chunks of compressed CSV.
 //!
 //! An export runs in named steps: open (or resume) the dump directory, plan
-//! every table's chunks ([`plan`]: every Nth key becomes a chunk boundary,
+//! every table's chunks (`plan`: every Nth key becomes a chunk boundary,
 //! and chunk `i` is read with one `SELECT … WHERE <range> ORDER BY <key>`,
 //! never `LIMIT offset`), start the reading connections' snapshots
-//! ([`snapshot`]), run the pipeline ([`pipeline`]) and mark the dump
+//! (`snapshot`), run the pipeline (`pipeline`) and mark the dump
 //! complete.
 //!
 //! Each job has one reading connection and three threads joined by bounded
@@ -20,7 +20,7 @@
 //!
 //! A chunk is written to a temporary file, fsynced and renamed into place,
 //! then recorded in `export.log`; a rerun keeps every recorded chunk whose
-//! checksum still matches and exports the rest ([`resume`]).
+//! checksum still matches and exports the rest (`resume`).
 //!
 //! Export may use `dump`, `conn`, `sql`, `schema`, `dialect`, `progress` and
 //! `hooks`; never another phase.
@@ -69,7 +69,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
     let existing = start::existing_manifest(&dir, &settings, &opts.source)?;
     if let Some(m) = existing.as_ref().filter(|m| m.complete) {
         // Nothing to ask the source: the dump is whole.
-        return summarize_complete_dump(opts, &dir, m, started);
+        return summarize_complete_dump(&dir, m, started);
     }
 
     let mut control = opts.source.connect("source")?;
@@ -118,7 +118,6 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
 
 /// The summary of a dump an earlier run finished: all its chunks kept.
 fn summarize_complete_dump(
-    opts: &ExportOptions,
     dir: &DumpDir,
     manifest: &Manifest,
     started: Instant,
@@ -132,7 +131,7 @@ fn summarize_complete_dump(
         })
         .collect::<Result<Vec<_>>>()?;
     let report = RunReport {
-        dir: opts.dir.clone(),
+        dir: dir.root().to_path_buf(),
         run: RunTotals::default(),
         chunks_kept: tables.iter().map(|t| t.chunks.len() as u64).sum(),
         warnings: Warnings::default(),
