@@ -2,6 +2,7 @@
 //! their columns and how each is read and written, and the key the chunks
 //! follow.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use anyhow::{bail, Context, Result};
@@ -233,69 +234,12 @@ pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
     if rows.is_empty() {
         bail!("table {table} has no columns visible to this user");
     }
-    let mut columns = Vec::new();
-    let mut generated_columns = Vec::new();
-    let mut charsets = std::collections::HashMap::new();
-    let mut nullable = std::collections::HashMap::new();
-    let mut kinds = std::collections::HashMap::new();
-    for row in &rows {
-        let name = text(row, 0)?.unwrap_or_default();
-        let column_type = text(row, 1)?.unwrap_or_default();
-        let data_type = text(row, 2)?.unwrap_or_default().to_ascii_lowercase();
-        let is_nullable = text(row, 3)?.as_deref() == Some("YES");
-        let charset = text(row, 4)?;
-        let collation = text(row, 5)?;
-        let extra = text(row, 6)?.unwrap_or_default().to_ascii_uppercase();
-        let generation = text(row, 7)?.unwrap_or_default();
-        let kind = TypeKind::of(&data_type, charset.as_deref());
-        charsets.insert(name.clone(), charset.clone());
-        nullable.insert(name.clone(), is_nullable);
-        kinds.insert(name.clone(), kind);
-        // Generated columns are computed by the target from the other columns;
-        // LOAD DATA could not write them anyway.
-        if !generation.is_empty() || extra.contains("GENERATED") {
-            generated_columns.push(name);
-            continue;
-        }
-        let codec = kind.codec();
-        let select_expr = select_expr(&name, codec);
-        columns.push(SourceColumn {
-            desc: ColumnDescription {
-                name,
-                column_type,
-                data_type,
-                nullable: is_nullable,
-                charset,
-                collation,
-                encoding: codec.encoding(),
-                invisible: extra.contains("INVISIBLE"),
-            },
-            codec,
-            select_expr,
-        });
-    }
-    if columns.is_empty() {
+    let columns = TableColumns::read(&rows)?;
+    if columns.exported.is_empty() {
         bail!("table {table} has only generated columns: nothing to export");
     }
-
-    let (key, key_columns) =
-        choose_key(conn, table, &nullable, &charsets, &kinds).with_context(ctx)?;
-
-    let stats: Option<Row> = conn
-        .exec_first(
-            "SELECT COALESCE(TABLE_ROWS, 0), COALESCE(AVG_ROW_LENGTH, 0) FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&table.db, &table.table),
-        )
-        .with_context(ctx)?;
-    let (estimated_rows, avg_row_length) = match &stats {
-        Some(r) => (
-            text(r, 0)?.and_then(|s| s.parse().ok()).unwrap_or(0),
-            text(r, 1)?.and_then(|s| s.parse().ok()).unwrap_or(0),
-        ),
-        None => (0, 0),
-    };
-
+    let (key, key_columns) = choose_key(conn, table, &columns.facts).with_context(ctx)?;
+    let (estimated_rows, avg_row_length) = table_statistics(conn, table).with_context(ctx)?;
     let create: Option<Row> = conn
         .query_first(format!("SHOW CREATE TABLE {}", table.sql()))
         .with_context(ctx)?;
@@ -306,13 +250,98 @@ pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
 
     Ok(SourceTable {
         table: table.clone(),
-        columns,
-        generated_columns,
+        columns: columns.exported,
+        generated_columns: columns.generated,
         key,
         key_columns,
         estimated_rows,
         avg_row_length,
         create_sql,
+    })
+}
+
+/// What choosing the key needs to know of a column.
+#[derive(Debug, Clone)]
+struct ColumnFacts {
+    nullable: bool,
+    charset: Option<String>,
+    kind: TypeKind,
+}
+
+/// A table's columns as information_schema.COLUMNS lists them.
+struct TableColumns {
+    /// The columns a dump holds, in table order.
+    exported: Vec<SourceColumn>,
+    generated: Vec<String>,
+    /// Every column, generated or not, by name.
+    facts: HashMap<String, ColumnFacts>,
+}
+
+impl TableColumns {
+    /// From the rows of `describe`'s COLUMNS query.
+    fn read(rows: &[Row]) -> Result<TableColumns> {
+        let mut columns = TableColumns {
+            exported: Vec::new(),
+            generated: Vec::new(),
+            facts: HashMap::new(),
+        };
+        for row in rows {
+            let name = text(row, 0)?.unwrap_or_default();
+            let column_type = text(row, 1)?.unwrap_or_default();
+            let data_type = text(row, 2)?.unwrap_or_default().to_ascii_lowercase();
+            let nullable = text(row, 3)?.as_deref() == Some("YES");
+            let charset = text(row, 4)?;
+            let collation = text(row, 5)?;
+            let extra = text(row, 6)?.unwrap_or_default().to_ascii_uppercase();
+            let generation = text(row, 7)?.unwrap_or_default();
+            let kind = TypeKind::of(&data_type, charset.as_deref());
+            let facts = ColumnFacts {
+                nullable,
+                charset: charset.clone(),
+                kind,
+            };
+            columns.facts.insert(name.clone(), facts);
+            // Generated columns are computed by the target from the other columns;
+            // LOAD DATA could not write them anyway.
+            if !generation.is_empty() || extra.contains("GENERATED") {
+                columns.generated.push(name);
+                continue;
+            }
+            let codec = kind.codec();
+            let select_expr = select_expr(&name, codec);
+            columns.exported.push(SourceColumn {
+                desc: ColumnDescription {
+                    name,
+                    column_type,
+                    data_type,
+                    nullable,
+                    charset,
+                    collation,
+                    encoding: codec.encoding(),
+                    invisible: extra.contains("INVISIBLE"),
+                },
+                codec,
+                select_expr,
+            });
+        }
+        Ok(columns)
+    }
+}
+
+/// The server's estimates of a table's rows and average row length (0 when
+/// it has none).
+fn table_statistics(conn: &mut Conn, table: &TableRef) -> Result<(u64, u64)> {
+    let stats: Option<Row> = conn.exec_first(
+        "SELECT COALESCE(TABLE_ROWS, 0), COALESCE(AVG_ROW_LENGTH, 0) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (&table.db, &table.table),
+    )?;
+    Ok(match &stats {
+        Some(r) => (
+            text(r, 0)?.and_then(|s| s.parse().ok()).unwrap_or(0),
+            text(r, 1)?.and_then(|s| s.parse().ok()).unwrap_or(0),
+        ),
+        None => (0, 0),
     })
 }
 
@@ -411,46 +440,25 @@ impl TypeKind {
     }
 }
 
+/// An index as information_schema.STATISTICS lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Index {
+    name: String,
+    unique: bool,
+    columns: Vec<String>,
+    /// Some column is indexed by a prefix only (`SUB_PART`).
+    has_prefix: bool,
+}
+
 /// The primary key, else the smallest unique index on NOT NULL columns, else
 /// none.
 fn choose_key(
     conn: &mut Conn,
     table: &TableRef,
-    nullable: &std::collections::HashMap<String, bool>,
-    charsets: &std::collections::HashMap<String, Option<String>>,
-    kinds: &std::collections::HashMap<String, TypeKind>,
+    facts: &HashMap<String, ColumnFacts>,
 ) -> Result<(KeyDescription, Vec<KeyColumn>)> {
-    let rows: Vec<Row> = conn.exec(
-        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COALESCE(SUB_PART, 0) \
-         FROM information_schema.STATISTICS \
-         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
-        (&table.db, &table.table),
-    )?;
-    // index name -> (unique, columns, has prefix part)
-    let mut indexes: Vec<(String, bool, Vec<String>, bool)> = Vec::new();
-    for row in &rows {
-        let index = text(row, 0)?.unwrap_or_default();
-        let unique = text(row, 1)?.as_deref() == Some("0");
-        let column = text(row, 2)?.unwrap_or_default();
-        let prefix = text(row, 3)?.as_deref().unwrap_or("0") != "0";
-        match indexes.last_mut() {
-            Some(last) if last.0 == index => {
-                last.2.push(column);
-                last.3 |= prefix;
-            }
-            _ => indexes.push((index, unique, vec![column], prefix)),
-        }
-    }
-    let primary = indexes.iter().find(|i| i.0 == "PRIMARY");
-    let chosen = primary.or_else(|| {
-        indexes
-            .iter()
-            .filter(|(_, unique, cols, prefix)| {
-                *unique && !*prefix && cols.iter().all(|c| nullable.get(c) == Some(&false))
-            })
-            .min_by_key(|(name, _, cols, _)| (cols.len(), name.clone()))
-    });
-    let Some((index, _, cols, _)) = chosen else {
+    let indexes = read_indexes(conn, table)?;
+    let Some(index) = pick_key_index(&indexes, facts) else {
         return Ok((
             KeyDescription {
                 kind: KeyKind::None,
@@ -460,41 +468,92 @@ fn choose_key(
             Vec::new(),
         ));
     };
-    let key_columns = cols
+    let key_columns = index
+        .columns
         .iter()
-        .map(|name| {
-            let kind = kinds.get(name).copied().unwrap_or(TypeKind::Other);
-            let id = ident(name);
-            let (select_expr, literal) = match kind {
-                TypeKind::Integer | TypeKind::Decimal => (id, KeyLiteral::Number),
-                TypeKind::Float | TypeKind::Double => (format!("({id} + 0e0)"), KeyLiteral::Number),
-                TypeKind::Bit | TypeKind::EnumOrSet => (format!("({id} + 0)"), KeyLiteral::Index),
-                TypeKind::Temporal => (id, KeyLiteral::Quoted),
-                TypeKind::Text => (
-                    format!("HEX({id})"),
-                    KeyLiteral::Hex(charsets.get(name).cloned().flatten()),
-                ),
-                TypeKind::Binary | TypeKind::Other => (format!("HEX({id})"), KeyLiteral::Hex(None)),
-            };
-            KeyColumn {
-                name: name.clone(),
-                select_expr,
-                literal,
-            }
-        })
+        .map(|name| key_column(name, facts.get(name)))
         .collect();
     Ok((
         KeyDescription {
-            kind: if index == "PRIMARY" {
+            kind: if index.name == "PRIMARY" {
                 KeyKind::Primary
             } else {
                 KeyKind::Unique
             },
-            index: Some(index.clone()),
-            columns: cols.clone(),
+            index: Some(index.name.clone()),
+            columns: index.columns.clone(),
         },
         key_columns,
     ))
+}
+
+/// A table's indexes, sorted by name, each with its columns in order.
+fn read_indexes(conn: &mut Conn, table: &TableRef) -> Result<Vec<Index>> {
+    let rows: Vec<Row> = conn.exec(
+        "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, COALESCE(SUB_PART, 0) \
+         FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (&table.db, &table.table),
+    )?;
+    let mut indexes: Vec<Index> = Vec::new();
+    for row in &rows {
+        let name = text(row, 0)?.unwrap_or_default();
+        let unique = text(row, 1)?.as_deref() == Some("0");
+        let column = text(row, 2)?.unwrap_or_default();
+        let prefix = text(row, 3)?.as_deref().unwrap_or("0") != "0";
+        match indexes.last_mut() {
+            Some(last) if last.name == name => {
+                last.columns.push(column);
+                last.has_prefix |= prefix;
+            }
+            _ => indexes.push(Index {
+                name,
+                unique,
+                columns: vec![column],
+                has_prefix: prefix,
+            }),
+        }
+    }
+    Ok(indexes)
+}
+
+/// The index the chunks follow: the primary key, else the unique index with
+/// the fewest columns (then the first by name) that has no prefix part and
+/// only NOT NULL columns, so that its values name every row once.
+fn pick_key_index<'a>(
+    indexes: &'a [Index],
+    facts: &HashMap<String, ColumnFacts>,
+) -> Option<&'a Index> {
+    let not_null = |c: &String| facts.get(c).is_some_and(|f| !f.nullable);
+    let primary = indexes.iter().find(|i| i.name == "PRIMARY");
+    primary.or_else(|| {
+        indexes
+            .iter()
+            .filter(|i| i.unique && !i.has_prefix && i.columns.iter().all(not_null))
+            .min_by_key(|i| (i.columns.len(), i.name.clone()))
+    })
+}
+
+/// How the planner reads a key column and writes its value as a bound.
+fn key_column(name: &str, facts: Option<&ColumnFacts>) -> KeyColumn {
+    let kind = facts.map_or(TypeKind::Other, |f| f.kind);
+    let id = ident(name);
+    let (select_expr, literal) = match kind {
+        TypeKind::Integer | TypeKind::Decimal => (id, KeyLiteral::Number),
+        TypeKind::Float | TypeKind::Double => (format!("({id} + 0e0)"), KeyLiteral::Number),
+        TypeKind::Bit | TypeKind::EnumOrSet => (format!("({id} + 0)"), KeyLiteral::Index),
+        TypeKind::Temporal => (id, KeyLiteral::Quoted),
+        TypeKind::Text => (
+            format!("HEX({id})"),
+            KeyLiteral::Hex(facts.and_then(|f| f.charset.clone())),
+        ),
+        TypeKind::Binary | TypeKind::Other => (format!("HEX({id})"), KeyLiteral::Hex(None)),
+    };
+    KeyColumn {
+        name: name.to_string(),
+        select_expr,
+        literal,
+    }
 }
 
 /// Column `i` of an information_schema row as text.
@@ -539,5 +598,103 @@ mod tests {
         assert!(TablePattern::parse("orders").is_err());
         assert!(TablePattern::parse(".x").is_err());
         assert!(TablePattern::parse("`unterminated.x").is_err());
+    }
+
+    fn index(name: &str, unique: bool, columns: &[&str]) -> Index {
+        Index {
+            name: name.into(),
+            unique,
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            has_prefix: false,
+        }
+    }
+
+    fn facts(columns: &[(&str, bool)]) -> HashMap<String, ColumnFacts> {
+        columns
+            .iter()
+            .map(|&(name, nullable)| {
+                let facts = ColumnFacts {
+                    nullable,
+                    charset: None,
+                    kind: TypeKind::Integer,
+                };
+                (name.to_string(), facts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_key_is_the_primary_key_else_the_smallest_unique_not_null_index() {
+        let facts = facts(&[("a", false), ("b", false), ("c", true), ("d", false)]);
+        let primary = index("PRIMARY", true, &["a", "b"]);
+        let small = index("u_d", true, &["d"]);
+        let indexes = vec![primary.clone(), small.clone()];
+        assert_eq!(pick_key_index(&indexes, &facts), Some(&primary));
+        let indexes = vec![
+            index("by_a", false, &["a"]),
+            index("u_ab", true, &["a", "b"]),
+            index("u_c", true, &["c"]),
+            small.clone(),
+        ];
+        assert_eq!(pick_key_index(&indexes, &facts), Some(&small));
+        // Same size: the first by name.
+        let indexes = vec![index("z", true, &["b"]), index("y", true, &["a"])];
+        assert_eq!(
+            pick_key_index(&indexes, &facts).map(|i| &i.name[..]),
+            Some("y")
+        );
+    }
+
+    #[test]
+    fn nullable_prefix_or_unknown_columns_cannot_be_the_key() {
+        let facts = facts(&[("a", false), ("c", true)]);
+        let mut prefix = index("u_a", true, &["a"]);
+        prefix.has_prefix = true;
+        let indexes = vec![
+            prefix,
+            index("u_c", true, &["c"]),
+            index("u_x", true, &["x"]),
+            index("by_a", false, &["a"]),
+        ];
+        assert_eq!(pick_key_index(&indexes, &facts), None);
+    }
+
+    #[test]
+    fn key_columns_are_read_as_their_bounds_need() {
+        let column = |kind, charset: Option<&str>| ColumnFacts {
+            nullable: false,
+            charset: charset.map(String::from),
+            kind,
+        };
+        let read = |kind, charset| {
+            let k = key_column("k", Some(&column(kind, charset)));
+            (k.select_expr, k.literal)
+        };
+        assert_eq!(
+            read(TypeKind::Integer, None),
+            ("`k`".into(), KeyLiteral::Number)
+        );
+        assert_eq!(
+            read(TypeKind::Double, None),
+            ("(`k` + 0e0)".into(), KeyLiteral::Number)
+        );
+        // An ENUM sorts by its index, not its text.
+        assert_eq!(
+            read(TypeKind::EnumOrSet, None),
+            ("(`k` + 0)".into(), KeyLiteral::Index)
+        );
+        assert_eq!(
+            read(TypeKind::Temporal, None),
+            ("`k`".into(), KeyLiteral::Quoted)
+        );
+        assert_eq!(
+            read(TypeKind::Text, Some("latin1")),
+            ("HEX(`k`)".into(), KeyLiteral::Hex(Some("latin1".into())))
+        );
+        assert_eq!(
+            read(TypeKind::Binary, Some("binary")),
+            ("HEX(`k`)".into(), KeyLiteral::Hex(None))
+        );
+        assert_eq!(key_column("k", None).literal, KeyLiteral::Hex(None));
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use myspool::dump::Compress;
-use myspool::export::{Consistency, ExportOptions, Hooks};
+use myspool::export::{Consistency, ExportOptions, ExportSummary, Hooks};
 use myspool::progress::{human_bytes, human_duration};
 use myspool::ConnSpec;
 
@@ -85,6 +85,17 @@ pub enum ConsistencyArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let json = args.output.json;
+    let summary = myspool::export(&options(args)?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn options(args: Args) -> Result<ExportOptions> {
     let source = ConnSpec::parse(&args.from)?;
     let mut opts = ExportOptions::new(source, args.tables, args.dir);
     opts.where_clause = args.where_clause;
@@ -99,11 +110,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     opts.progress = args.output.progress.into();
     opts.hooks = Hooks::from_env();
-    let summary = myspool::export(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(());
-    }
+    Ok(opts)
+}
+
+fn print_summary(summary: &ExportSummary) {
     let width = summary
         .tables
         .iter()
@@ -153,5 +163,4 @@ pub fn run(args: Args) -> Result<()> {
     if !summary.warnings.is_empty() {
         println!("  {} warning(s), shown above", summary.warnings.len());
     }
-    Ok(())
 }
