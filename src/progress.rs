@@ -158,14 +158,6 @@ impl Progress {
         )
     }
 
-    /// Prints a message without tearing the bar.
-    pub fn println(&self, message: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{message}")),
-            None => eprintln!("{message}"),
-        }
-    }
-
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -39,7 +39,7 @@ mod write;
 
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use mysql::Conn;
 
 use crate::dump::{self, DumpDir, Manifest, TableDescription};
@@ -125,10 +125,7 @@ fn summarize_complete_dump(
     let tables = manifest
         .tables
         .iter()
-        .map(|e| {
-            dir.read_table(e)?
-                .ok_or_else(|| anyhow!("{}: table.json is missing", e.dir))
-        })
+        .map(|e| dir.table_description(e, None))
         .collect::<Result<Vec<_>>>()?;
     let report = RunReport {
         dir: dir.root().to_path_buf(),

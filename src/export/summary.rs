@@ -58,7 +58,7 @@ pub(super) struct Warnings(Vec<String>);
 
 impl Warnings {
     pub fn warn(&mut self, message: String) {
-        eprintln!("myspool export: warning: {message}");
+        crate::progress::notice(&format!("myspool export: warning: {message}"));
         self.0.push(message);
     }
 }

@@ -20,7 +20,7 @@ use crate::dump::ChunkReader;
 
 /// Where the command's stderr for chunk `number` goes (kept if it failed).
 pub(super) fn stderr_path(out_dir: &Path, number: u32) -> PathBuf {
-    out_dir.join(format!("{number:06}.stderr"))
+    out_dir.join(crate::dump::stderr_file_name(number))
 }
 
 /// Runs `cmd` over one chunk into `out`; gives the number of rows it was fed.

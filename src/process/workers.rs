@@ -200,11 +200,9 @@ impl Run<'_> {
         let stderr = stderr_path(&work.out_dir, number);
         let reason = format!("{e:#}");
         let label = work.label();
-        if let Ok(p) = self.progress.lock() {
-            p.println(&format!(
-                "myspool process: chunk {number:06} of {label} failed: {reason}"
-            ));
-        }
+        crate::progress::notice(&format!(
+            "myspool process: chunk {number:06} of {label} failed: {reason}"
+        ));
         if let Ok(mut f) = self.failed.lock() {
             f.push(FailedChunk {
                 table: label,
