@@ -1,9 +1,7 @@
 //! The test harness itself: real MariaDB servers start, take options, share,
 //! isolate, and survive a crash with their committed data.
 
-mod common;
-
-use common::Server;
+use crate::common::*;
 
 #[test]
 fn shared_server_answers_version() {
@@ -176,5 +174,5 @@ fn stop_then_restart_and_drop_removes_everything() {
 
 #[test]
 fn myspool_binary_is_built() {
-    assert!(common::myspool_bin().is_file());
+    assert!(myspool_bin().is_file());
 }
