@@ -120,8 +120,7 @@ fn two_dump_tables_into_one_target_table_are_refused_before_loading() {
     let dir = tempfile::tempdir().unwrap();
     dump(&src, &[&format!("{a}.t"), &format!("{b}.t")], dir.path(), 2);
     let merged = dst.fresh_db("merged");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(merged.clone());
+    let opts = load_into(&dst, dir.path(), &merged);
     let err = load_error(&opts);
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(
@@ -144,13 +143,7 @@ fn local_infile_off_is_a_clear_error_before_anything_is_loaded() {
         "t",
         10,
     );
-    let out = myspool(&[
-        "load",
-        "--dir",
-        &dir.path().display().to_string(),
-        "--to",
-        &dst.url(),
-    ]);
+    let out = myspool(&load_args(dir.path(), &dst, &[]));
     let err = assert_one_line_error(&out);
     assert!(err.contains("local_infile=OFF"), "{err}");
     assert_eq!(
@@ -232,8 +225,7 @@ fn duplicate_keys_fail_by_default_and_ignore_or_replace_on_request() {
     };
 
     let into = prepare("dup_error");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 1;
     let err = load_error(&opts);
     assert!(err.contains("chunk 000003"), "{err}");
@@ -281,12 +273,12 @@ fn bad_values_fail_the_chunk_instead_of_being_truncated() {
         "t",
         10,
     );
-    let into = dst.fresh_db("narrow");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(5))"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let into = db_with(
+        &dst,
+        "narrow",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5))",
+    );
+    let opts = load_into(&dst, dir.path(), &into);
     let err = load_error(&opts);
     assert!(err.contains("loading chunk 000001 of "), "{err}");
     assert!(
@@ -306,12 +298,12 @@ fn truncate_empties_the_target_once() {
         "t",
         10,
     );
-    let into = dst.fresh_db("trunc");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY); INSERT INTO `{into}`.t VALUES (5), (1000);"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let into = db_with(
+        &dst,
+        "trunc",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (5), (1000);",
+    );
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.truncate = true;
     run_load(&opts);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
@@ -344,11 +336,11 @@ fn defer_indexes_drops_and_restores_secondary_indexes() {
 /// once the journals under `journal_dir` of this load's target database (its
 /// `--into`; earlier rounds into other databases do not count) show
 /// `commits` commits begun. False if the load finished first.
-fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
+fn kill_load_after(args: &[String], journal_dir: &Path, commits: usize) -> bool {
     let into = args
         .iter()
-        .position(|a| *a == "--into")
-        .map(|i| args[i + 1])
+        .position(|a| a == "--into")
+        .map(|i| &args[i + 1])
         .expect("the killed loads name their target database with --into");
     let journal_suffix = format!("@{into}.jsonl");
     let begun = || {
@@ -377,25 +369,15 @@ fn kill_9_at_random_points_then_rerun_loads_every_row_exactly_once() {
     let src = source_server();
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
     let (db, dir) = autoinc_table(&src, "killload");
-    let d = dir.path().display().to_string();
     // Kill after 1, 3, 5 and 7 chunks' commits began (several of those land
     // between the journal's "committing" and the COMMIT).
     for (round, kill_at) in [1usize, 3, 5, 7].into_iter().enumerate() {
         let into = dst.fresh_db("killload");
-        let url = dst.url();
-        let args = [
-            "load",
-            "--dir",
-            &d,
-            "--to",
-            &url,
-            "--into",
-            &into,
-            "--jobs",
-            "2",
-            "--autoinc",
-            "drop",
-        ];
+        let args = load_args(
+            dir.path(),
+            &dst,
+            &["--into", &into, "--jobs", "2", "--autoinc", "drop"],
+        );
         let table_dir = dir.path().join(&db).join("t");
         kill_load_after(&args, &table_dir, kill_at);
         if round % 2 == 1 {
@@ -422,16 +404,7 @@ fn a_target_restarted_mid_load_is_reconnected_and_the_load_finishes() {
         100,
     );
     let child = spawn_myspool(
-        &[
-            "load",
-            "--dir",
-            &path_arg(dir.path()),
-            "--to",
-            &dst.url(),
-            "--jobs",
-            "2",
-            "--json",
-        ],
+        &load_args(dir.path(), &dst, &["--jobs", "2", "--json"]),
         &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")],
     );
     let journal_dir = dir.path().join(&db).join("t");
@@ -458,10 +431,11 @@ fn a_deadlock_with_another_session_is_retried() {
         "t",
         100,
     );
-    let into = dst.fresh_db("deadlock");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v INT); CREATE TABLE `{into}`.ballast (id INT PRIMARY KEY)"
-    ));
+    let into = db_with(
+        &dst,
+        "deadlock",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE ballast (id INT PRIMARY KEY)",
+    );
     // The other session: a big transaction (so InnoDB picks the loader as the
     // deadlock victim) that holds id 50 of chunk 1.
     use mysql::prelude::Queryable;
@@ -476,8 +450,7 @@ fn a_deadlock_with_another_session_is_retried() {
         .unwrap();
     other.query_drop("INSERT INTO t VALUES (50, -1)").unwrap();
 
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 1;
     let loader = std::thread::spawn(move || load(&opts));
     // Wait until the loader's statement is stuck behind id 50, then ask for
@@ -530,21 +503,11 @@ fn repair_restores_auto_increment_after_an_interrupted_load() {
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
     let (db, dir) = autoinc_table(&src, "repair");
     let into = dst.fresh_db("repair");
-    let d = dir.path().display().to_string();
-    let url = dst.url();
-    let args = [
-        "load",
-        "--dir",
-        &d,
-        "--to",
-        &url,
-        "--into",
-        &into,
-        "--autoinc",
-        "drop",
-        "--jobs",
-        "2",
-    ];
+    let args = load_args(
+        dir.path(),
+        &dst,
+        &["--into", &into, "--autoinc", "drop", "--jobs", "2"],
+    );
     assert!(
         kill_load_after(&args, &dir.path().join(&db).join("t"), 2),
         "the load ended before the kill"
@@ -556,16 +519,10 @@ fn repair_restores_auto_increment_after_an_interrupted_load() {
         create()
     );
 
-    let mut repair = args.to_vec();
-    repair.push("--repair");
-    let out = myspool(&repair);
+    let out = myspool(&[&args[..], &["--repair".into()]].concat());
     assert_success(&out);
     assert!(create().contains("AUTO_INCREMENT"), "{}", create());
-    let loaded: u64 = dst
-        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let loaded: u64 = count(&dst, &format!("`{into}`.t"));
     assert!(loaded < 400, "repair loads nothing");
 
     // The load itself then finishes (dropping and restoring again).
@@ -587,13 +544,13 @@ fn triggers_on_the_target_fire_for_every_loaded_row() {
         "t",
         50,
     );
-    let into = dst.fresh_db("trig");
-    dst.query(&format!(
-        "USE `{into}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE audit (id INT);
-         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let into = db_with(
+        &dst,
+        "trig",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE audit (id INT);
+         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);",
+    );
+    let opts = load_into(&dst, dir.path(), &into);
     run_load(&opts);
     assert_eq!(count(&dst, &format!("`{into}`.audit")), 120);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
@@ -602,13 +559,14 @@ fn triggers_on_the_target_fire_for_every_loaded_row() {
 #[test]
 fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
     let (src, dst) = (source_server(), target_server());
-    let db = src.fresh_db("damaged");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40), b VARBINARY(16));
-         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_300;"
-    ));
-    let good = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], good.path(), 100);
+    let (db, good) = dumped_db(
+        &src,
+        "damaged",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40), b VARBINARY(16));
+         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_300;",
+        "t",
+        100,
+    );
     let chunk2 = |dir: &Path| dir.join(&db).join("t").join("000002.csv.gz");
     let write_chunk2 = |d: &Path, csv: &[u8]| {
         use std::io::Write;
@@ -680,17 +638,7 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
         copy_dir(good.path(), &dir);
         damage(&dir);
         let into = dst.fresh_db("damaged");
-        let out = myspool(&[
-            "load",
-            "--dir",
-            &dir.display().to_string(),
-            "--to",
-            &dst.url(),
-            "--into",
-            &into,
-            "--jobs",
-            "1",
-        ]);
+        let out = myspool(&load_args(&dir, &dst, &["--into", &into, "--jobs", "1"]));
         let err = stderr(&out);
         assert!(!out.status.success(), "{what}: loaded anyway");
         assert!(err.contains(expect), "{what}: expected {expect:?} in {err}");
@@ -719,7 +667,7 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
 
 /// Starts `myspool ARGS` (a load of the dump in `dir`) slowed down to one
 /// chunk per 100 ms, and returns once it has committed a chunk.
-fn start_slow_load(args: &[&str], dir: &Path) -> Child {
+fn start_slow_load(args: &[String], dir: &Path) -> Child {
     let load = spawn_myspool(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")]);
     wait_until(Duration::from_secs(30), "a first chunk committed", || {
         count_in_files(dir, "load@", "committed") > 0
@@ -737,8 +685,7 @@ fn two_loads_of_one_dump_at_once_the_second_refuses() {
         "t",
         50,
     );
-    let (d, url) = (path_arg(dir.path()), dst.url());
-    let args = ["load", "--dir", &d, "--to", &url, "--jobs", "1"];
+    let args = load_args(dir.path(), &dst, &["--jobs", "1"]);
     let first = start_slow_load(&args, dir.path());
     let second = myspool(&args);
     assert!(!second.status.success());
@@ -761,13 +708,8 @@ fn two_loads_into_one_target_table_the_second_refuses() {
     let work = tempfile::tempdir().unwrap();
     let b = work.path().join("b");
     copy_dir(a.path(), &b);
-    let url = dst.url();
-    let (da, db_) = (path_arg(a.path()), path_arg(&b));
-    let first = start_slow_load(
-        &["load", "--dir", &da, "--to", &url, "--jobs", "1"],
-        a.path(),
-    );
-    let second = myspool(&["load", "--dir", &db_, "--to", &url, "--jobs", "1"]);
+    let first = start_slow_load(&load_args(a.path(), &dst, &["--jobs", "1"]), a.path());
+    let second = myspool(&load_args(&b, &dst, &["--jobs", "1"]));
     assert!(!second.status.success());
     let err = stderr(&second);
     assert!(
@@ -795,8 +737,7 @@ fn awkward_names_load_too() {
         7,
     );
     let into = format!("{db} copy");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.defer_indexes = true;
     run_load(&opts);
     let q = |d: &str| {
@@ -849,8 +790,7 @@ fn two_logged_tables(
 fn jobs_spread_over_the_tables_and_each_table_finishes_on_its_own() {
     let (src, dst) = (source_server(), target_server());
     let (db, into, dir) = two_logged_tables(&src, &dst, "spread");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
     opts.defer_indexes = true;
     opts.chunk_delay = Duration::from_millis(50);
@@ -894,8 +834,7 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
     let (src, dst) = (source_server(), target_server());
     let (db, into, dir) = two_logged_tables(&src, &dst, "stopall");
     dst.query(&format!("INSERT INTO `{into}`.b VALUES (123, -1)"));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
     opts.defer_indexes = true;
     opts.chunk_delay = Duration::from_millis(50);
@@ -916,11 +855,7 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
         )),
         "{err}"
     );
-    let a_rows: u64 = dst
-        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.a"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let a_rows: u64 = count(&dst, &format!("`{into}`.a"));
     assert!(a_rows < 400, "a was not stopped: {a_rows} rows");
 
     dst.query(&format!("DELETE FROM `{into}`.b WHERE id = 123"));
@@ -947,38 +882,35 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
 fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
     let src = source_server();
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
-    let db = src.fresh_db("killmany");
-    src.query(&format!(
-        "USE `{db}`;
-         CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY by_v (v));
+    let (db, dir) = dumped_db(
+        &src,
+        "killmany",
+        "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY by_v (v));
          CREATE TABLE b (id INT PRIMARY KEY, v INT, KEY by_v (v));
          CREATE TABLE c (id INT PRIMARY KEY, v INT, KEY by_v (v));
          INSERT INTO a SELECT seq * 2, seq % 9 FROM seq_1_to_400;
          INSERT INTO b SELECT seq, seq % 4 FROM seq_1_to_300;
-         INSERT INTO c SELECT seq, seq FROM seq_1_to_30;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.*")], dir.path(), 50);
-    let d = dir.path().display().to_string();
+         INSERT INTO c SELECT seq, seq FROM seq_1_to_30;",
+        "*",
+        50,
+    );
     // Commits begun over all tables' journals: the kills land while both jobs
     // are on different tables, and in the second round once more in the rerun.
     for (round, kill_at) in [2usize, 6, 9].into_iter().enumerate() {
         let into = dst.fresh_db("killmany");
-        let url = dst.url();
-        let args = [
-            "load",
-            "--dir",
-            &d,
-            "--to",
-            &url,
-            "--into",
-            &into,
-            "--jobs",
-            "2",
-            "--autoinc",
-            "drop",
-            "--defer-indexes",
-        ];
+        let args = load_args(
+            dir.path(),
+            &dst,
+            &[
+                "--into",
+                &into,
+                "--jobs",
+                "2",
+                "--autoinc",
+                "drop",
+                "--defer-indexes",
+            ],
+        );
         assert!(
             kill_load_after(&args, dir.path(), kill_at),
             "round {round}: the load ended before the kill"
@@ -989,8 +921,7 @@ fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
                 "round {round}: the rerun ended before the kill"
             );
         }
-        let out = myspool(&args);
-        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        assert_success(&myspool(&args));
         for t in ["a", "b", "c"] {
             assert_same_table(&src, &db, &dst, &into, t, "id");
             let create = show_create(&dst, &into, t);

@@ -78,8 +78,7 @@ fn uppercase_one_column_drop_another_and_load_the_result() {
     dst.query(&format!(
         "CREATE TABLE `{into}`.people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)"
     ));
-    let mut opts = load_options(&dst, &out2);
-    opts.into = Some(into.clone());
+    let opts = load_into(&dst, &out2, &into);
     run_load(&opts);
     let expected = src.query_strings(&format!(
         "SELECT id, HEX(UPPER(name)), HEX(note) FROM `{db}`.people ORDER BY id"

@@ -77,6 +77,21 @@ pub fn load_options(target: &Server, dir: &Path) -> LoadOptions {
     opts
 }
 
+/// Load options for the dump in `dir` into database `into` of `target`.
+pub fn load_into(target: &Server, dir: &Path, into: &str) -> LoadOptions {
+    let mut opts = load_options(target, dir);
+    opts.into = Some(into.to_string());
+    opts
+}
+
+/// `myspool load --dir DIR --to TARGET` and `more` arguments.
+pub fn load_args(dir: &Path, target: &Server, more: &[&str]) -> Vec<String> {
+    let args = ["load", "--dir", &path_arg(dir), "--to", &target.url()].map(String::from);
+    args.into_iter()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect()
+}
+
 /// Runs the load; panics with the whole error chain if it fails.
 pub fn run_load(opts: &LoadOptions) -> LoadSummary {
     load(opts).unwrap_or_else(|e| panic!("load failed: {e:#}"))
