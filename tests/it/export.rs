@@ -25,9 +25,10 @@ fn sorted(mut rows: Rows) -> Rows {
 #[test]
 fn csv_reads_back_value_for_value() {
     let server = source_server();
-    let db = server.fresh_db("values");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (
+    let db = db_with(
+        &server,
+        "values",
+        "CREATE TABLE t (
             id INT PRIMARY KEY,
             s VARCHAR(100) CHARACTER SET utf8mb4 NULL,
             l VARCHAR(100) CHARACTER SET latin1 NULL,
@@ -39,7 +40,7 @@ fn csv_reads_back_value_for_value() {
             tm TIME(2) NULL
         );
         SET time_zone = '+00:00';
-        INSERT INTO `{db}`.t VALUES
+        INSERT INTO t VALUES
             (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
             (2, '', '', '', '', 0, '2024-02-29 23:59:59.999999', '1970-01-01 00:00:01.000', '-838:59:59.00'),
             (3, 'NULL', 'NULL', 'NULL', 'NULL', -12345678901234.123456, '1000-01-01 00:00:00', '2038-01-19 03:14:07.999', '00:00:00.50'),
@@ -48,8 +49,8 @@ fn csv_reads_back_value_for_value() {
             (6, 'line1\\r\\nline2\\nline3\\rend', 'tab\\there', X'0D0A', X'22', NULL, NULL, NULL, NULL),
             (7, 'back\\\\slash \\\\\\\\ two', ' lead and trail ', X'5C4E', X'2C0A0D09', NULL, NULL, NULL, NULL),
             (8, 'emoji \u{1f600} cjk \u{6f22}\u{5b57} combining e\u{301}', 'x', X'80FF', REPEAT(X'00FF', 500), NULL, NULL, NULL, NULL),
-            (9, '\"id\",\"s\",\"l\"', '\"', X'', X'', NULL, NULL, NULL, NULL);"
-    ));
+            (9, '\"id\",\"s\",\"l\"', '\"', X'', X'', NULL, NULL, NULL, NULL);",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(4);
@@ -93,12 +94,13 @@ fn csv_reads_back_value_for_value() {
 #[test]
 fn floats_are_written_so_they_read_back_exactly() {
     let server = source_server();
-    let db = server.fresh_db("floats");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, f FLOAT NULL, d DOUBLE NULL);
-         INSERT INTO `{db}`.t VALUES (1, 16777217, 0.1), (2, 0.1, 1.7976931348623157e308),
-            (3, 3.40282e38, 5e-324), (4, 1.00000012, 0.30000000000000004), (5, NULL, NULL)"
-    ));
+    let db = db_with(
+        &server,
+        "floats",
+        "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT NULL, d DOUBLE NULL);
+         INSERT INTO t VALUES (1, 16777217, 0.1), (2, 0.1, 1.7976931348623157e308),
+            (3, 3.40282e38, 5e-324), (4, 1.00000012, 0.30000000000000004), (5, NULL, NULL)",
+    );
     let dir = tempfile::tempdir().unwrap();
     run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let dumped = dumps::table_rows(dir.path(), &db, "t");
@@ -127,15 +129,16 @@ fn floats_are_written_so_they_read_back_exactly() {
 #[test]
 fn zero_dates_and_odd_times_are_written_as_stored() {
     let server = source_server();
-    let db = server.fresh_db("dates");
-    server.query(&format!(
-        "USE `{db}`; SET SESSION sql_mode = ''; SET time_zone = '+00:00';
-         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL, tm TIME(6), y YEAR);
-         INSERT INTO `{db}`.t VALUES
+    let db = db_with(
+        &server,
+        "dates",
+        "SET SESSION sql_mode = ''; SET time_zone = '+00:00';
+         CREATE TABLE t (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL, tm TIME(6), y YEAR);
+         INSERT INTO t VALUES
             (1, '0000-00-00', '0000-00-00 00:00:00.000', '0000-00-00 00:00:00', '-838:59:59.000000', 0),
             (2, '2020-00-15', '2020-02-00 10:00:00.5', NULL, '-00:00:00.000001', 1901),
-            (3, '9999-12-31', '9999-12-31 23:59:59.999', '2038-01-19 03:14:07', '838:59:59.000000', 2155);"
-    ));
+            (3, '9999-12-31', '9999-12-31 23:59:59.999', '2038-01-19 03:14:07', '838:59:59.000000', 2155);",
+    );
     let dir = tempfile::tempdir().unwrap();
     run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let text = |r: &Vec<Option<Vec<u8>>>| -> Vec<String> {
@@ -185,26 +188,27 @@ fn zero_dates_and_odd_times_are_written_as_stored() {
 #[test]
 fn chunks_cover_the_table_exactly_once_for_every_key_shape() {
     let server = source_server();
-    let db = server.fresh_db("keys");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.gaps (id BIGINT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.gaps SELECT CAST(seq AS SIGNED) * CAST(seq AS SIGNED) - 500, seq FROM seq_1_to_100;
-         CREATE TABLE `{db}`.strkey (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.strkey SELECT CONCAT(CHAR(65 + seq % 26), '\u{e9}', seq, IF(seq % 2, ' ', 'z')), seq FROM seq_1_to_60;
-         INSERT INTO `{db}`.strkey VALUES ('a', 1000), ('\u{e0}b', 1001), ('\u{1f600}', 1002);
-         CREATE TABLE `{db}`.latin (k VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.latin SELECT CONCAT(CHAR(192 + seq % 60 USING latin1), seq), seq FROM seq_1_to_50;
-         CREATE TABLE `{db}`.composite (a INT, b VARCHAR(10), c DATE, v INT, PRIMARY KEY (a, b, c));
-         INSERT INTO `{db}`.composite SELECT seq % 3, CONCAT('x', seq % 5), DATE('2024-01-01') + INTERVAL seq DAY, seq FROM seq_1_to_90;
-         CREATE TABLE `{db}`.uniq (code CHAR(8) NOT NULL, maybe INT NULL, v INT, UNIQUE KEY nullable (maybe), UNIQUE KEY code (code));
-         INSERT INTO `{db}`.uniq SELECT LPAD(seq * 7 % 101, 8, '0'), seq, seq FROM seq_1_to_40;
-         CREATE TABLE `{db}`.nokey (a INT, b TEXT);
-         INSERT INTO `{db}`.nokey SELECT seq % 4, REPEAT('n', seq % 3) FROM seq_1_to_25;
-         INSERT INTO `{db}`.nokey VALUES (1, ''), (1, '');
-         CREATE TABLE `{db}`.empty (id INT PRIMARY KEY, v INT);
-         CREATE TABLE `{db}`.enumkey (e ENUM('zeta', 'alpha', 'mid') NOT NULL, n INT NOT NULL, PRIMARY KEY (e, n));
-         INSERT INTO `{db}`.enumkey SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30;"
-    ));
+    let db = db_with(
+        &server,
+        "keys",
+        "CREATE TABLE gaps (id BIGINT PRIMARY KEY, v INT);
+         INSERT INTO gaps SELECT CAST(seq AS SIGNED) * CAST(seq AS SIGNED) - 500, seq FROM seq_1_to_100;
+         CREATE TABLE strkey (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
+         INSERT INTO strkey SELECT CONCAT(CHAR(65 + seq % 26), '\u{e9}', seq, IF(seq % 2, ' ', 'z')), seq FROM seq_1_to_60;
+         INSERT INTO strkey VALUES ('a', 1000), ('\u{e0}b', 1001), ('\u{1f600}', 1002);
+         CREATE TABLE latin (k VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, v INT);
+         INSERT INTO latin SELECT CONCAT(CHAR(192 + seq % 60 USING latin1), seq), seq FROM seq_1_to_50;
+         CREATE TABLE composite (a INT, b VARCHAR(10), c DATE, v INT, PRIMARY KEY (a, b, c));
+         INSERT INTO composite SELECT seq % 3, CONCAT('x', seq % 5), DATE('2024-01-01') + INTERVAL seq DAY, seq FROM seq_1_to_90;
+         CREATE TABLE uniq (code CHAR(8) NOT NULL, maybe INT NULL, v INT, UNIQUE KEY nullable (maybe), UNIQUE KEY code (code));
+         INSERT INTO uniq SELECT LPAD(seq * 7 % 101, 8, '0'), seq, seq FROM seq_1_to_40;
+         CREATE TABLE nokey (a INT, b TEXT);
+         INSERT INTO nokey SELECT seq % 4, REPEAT('n', seq % 3) FROM seq_1_to_25;
+         INSERT INTO nokey VALUES (1, ''), (1, '');
+         CREATE TABLE empty (id INT PRIMARY KEY, v INT);
+         CREATE TABLE enumkey (e ENUM('zeta', 'alpha', 'mid') NOT NULL, n INT NOT NULL, PRIMARY KEY (e, n));
+         INSERT INTO enumkey SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut opts = export_options(&server, &[&format!("{db}.*")], dir.path());
     opts.chunk_rows = Some(7);
@@ -266,11 +270,12 @@ fn chunks_cover_the_table_exactly_once_for_every_key_shape() {
 #[test]
 fn where_applies_to_every_chunk() {
     let server = source_server();
-    let db = server.fresh_db("where");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.t SELECT seq, seq % 10 FROM seq_1_to_200;"
-    ));
+    let db = db_with(
+        &server,
+        "where",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq, seq % 10 FROM seq_1_to_200;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.where_clause = Some("v = 3".into());
@@ -287,12 +292,13 @@ fn where_applies_to_every_chunk() {
 #[test]
 fn db_star_takes_base_tables_and_views_are_refused() {
     let server = source_server();
-    let db = server.fresh_db("star");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.a (id INT PRIMARY KEY); INSERT INTO `{db}`.a VALUES (1);
-         CREATE TABLE `{db}`.b (id INT PRIMARY KEY); INSERT INTO `{db}`.b VALUES (2);
-         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.a;"
-    ));
+    let db = db_with(
+        &server,
+        "star",
+        "CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1);
+         CREATE TABLE b (id INT PRIMARY KEY); INSERT INTO b VALUES (2);
+         CREATE VIEW v AS SELECT * FROM a;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let summary = run_export(&export_options(&server, &[&format!("{db}.*")], dir.path()));
     let names: Vec<&str> = summary.tables.iter().map(|t| t.table.as_str()).collect();
@@ -354,11 +360,12 @@ fn awkward_names_are_quoted_everywhere() {
 #[test]
 fn rerun_keeps_finished_chunks_and_refuses_other_options() {
     let server = source_server();
-    let db = server.fresh_db("rerun");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT);
-         INSERT INTO `{db}`.t SELECT seq, REPEAT('x', seq % 50) FROM seq_1_to_100;"
-    ));
+    let db = db_with(
+        &server,
+        "rerun",
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT);
+         INSERT INTO t SELECT seq, REPEAT('x', seq % 50) FROM seq_1_to_100;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(10);
@@ -395,11 +402,12 @@ fn rerun_keeps_finished_chunks_and_refuses_other_options() {
 #[test]
 fn a_corrupted_chunk_is_exported_again_on_rerun() {
     let server = source_server();
-    let db = server.fresh_db("corrupt");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.t SELECT seq, seq FROM seq_1_to_50;"
-    ));
+    let db = db_with(
+        &server,
+        "corrupt",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_50;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(10);
@@ -462,13 +470,14 @@ fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
 #[test]
 fn kill_9_mid_export_then_rerun_gives_the_same_dump() {
     let server = source_server();
-    let db = server.fresh_db("kill");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16));
-         INSERT INTO `{db}`.t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_30000;
-         CREATE TABLE `{db}`.u (a INT, b INT, PRIMARY KEY (a, b));
-         INSERT INTO `{db}`.u SELECT seq % 7, seq FROM seq_1_to_5000;"
-    ));
+    let db = db_with(
+        &server,
+        "kill",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16));
+         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_30000;
+         CREATE TABLE u (a INT, b INT, PRIMARY KEY (a, b));
+         INSERT INTO u SELECT seq % 7, seq FROM seq_1_to_5000;",
+    );
     let reference = tempfile::tempdir().unwrap();
     let url = server.url();
     let t = format!("{db}.*");
@@ -677,11 +686,12 @@ fn jobs_share_one_snapshot_or_say_why_not() {
 #[test]
 fn bad_input_gets_one_line_errors_and_no_password_leaks() {
     let server = source_server();
-    let db = server.fresh_db("bad");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (1);
-         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.t;"
-    ));
+    let db = db_with(
+        &server,
+        "bad",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);
+         CREATE VIEW v AS SELECT * FROM t;",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dump");
     let dir_s = dir.display().to_string();
@@ -829,11 +839,12 @@ fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
 #[test]
 fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
     let server = source_server();
-    let db = server.fresh_db("full");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64));
-         INSERT INTO `{db}`.t SELECT seq, MD5(seq) FROM seq_1_to_200000;"
-    ));
+    let db = db_with(
+        &server,
+        "full",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(64));
+         INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_200000;",
+    );
     let mount = Tmpfs::mount("size=3m");
     let ballast = mount.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
@@ -895,10 +906,11 @@ fn a_read_only_dir_is_refused_clearly() {
 #[test]
 fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let server = source_server();
-    let db = server.fresh_db("progress");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t SELECT seq FROM seq_1_to_3000;"
-    ));
+    let db = db_with(
+        &server,
+        "progress",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_3000;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let t = format!("{db}.t");
     let out = myspool_env(
@@ -938,12 +950,13 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
 #[test]
 fn the_readme_python_example_keeps_nulls_exact() {
     let server = source_server();
-    let db = server.fresh_db("python");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, name VARCHAR(50) NULL, other TEXT NULL, b VARBINARY(4) NULL);
-         INSERT INTO `{db}`.t VALUES (1, NULL, 'x', NULL), (2, '', NULL, X'00'), (3, 'NULL', '\\\\N', X''),
-            (4, 'a \"b\", c\\r\\nd', 'line\\rbreak', X'0A0D'), (5, 'caf\u{e9} \u{1f600}', '', X'FF');"
-    ));
+    let db = db_with(
+        &server,
+        "python",
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50) NULL, other TEXT NULL, b VARBINARY(4) NULL);
+         INSERT INTO t VALUES (1, NULL, 'x', NULL), (2, '', NULL, X'00'), (3, 'NULL', '\\\\N', X''),
+            (4, 'a \"b\", c\\r\\nd', 'line\\rbreak', X'0A0D'), (5, 'caf\u{e9} \u{1f600}', '', X'FF');",
+    );
     let dir = tempfile::tempdir().unwrap();
     run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let entry = dumps::entry(dir.path(), &db, "t");

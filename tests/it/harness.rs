@@ -94,11 +94,12 @@ fn fresh_dbs_are_distinct_and_exist() {
 #[test]
 fn query_rows_keep_nulls_and_bytes_exact() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("rows");
-    server.query(&format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, b VARBINARY(8), s VARCHAR(8));
-         INSERT INTO `{db}`.t VALUES (1, 0x00FF0A, 'é'), (2, NULL, NULL)"
-    ));
+    let db = db_with(
+        &server,
+        "rows",
+        "CREATE TABLE t (id INT PRIMARY KEY, b VARBINARY(8), s VARCHAR(8));
+         INSERT INTO t VALUES (1, 0x00FF0A, 'é'), (2, NULL, NULL)",
+    );
     let rows = server.query_rows(&format!("SELECT id, b, s FROM `{db}`.t ORDER BY id"));
     assert_eq!(
         rows,

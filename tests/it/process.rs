@@ -74,10 +74,11 @@ fn uppercase_one_column_drop_another_and_load_the_result() {
 
     // Load into a table shaped like the output, on another server.
     let dst = target_server();
-    let into = dst.fresh_db("people_out");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)"
-    ));
+    let into = db_with(
+        &dst,
+        "people_out",
+        "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)",
+    );
     let opts = load_into(&dst, &out2, &into);
     run_load(&opts);
     let expected = src.query_strings(&format!(

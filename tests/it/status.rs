@@ -6,10 +6,11 @@ use crate::common::*;
 fn status_reports_every_phase_and_how_to_continue() {
     let src = Server::shared(&[]);
     let dst = target_server();
-    let db = src.fresh_db("status");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_500;"
-    ));
+    let db = db_with(
+        &src,
+        "status",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_500;",
+    );
     let work = tempfile::tempdir().unwrap();
     let dump = work.path().join("dump");
     let out = work.path().join("out");

@@ -165,8 +165,7 @@ fn ssl_modes_against_a_server_with_a_certificate() {
 #[test]
 fn required_fails_clearly_against_a_server_without_tls() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("notls");
-    server.query(&format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"));
+    let db = db_with(&server, "notls", "CREATE TABLE t (id INT PRIMARY KEY)");
     let table = format!("{db}.t");
     let out = export_with(&format!("{}/?ssl-mode=required", server.url()), &table);
     let err = stderr(&out);
