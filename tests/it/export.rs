@@ -457,7 +457,7 @@ fn a_corrupted_chunk_is_exported_again_on_rerun() {
 
 /// Runs the export (slowed down) and kills it with SIGKILL once `export.log`
 /// shows `chunks_done` chunks.
-fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
+fn kill_export_after(args: &[String], log: &Path, chunks_done: usize) {
     let killed = kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")], || {
         line_count(log) >= chunks_done
     });
@@ -479,36 +479,14 @@ fn kill_9_mid_export_then_rerun_gives_the_same_dump() {
          INSERT INTO u SELECT seq % 7, seq FROM seq_1_to_5000;",
     );
     let reference = tempfile::tempdir().unwrap();
-    let url = server.url();
     let t = format!("{db}.*");
-    let base = |dir: &Path| -> Vec<String> {
-        [
-            "export",
-            "--from",
-            &url,
-            "--table",
-            &t,
-            "--chunk-rows",
-            "1000",
-            "--jobs",
-            "2",
-            "--dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([dir.display().to_string()])
-        .collect()
-    };
-    let args = base(reference.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = myspool(&args);
-    assert_success(&out);
+    let args = |dir: &Path| export_args(&server, &t, dir, &["--chunk-rows", "1000", "--jobs", "2"]);
+    assert_success(&myspool(&args(reference.path())));
 
     // Kill at different moments: after 2, 9 and 20 chunks of table t.
     for (round, kill_at) in [2usize, 9, 20].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let args = base(dir.path());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args(dir.path());
         let log = dir.path().join(&db).join("t").join("export.log");
         kill_export_after(&args, &log, kill_at);
         // A second kill during the rerun, then a clean finish.
@@ -603,22 +581,14 @@ fn peak_memory_stays_under_64_mib_with_1_mib_rows() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let table = format!("{db}.t");
-    let out = myspool(&[
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let out = myspool(&export_args(
+        &server,
         &table,
-        "--dir",
-        &dir.path().display().to_string(),
-        "--jobs",
-        "2",
-        "--chunk-rows",
-        "20000",
-        "--json",
-    ]);
+        dir.path(),
+        &["--jobs", "2", "--chunk-rows", "20000", "--json"],
+    ));
     assert_success(&out);
-    let summary: serde_json::Value = json(&out);
+    let summary = json(&out);
     assert_eq!(summary["rows"], 100_200);
     let csv_bytes = summary["csv_bytes"].as_u64().unwrap();
     assert!(
@@ -797,21 +767,12 @@ fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
          INSERT INTO {db}.t SELECT seq, MD5(seq) FROM seq_1_to_60000;"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let url = server.url();
-    let dir_s = path_arg(dir.path());
-    let args = [
-        "export",
-        "--from",
-        url.as_str(),
-        "--table",
+    let args = export_args(
+        &server,
         "gone.t",
-        "--chunk-rows",
-        "1000",
-        "--jobs",
-        "1",
-        "--dir",
-        dir_s.as_str(),
-    ];
+        dir.path(),
+        &["--chunk-rows", "1000", "--jobs", "1"],
+    );
     let child = spawn_myspool(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")]);
     let log = dir.path().join("gone/t/export.log");
     wait_until(Duration::from_secs(60), "2 chunks exported", || {
@@ -851,19 +812,12 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
 
     let dir = mount.path().join("dump");
     let table = format!("{db}.t");
-    let args = [
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let args = export_args(
+        &server,
         &table,
-        "--chunk-rows",
-        "20000",
-        "--compress",
-        "none",
-        "--dir",
-        &dir.display().to_string(),
-    ];
+        &dir,
+        &["--chunk-rows", "20000", "--compress", "none"],
+    );
     let err = assert_one_line_error(&myspool(&args));
     assert!(err.contains("No space left on device"), "{err}");
 
@@ -885,16 +839,12 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
 fn a_read_only_dir_is_refused_clearly() {
     let server = source_server();
     let mount = Tmpfs::mount("ro,size=1m");
-    let mnt = mount.path().display().to_string();
-    let out = myspool(&[
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let out = myspool(&export_args(
+        &server,
         "mysql.db",
-        "--dir",
-        &format!("{mnt}/dump"),
-    ]);
+        &mount.path().join("dump"),
+        &[],
+    ));
     drop(mount);
     let err = assert_one_line_error(&out);
     assert!(
@@ -914,17 +864,7 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let t = format!("{db}.t");
     let out = myspool_env(
-        &[
-            "export",
-            "--from",
-            &server.url(),
-            "--table",
-            &t,
-            "--chunk-rows",
-            "100",
-            "--dir",
-            &path_arg(dir.path()),
-        ],
+        &export_args(&server, &t, dir.path(), &["--chunk-rows", "100"]),
         &[
             ("MYSPOOL_PROGRESS_INTERVAL", "0.01"),
             ("MYSPOOL_TEST_CHUNK_DELAY_MS", "10"),

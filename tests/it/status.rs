@@ -16,28 +16,18 @@ fn status_reports_every_phase_and_how_to_continue() {
     let out = work.path().join("out");
     let (d, o) = (dump.display().to_string(), out.display().to_string());
     let table = format!("{db}.t");
-    assert!(myspool(&[
-        "export",
-        "--from",
-        &src.url(),
-        "--table",
-        &table,
-        "--dir",
-        &d,
-        "--chunk-rows",
-        "100"
-    ])
-    .status
-    .success());
+    assert!(
+        myspool(&export_args(&src, &table, &dump, &["--chunk-rows", "100"]))
+            .status
+            .success()
+    );
     let exec = "if [ \"$MYSPOOL_CHUNK\" = 3 ]; then exit 1; fi; cat";
     assert!(
         !myspool(&["process", "--dir", &d, "--out", &o, "--exec", exec])
             .status
             .success()
     );
-    assert!(myspool(&["load", "--dir", &d, "--to", &dst.url()])
-        .status
-        .success());
+    assert!(myspool(&load_args(&dump, &dst, &[])).status.success());
 
     let st = myspool(&["status", "--dir", &d, "--json"]);
     assert_success(&st);

@@ -36,6 +36,24 @@ pub fn dump(server: &Server, tables: &[&str], dir: &Path, chunk_rows: u64) {
     run_export(&opts);
 }
 
+/// `myspool export --from SERVER --table TABLE --dir DIR` and `more`
+/// arguments.
+pub fn export_args(from: &Server, table: &str, dir: &Path, more: &[&str]) -> Vec<String> {
+    let args = [
+        "export",
+        "--from",
+        &from.url(),
+        "--table",
+        table,
+        "--dir",
+        &path_arg(dir),
+    ]
+    .map(String::from);
+    args.into_iter()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect()
+}
+
 /// A fresh database on `server` made by `setup` (SQL run in it).
 pub fn db_with(server: &Server, prefix: &str, setup: &str) -> String {
     let db = server.fresh_db(prefix);
