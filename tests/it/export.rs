@@ -1,43 +1,14 @@
 //! `myspool export` against real servers started by the harness.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::dumps::{self, Rows};
-use common::{myspool_bin, Server};
-use myspool::export::{export, ExportOptions, ExportSummary};
-use myspool::progress::ProgressMode;
+use myspool::export::export;
 use myspool::ConnSpec;
 
-fn server() -> std::sync::Arc<Server> {
-    Server::shared(&[])
-}
-
-fn options(server: &Server, tables: &[&str], dir: &Path) -> ExportOptions {
-    let spec = ConnSpec::parse(&server.url()).expect("harness URL");
-    let mut opts = ExportOptions::new(spec, tables.iter().map(|s| s.to_string()).collect(), dir);
-    opts.progress = ProgressMode::Quiet;
-    opts
-}
-
-fn run(opts: &ExportOptions) -> ExportSummary {
-    export(opts).unwrap_or_else(|e| panic!("export failed: {e:#}"))
-}
-
-fn myspool(args: &[&str]) -> Output {
-    Command::new(myspool_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running myspool")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::common::dumps::{self, Rows};
+use crate::common::*;
 
 /// Source rows in key order, exactly as the text protocol gives them.
 fn source_rows(server: &Server, db: &str, table: &str, columns: &str, order: &str) -> Rows {
@@ -53,10 +24,11 @@ fn sorted(mut rows: Rows) -> Rows {
 
 #[test]
 fn csv_reads_back_value_for_value() {
-    let server = server();
-    let db = server.fresh_db("values");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "values",
+        "CREATE TABLE t (
             id INT PRIMARY KEY,
             s VARCHAR(100) CHARACTER SET utf8mb4 NULL,
             l VARCHAR(100) CHARACTER SET latin1 NULL,
@@ -68,7 +40,7 @@ fn csv_reads_back_value_for_value() {
             tm TIME(2) NULL
         );
         SET time_zone = '+00:00';
-        INSERT INTO `{db}`.t VALUES
+        INSERT INTO t VALUES
             (1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
             (2, '', '', '', '', 0, '2024-02-29 23:59:59.999999', '1970-01-01 00:00:01.000', '-838:59:59.00'),
             (3, 'NULL', 'NULL', 'NULL', 'NULL', -12345678901234.123456, '1000-01-01 00:00:00', '2038-01-19 03:14:07.999', '00:00:00.50'),
@@ -77,12 +49,12 @@ fn csv_reads_back_value_for_value() {
             (6, 'line1\\r\\nline2\\nline3\\rend', 'tab\\there', X'0D0A', X'22', NULL, NULL, NULL, NULL),
             (7, 'back\\\\slash \\\\\\\\ two', ' lead and trail ', X'5C4E', X'2C0A0D09', NULL, NULL, NULL, NULL),
             (8, 'emoji \u{1f600} cjk \u{6f22}\u{5b57} combining e\u{301}', 'x', X'80FF', REPEAT(X'00FF', 500), NULL, NULL, NULL, NULL),
-            (9, '\"id\",\"s\",\"l\"', '\"', X'', X'', NULL, NULL, NULL, NULL);"
-    ));
+            (9, '\"id\",\"s\",\"l\"', '\"', X'', X'', NULL, NULL, NULL, NULL);",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(4);
-    let summary = run(&opts);
+    let summary = run_export(&opts);
     assert_eq!(summary.rows, 9);
     assert_eq!(summary.tables[0].chunks, 3);
 
@@ -121,15 +93,16 @@ fn csv_reads_back_value_for_value() {
 
 #[test]
 fn floats_are_written_so_they_read_back_exactly() {
-    let server = server();
-    let db = server.fresh_db("floats");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, f FLOAT NULL, d DOUBLE NULL);
-         INSERT INTO `{db}`.t VALUES (1, 16777217, 0.1), (2, 0.1, 1.7976931348623157e308),
-            (3, 3.40282e38, 5e-324), (4, 1.00000012, 0.30000000000000004), (5, NULL, NULL)"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "floats",
+        "CREATE TABLE t (id INT PRIMARY KEY, f FLOAT NULL, d DOUBLE NULL);
+         INSERT INTO t VALUES (1, 16777217, 0.1), (2, 0.1, 1.7976931348623157e308),
+            (3, 3.40282e38, 5e-324), (4, 1.00000012, 0.30000000000000004), (5, NULL, NULL)",
+    );
     let dir = tempfile::tempdir().unwrap();
-    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let dumped = dumps::table_rows(dir.path(), &db, "t");
     let text = |v: &Option<Vec<u8>>| v.as_ref().map(|b| String::from_utf8(b.clone()).unwrap());
     // Each FLOAT as printed must read back (as a double rounded to single
@@ -155,18 +128,19 @@ fn floats_are_written_so_they_read_back_exactly() {
 
 #[test]
 fn zero_dates_and_odd_times_are_written_as_stored() {
-    let server = server();
-    let db = server.fresh_db("dates");
-    server.query(&format!(
-        "USE `{db}`; SET SESSION sql_mode = ''; SET time_zone = '+00:00';
-         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL, tm TIME(6), y YEAR);
-         INSERT INTO `{db}`.t VALUES
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "dates",
+        "SET SESSION sql_mode = ''; SET time_zone = '+00:00';
+         CREATE TABLE t (id INT PRIMARY KEY, d DATE, dt DATETIME(3), ts TIMESTAMP NULL, tm TIME(6), y YEAR);
+         INSERT INTO t VALUES
             (1, '0000-00-00', '0000-00-00 00:00:00.000', '0000-00-00 00:00:00', '-838:59:59.000000', 0),
             (2, '2020-00-15', '2020-02-00 10:00:00.5', NULL, '-00:00:00.000001', 1901),
-            (3, '9999-12-31', '9999-12-31 23:59:59.999', '2038-01-19 03:14:07', '838:59:59.000000', 2155);"
-    ));
+            (3, '9999-12-31', '9999-12-31 23:59:59.999', '2038-01-19 03:14:07', '838:59:59.000000', 2155);",
+    );
     let dir = tempfile::tempdir().unwrap();
-    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let text = |r: &Vec<Option<Vec<u8>>>| -> Vec<String> {
         r.iter()
             .map(|v| {
@@ -213,31 +187,32 @@ fn zero_dates_and_odd_times_are_written_as_stored() {
 /// Chunks of every key shape cover the table exactly once, in key order.
 #[test]
 fn chunks_cover_the_table_exactly_once_for_every_key_shape() {
-    let server = server();
-    let db = server.fresh_db("keys");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.gaps (id BIGINT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.gaps SELECT CAST(seq AS SIGNED) * CAST(seq AS SIGNED) - 500, seq FROM seq_1_to_100;
-         CREATE TABLE `{db}`.strkey (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.strkey SELECT CONCAT(CHAR(65 + seq % 26), '\u{e9}', seq, IF(seq % 2, ' ', 'z')), seq FROM seq_1_to_60;
-         INSERT INTO `{db}`.strkey VALUES ('a', 1000), ('\u{e0}b', 1001), ('\u{1f600}', 1002);
-         CREATE TABLE `{db}`.latin (k VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.latin SELECT CONCAT(CHAR(192 + seq % 60 USING latin1), seq), seq FROM seq_1_to_50;
-         CREATE TABLE `{db}`.composite (a INT, b VARCHAR(10), c DATE, v INT, PRIMARY KEY (a, b, c));
-         INSERT INTO `{db}`.composite SELECT seq % 3, CONCAT('x', seq % 5), DATE('2024-01-01') + INTERVAL seq DAY, seq FROM seq_1_to_90;
-         CREATE TABLE `{db}`.uniq (code CHAR(8) NOT NULL, maybe INT NULL, v INT, UNIQUE KEY nullable (maybe), UNIQUE KEY code (code));
-         INSERT INTO `{db}`.uniq SELECT LPAD(seq * 7 % 101, 8, '0'), seq, seq FROM seq_1_to_40;
-         CREATE TABLE `{db}`.nokey (a INT, b TEXT);
-         INSERT INTO `{db}`.nokey SELECT seq % 4, REPEAT('n', seq % 3) FROM seq_1_to_25;
-         INSERT INTO `{db}`.nokey VALUES (1, ''), (1, '');
-         CREATE TABLE `{db}`.empty (id INT PRIMARY KEY, v INT);
-         CREATE TABLE `{db}`.enumkey (e ENUM('zeta', 'alpha', 'mid') NOT NULL, n INT NOT NULL, PRIMARY KEY (e, n));
-         INSERT INTO `{db}`.enumkey SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "keys",
+        "CREATE TABLE gaps (id BIGINT PRIMARY KEY, v INT);
+         INSERT INTO gaps SELECT CAST(seq AS SIGNED) * CAST(seq AS SIGNED) - 500, seq FROM seq_1_to_100;
+         CREATE TABLE strkey (k VARCHAR(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci PRIMARY KEY, v INT);
+         INSERT INTO strkey SELECT CONCAT(CHAR(65 + seq % 26), '\u{e9}', seq, IF(seq % 2, ' ', 'z')), seq FROM seq_1_to_60;
+         INSERT INTO strkey VALUES ('a', 1000), ('\u{e0}b', 1001), ('\u{1f600}', 1002);
+         CREATE TABLE latin (k VARCHAR(20) CHARACTER SET latin1 PRIMARY KEY, v INT);
+         INSERT INTO latin SELECT CONCAT(CHAR(192 + seq % 60 USING latin1), seq), seq FROM seq_1_to_50;
+         CREATE TABLE composite (a INT, b VARCHAR(10), c DATE, v INT, PRIMARY KEY (a, b, c));
+         INSERT INTO composite SELECT seq % 3, CONCAT('x', seq % 5), DATE('2024-01-01') + INTERVAL seq DAY, seq FROM seq_1_to_90;
+         CREATE TABLE uniq (code CHAR(8) NOT NULL, maybe INT NULL, v INT, UNIQUE KEY nullable (maybe), UNIQUE KEY code (code));
+         INSERT INTO uniq SELECT LPAD(seq * 7 % 101, 8, '0'), seq, seq FROM seq_1_to_40;
+         CREATE TABLE nokey (a INT, b TEXT);
+         INSERT INTO nokey SELECT seq % 4, REPEAT('n', seq % 3) FROM seq_1_to_25;
+         INSERT INTO nokey VALUES (1, ''), (1, '');
+         CREATE TABLE empty (id INT PRIMARY KEY, v INT);
+         CREATE TABLE enumkey (e ENUM('zeta', 'alpha', 'mid') NOT NULL, n INT NOT NULL, PRIMARY KEY (e, n));
+         INSERT INTO enumkey SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30;",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.*")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.*")], dir.path());
     opts.chunk_rows = Some(7);
-    let summary = run(&opts);
+    let summary = run_export(&opts);
     assert_eq!(summary.tables.len(), 8);
     // A warning names the table without a key.
     assert!(
@@ -294,17 +269,18 @@ fn chunks_cover_the_table_exactly_once_for_every_key_shape() {
 
 #[test]
 fn where_applies_to_every_chunk() {
-    let server = server();
-    let db = server.fresh_db("where");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.t SELECT seq, seq % 10 FROM seq_1_to_200;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "where",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq, seq % 10 FROM seq_1_to_200;",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.where_clause = Some("v = 3".into());
     opts.chunk_rows = Some(6);
-    let summary = run(&opts);
+    let summary = run_export(&opts);
     assert_eq!(summary.rows, 20);
     assert_eq!(summary.tables[0].chunks, 4);
     assert_eq!(
@@ -315,15 +291,16 @@ fn where_applies_to_every_chunk() {
 
 #[test]
 fn db_star_takes_base_tables_and_views_are_refused() {
-    let server = server();
-    let db = server.fresh_db("star");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.a (id INT PRIMARY KEY); INSERT INTO `{db}`.a VALUES (1);
-         CREATE TABLE `{db}`.b (id INT PRIMARY KEY); INSERT INTO `{db}`.b VALUES (2);
-         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.a;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "star",
+        "CREATE TABLE a (id INT PRIMARY KEY); INSERT INTO a VALUES (1);
+         CREATE TABLE b (id INT PRIMARY KEY); INSERT INTO b VALUES (2);
+         CREATE VIEW v AS SELECT * FROM a;",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let summary = run(&options(&server, &[&format!("{db}.*")], dir.path()));
+    let summary = run_export(&export_options(&server, &[&format!("{db}.*")], dir.path()));
     let names: Vec<&str> = summary.tables.iter().map(|t| t.table.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     let m = dumps::manifest(dir.path());
@@ -348,13 +325,13 @@ fn db_star_takes_base_tables_and_views_are_refused() {
     assert!(database.contains("utf8mb4"), "{database}");
 
     let dir2 = tempfile::tempdir().unwrap();
-    let err = export(&options(&server, &[&format!("{db}.v")], dir2.path())).unwrap_err();
+    let err = export(&export_options(&server, &[&format!("{db}.v")], dir2.path())).unwrap_err();
     assert!(format!("{err:#}").contains("is a view"), "{err:#}");
 }
 
 #[test]
 fn awkward_names_are_quoted_everywhere() {
-    let server = server();
+    let server = source_server();
     let db = server.fresh_db("names");
     let table = "a`b; DROP TABLE x; --";
     server.query(&format!(
@@ -363,9 +340,9 @@ fn awkward_names_are_quoted_everywhere() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let pattern = format!("{db}.{table}");
-    let mut opts = options(&server, &[&pattern], dir.path());
+    let mut opts = export_options(&server, &[&pattern], dir.path());
     opts.chunk_rows = Some(3);
-    run(&opts);
+    run_export(&opts);
     assert_eq!(
         dumps::table_rows(dir.path(), &db, table),
         server.query_rows(&format!(
@@ -382,19 +359,20 @@ fn awkward_names_are_quoted_everywhere() {
 
 #[test]
 fn rerun_keeps_finished_chunks_and_refuses_other_options() {
-    let server = server();
-    let db = server.fresh_db("rerun");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v TEXT);
-         INSERT INTO `{db}`.t SELECT seq, REPEAT('x', seq % 50) FROM seq_1_to_100;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "rerun",
+        "CREATE TABLE t (id INT PRIMARY KEY, v TEXT);
+         INSERT INTO t SELECT seq, REPEAT('x', seq % 50) FROM seq_1_to_100;",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(10);
-    let first = run(&opts);
+    let first = run_export(&opts);
     assert_eq!(first.chunks_written, 10);
 
-    let again = run(&opts);
+    let again = run_export(&opts);
     assert_eq!(again.chunks_written, 0);
     assert_eq!(again.chunks_kept, 10);
     assert_eq!(again.rows, 100);
@@ -416,23 +394,24 @@ fn rerun_keeps_finished_chunks_and_refuses_other_options() {
     std::fs::write(busy.path().join("notes.txt"), "mine").unwrap();
     let err = format!(
         "{:#}",
-        export(&options(&server, &[&format!("{db}.t")], busy.path())).unwrap_err()
+        export(&export_options(&server, &[&format!("{db}.t")], busy.path())).unwrap_err()
     );
     assert!(err.contains("not empty"), "{err}");
 }
 
 #[test]
 fn a_corrupted_chunk_is_exported_again_on_rerun() {
-    let server = server();
-    let db = server.fresh_db("corrupt");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT);
-         INSERT INTO `{db}`.t SELECT seq, seq FROM seq_1_to_50;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "corrupt",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_50;",
+    );
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(10);
-    run(&opts);
+    run_export(&opts);
     let entry = dumps::entry(dir.path(), &db, "t");
     let desc = dumps::description(dir.path(), &db, "t");
     // Make the table look unfinished with chunk 2 damaged and chunk 4 gone.
@@ -462,7 +441,7 @@ fn a_corrupted_chunk_is_exported_again_on_rerun() {
         .write_manifest(&m)
         .unwrap();
 
-    let summary = run(&opts);
+    let summary = run_export(&opts);
     assert_eq!(summary.chunks_written, 2);
     assert_eq!(summary.chunks_kept, 3);
     assert!(summary
@@ -478,14 +457,9 @@ fn a_corrupted_chunk_is_exported_again_on_rerun() {
 
 /// Runs the export (slowed down) and kills it with SIGKILL once `export.log`
 /// shows `chunks_done` chunks.
-fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
-    let lines = || {
-        std::fs::read_to_string(log)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
-    let killed = common::kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")], || {
-        lines() >= chunks_done
+fn kill_export_after(args: &[String], log: &Path, chunks_done: usize) {
+    let killed = kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")], || {
+        line_count(log) >= chunks_done
     });
     assert!(
         killed,
@@ -495,45 +469,24 @@ fn kill_export_after(args: &[&str], log: &Path, chunks_done: usize) {
 
 #[test]
 fn kill_9_mid_export_then_rerun_gives_the_same_dump() {
-    let server = server();
-    let db = server.fresh_db("kill");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16));
-         INSERT INTO `{db}`.t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_30000;
-         CREATE TABLE `{db}`.u (a INT, b INT, PRIMARY KEY (a, b));
-         INSERT INTO `{db}`.u SELECT seq % 7, seq FROM seq_1_to_5000;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "kill",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(64), b VARBINARY(16));
+         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_30000;
+         CREATE TABLE u (a INT, b INT, PRIMARY KEY (a, b));
+         INSERT INTO u SELECT seq % 7, seq FROM seq_1_to_5000;",
+    );
     let reference = tempfile::tempdir().unwrap();
-    let url = server.url();
     let t = format!("{db}.*");
-    let base = |dir: &Path| -> Vec<String> {
-        [
-            "export",
-            "--from",
-            &url,
-            "--table",
-            &t,
-            "--chunk-rows",
-            "1000",
-            "--jobs",
-            "2",
-            "--dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([dir.display().to_string()])
-        .collect()
-    };
-    let args = base(reference.path());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = myspool(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let args = |dir: &Path| export_args(&server, &t, dir, &["--chunk-rows", "1000", "--jobs", "2"]);
+    assert_success(&myspool(&args(reference.path())));
 
     // Kill at different moments: after 2, 9 and 20 chunks of table t.
     for (round, kill_at) in [2usize, 9, 20].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let args = base(dir.path());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let args = args(dir.path());
         let log = dir.path().join(&db).join("t").join("export.log");
         kill_export_after(&args, &log, kill_at);
         // A second kill during the rerun, then a clean finish.
@@ -587,13 +540,13 @@ fn slow_disk_does_not_stall_the_socket_even_with_net_write_timeout_1() {
     // 2 chunks of 24 MiB each: far more than the socket buffers can absorb.
     big_rows_table(&server, &db, 1536, 32 * 1024);
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.big")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.big")], dir.path());
     opts.chunk_rows = Some(768);
     opts.jobs = 1;
     opts.hooks.write_delay = Duration::from_secs(2);
     // Take away the second line of defence: the design must hold without it.
     opts.hooks.raise_net_write_timeout = false;
-    let summary = run(&opts);
+    let summary = run_export(&opts);
     assert_eq!(summary.rows, 1536);
     assert!(
         summary.chunks_spilled >= 1,
@@ -604,7 +557,7 @@ fn slow_disk_does_not_stall_the_socket_even_with_net_write_timeout_1() {
     // The control: the same export with the spill turned off fails the way
     // a naive streaming client does.
     let dir2 = tempfile::tempdir().unwrap();
-    let mut naive = options(&server, &[&format!("{db}.big")], dir2.path());
+    let mut naive = export_options(&server, &[&format!("{db}.big")], dir2.path());
     naive.chunk_rows = Some(768);
     naive.jobs = 1;
     naive.hooks = opts.hooks.clone();
@@ -628,22 +581,14 @@ fn peak_memory_stays_under_64_mib_with_1_mib_rows() {
     ));
     let dir = tempfile::tempdir().unwrap();
     let table = format!("{db}.t");
-    let out = myspool(&[
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let out = myspool(&export_args(
+        &server,
         &table,
-        "--dir",
-        &dir.path().display().to_string(),
-        "--jobs",
-        "2",
-        "--chunk-rows",
-        "20000",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        dir.path(),
+        &["--jobs", "2", "--chunk-rows", "20000", "--json"],
+    ));
+    assert_success(&out);
+    let summary = json(&out);
     assert_eq!(summary["rows"], 100_200);
     let csv_bytes = summary["csv_bytes"].as_u64().unwrap();
     assert!(
@@ -660,7 +605,7 @@ fn peak_memory_stays_under_64_mib_with_1_mib_rows() {
 
 #[test]
 fn jobs_share_one_snapshot_or_say_why_not() {
-    let server = server();
+    let server = source_server();
     let db = server.fresh_db("snap");
     server.query(&format!(
         "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t SELECT seq FROM seq_1_to_50;
@@ -668,21 +613,21 @@ fn jobs_share_one_snapshot_or_say_why_not() {
          GRANT SELECT ON `{db}`.* TO 'reader_{db}'@'%';"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.chunk_rows = Some(10);
     opts.jobs = 2;
-    let s = run(&opts);
+    let s = run_export(&opts);
     assert_eq!(s.consistency.as_deref(), Some("synchronized-snapshots"));
 
     // Without RELOAD the snapshots cannot be synchronized: a warning, and the
     // manifest says so.
     let url = format!("mysql://reader_{db}:pw-{db}@127.0.0.1:{}", server.port());
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(&server, &[&format!("{db}.t")], dir.path());
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
     opts.source = ConnSpec::parse(&url).unwrap();
     opts.chunk_rows = Some(10);
     opts.jobs = 2;
-    let s = run(&opts);
+    let s = run_export(&opts);
     assert_eq!(s.consistency.as_deref(), Some("per-connection-snapshots"));
     assert!(
         s.warnings.iter().any(|w| w.contains("RELOAD")),
@@ -702,17 +647,21 @@ fn jobs_share_one_snapshot_or_say_why_not() {
     let dir = tempfile::tempdir().unwrap();
     opts.dir = dir.path().to_path_buf();
     opts.jobs = 1;
-    assert_eq!(run(&opts).consistency.as_deref(), Some("single-snapshot"));
+    assert_eq!(
+        run_export(&opts).consistency.as_deref(),
+        Some("single-snapshot")
+    );
 }
 
 #[test]
 fn bad_input_gets_one_line_errors_and_no_password_leaks() {
-    let server = server();
-    let db = server.fresh_db("bad");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (1);
-         CREATE VIEW `{db}`.v AS SELECT * FROM `{db}`.t;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "bad",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1);
+         CREATE VIEW v AS SELECT * FROM t;",
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("dump");
     let dir_s = dir.display().to_string();
@@ -781,7 +730,7 @@ fn bad_input_gets_one_line_errors_and_no_password_leaks() {
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
         assert!(err.starts_with("myspool: error: "), "{err}");
         assert!(!err.contains("Sekr1t-Pa55"), "password leaked: {err}");
-        assert!(!String::from_utf8_lossy(&out.stdout).contains("Sekr1t-Pa55"));
+        assert!(!stdout(&out).contains("Sekr1t-Pa55"));
     }
     // Nothing half-written was left behind by the failures.
     if dir.exists() {
@@ -789,19 +738,18 @@ fn bad_input_gets_one_line_errors_and_no_password_leaks() {
         assert!(m.is_none() || !m.unwrap().complete);
     }
     // MYSQL_PWD is used when the URL has no password, and never printed.
-    let out = Command::new(myspool_bin())
-        .args([
+    let out = myspool_env(
+        &[
             "export",
             "--from",
             &format!("mysql://root@127.0.0.1:{port}"),
             "--table",
             &t,
             "--dir",
-        ])
-        .arg(tmp.path().join("pwd"))
-        .env("MYSQL_PWD", "Sekr1t-Pa55")
-        .output()
-        .unwrap();
+            &path_arg(&tmp.path().join("pwd")),
+        ],
+        &[("MYSQL_PWD", "Sekr1t-Pa55")],
+    );
     let err = stderr(&out);
     assert!(
         !out.status.success() && err.contains("using password: YES"),
@@ -819,50 +767,28 @@ fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
          INSERT INTO {db}.t SELECT seq, MD5(seq) FROM seq_1_to_60000;"
     ));
     let dir = tempfile::tempdir().unwrap();
-    let url = server.url();
-    let dir_s = dir.path().display().to_string();
-    let args = [
-        "export",
-        "--from",
-        url.as_str(),
-        "--table",
+    let args = export_args(
+        &server,
         "gone.t",
-        "--chunk-rows",
-        "1000",
-        "--jobs",
-        "1",
-        "--dir",
-        dir_s.as_str(),
-    ];
-    let child = Command::new(myspool_bin())
-        .args(args)
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        dir.path(),
+        &["--chunk-rows", "1000", "--jobs", "1"],
+    );
+    let child = spawn_myspool(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")]);
     let log = dir.path().join("gone/t/export.log");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&log)
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
-        < 2
-    {
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(Duration::from_secs(60), "2 chunks exported", || {
+        line_count(&log) >= 2
+    });
     server.kill();
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert!(!out.status.success(), "export survived a dead server?");
     assert!(err.contains("exporting chunk"), "{err}");
-    let done_before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let done_before = line_count(&log);
     assert!(done_before < 60, "the kill came too late to test anything");
 
     server.restart();
     let out = myspool(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert_eq!(
         dumps::table_rows(dir.path(), db, "t"),
         source_rows(&server, db, "t", "*", "id")
@@ -873,61 +799,36 @@ fn server_killed_mid_export_fails_clearly_and_a_rerun_finishes() {
 /// that is not whole, and the same command finishes once there is room.
 #[test]
 fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
-    let server = server();
-    let db = server.fresh_db("full");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, s VARCHAR(64));
-         INSERT INTO `{db}`.t SELECT seq, MD5(seq) FROM seq_1_to_200000;"
-    ));
-    let mount = common::Tmpfs::mount("size=3m");
-    let mnt = mount.path().display().to_string();
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "full",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(64));
+         INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_200000;",
+    );
+    let mount = Tmpfs::mount("size=3m");
     let ballast = mount.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
 
     let dir = mount.path().join("dump");
     let table = format!("{db}.t");
-    let args = [
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let args = export_args(
+        &server,
         &table,
-        "--chunk-rows",
-        "20000",
-        "--compress",
-        "none",
-        "--dir",
-        &dir.display().to_string(),
-    ];
-    let out = myspool(&args);
-    let err = stderr(&out);
-    assert!(!out.status.success());
+        &dir,
+        &["--chunk-rows", "20000", "--compress", "none"],
+    );
+    let err = assert_one_line_error(&myspool(&args));
     assert!(err.contains("No space left on device"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
     // Whatever was recorded as done is whole.
-    let log = std::fs::read_to_string(dir.join(&db).join("t/export.log")).unwrap_or_default();
-    for line in log.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let file = dir
-            .join(&db)
-            .join("t")
-            .join(format!("{:06}.csv", v["number"].as_u64().unwrap()));
-        assert_eq!(
-            myspool::dump::sha256_file(&file).unwrap(),
-            v["sha256"].as_str().unwrap()
-        );
-    }
+    dumps::assert_recorded_chunks_whole(&dir.join(&db).join("t"), "export.log", "csv");
 
     // Free space (the compressed rerun fits) and rerun the same command.
     std::fs::remove_file(&ballast).unwrap();
-    let status = Command::new("mount")
-        .args(["-o", "remount,size=64m", &mnt])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    mount.remount("size=64m");
     let out = myspool(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_success(&out);
     assert_eq!(
         dumps::table_rows(&dir, &db, "t"),
         source_rows(&server, &db, "t", "*", "id")
@@ -936,54 +837,40 @@ fn disk_full_fails_clearly_and_resumes_when_space_is_freed() {
 
 #[test]
 fn a_read_only_dir_is_refused_clearly() {
-    let server = server();
-    let mount = common::Tmpfs::mount("ro,size=1m");
-    let mnt = mount.path().display().to_string();
-    let out = myspool(&[
-        "export",
-        "--from",
-        &server.url(),
-        "--table",
+    let server = source_server();
+    let mount = Tmpfs::mount("ro,size=1m");
+    let out = myspool(&export_args(
+        &server,
         "mysql.db",
-        "--dir",
-        &format!("{mnt}/dump"),
-    ]);
+        &mount.path().join("dump"),
+        &[],
+    ));
     drop(mount);
-    let err = stderr(&out);
-    assert!(!out.status.success());
+    let err = assert_one_line_error(&out);
     assert!(
         err.contains("Read-only file system") && err.contains("/dump"),
         "{err}"
     );
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
 #[test]
 fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
-    let server = server();
-    let db = server.fresh_db("progress");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY); INSERT INTO `{db}`.t SELECT seq FROM seq_1_to_3000;"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "progress",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_3000;",
+    );
     let dir = tempfile::tempdir().unwrap();
     let t = format!("{db}.t");
-    let out = Command::new(myspool_bin())
-        .args([
-            "export",
-            "--from",
-            &server.url(),
-            "--table",
-            &t,
-            "--chunk-rows",
-            "100",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .env("MYSPOOL_PROGRESS_INTERVAL", "0.01")
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "10")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = myspool_env(
+        &export_args(&server, &t, dir.path(), &["--chunk-rows", "100"]),
+        &[
+            ("MYSPOOL_PROGRESS_INTERVAL", "0.01"),
+            ("MYSPOOL_TEST_CHUNK_DELAY_MS", "10"),
+        ],
+    );
+    assert_success(&out);
     let err = stderr(&out);
     let line = err
         .lines()
@@ -994,7 +881,7 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
         !err.contains('\r') && !err.contains("\u{1b}["),
         "no bar drawing: {err:?}"
     );
-    let summary = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout(&out);
     assert!(summary.contains("3000 rows"), "{summary}");
 }
 
@@ -1002,15 +889,16 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
 /// 'NULL', '\N', quotes and newlines exact through a real chunk.
 #[test]
 fn the_readme_python_example_keeps_nulls_exact() {
-    let server = server();
-    let db = server.fresh_db("python");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, name VARCHAR(50) NULL, other TEXT NULL, b VARBINARY(4) NULL);
-         INSERT INTO `{db}`.t VALUES (1, NULL, 'x', NULL), (2, '', NULL, X'00'), (3, 'NULL', '\\\\N', X''),
-            (4, 'a \"b\", c\\r\\nd', 'line\\rbreak', X'0A0D'), (5, 'caf\u{e9} \u{1f600}', '', X'FF');"
-    ));
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "python",
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(50) NULL, other TEXT NULL, b VARBINARY(4) NULL);
+         INSERT INTO t VALUES (1, NULL, 'x', NULL), (2, '', NULL, X'00'), (3, 'NULL', '\\\\N', X''),
+            (4, 'a \"b\", c\\r\\nd', 'line\\rbreak', X'0A0D'), (5, 'caf\u{e9} \u{1f600}', '', X'FF');",
+    );
     let dir = tempfile::tempdir().unwrap();
-    run(&options(&server, &[&format!("{db}.t")], dir.path()));
+    run_export(&export_options(&server, &[&format!("{db}.t")], dir.path()));
     let entry = dumps::entry(dir.path(), &db, "t");
     let desc = dumps::description(dir.path(), &db, "t");
     let csv = dumps::chunk_csv(&dir.path().join(&entry.dir).join(&desc.chunks[0].file));

@@ -1,45 +1,42 @@
 //! `myspool process`: commands over chunks, offline, with failures, retries
 //! and kill -9; then a load of the processed dump.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 
-use common::dumps;
-use common::{myspool_bin, Server};
-use myspool::export::{export, ExportOptions};
-use myspool::load::{load, LoadOptions};
 use myspool::process::{process_with, ProcessOptions, RowTransform};
 use myspool::progress::ProgressMode;
-use myspool::ConnSpec;
 
-fn dump_people(server: &Server, dir: &Path) -> String {
-    let db = server.fresh_db("people");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40) NULL, secret VARBINARY(16) NULL, note TEXT NULL);
+use crate::common::*;
+
+/// `people`: 250 rows with NULLs, '', 'NULL', quotes, newlines and binary
+/// values, in a fresh database on the source server, dumped in 5 chunks.
+fn dumped_people() -> (String, tempfile::TempDir) {
+    dumped_db(
+        &source_server(),
+        "people",
+        "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40) NULL, secret VARBINARY(16) NULL, note TEXT NULL);
          INSERT INTO people SELECT seq, ELT(1 + seq % 4, NULL, '', CONCAT('zo\u{eb} ', seq), 'a \"quoted\", name'),
-            UNHEX(MD5(seq)), ELT(1 + seq % 3, NULL, 'NULL', 'line\\nbreak') FROM seq_1_to_250;"
-    ));
-    let spec = ConnSpec::parse(&server.url()).unwrap();
-    let mut opts = ExportOptions::new(spec, vec![format!("{db}.people")], dir);
-    opts.chunk_rows = Some(50);
-    opts.progress = ProgressMode::Quiet;
-    export(&opts).unwrap();
-    db
+            UNHEX(MD5(seq)), ELT(1 + seq % 3, NULL, 'NULL', 'line\\nbreak') FROM seq_1_to_250;",
+        "people",
+        50,
+    )
 }
 
-fn myspool(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(myspool_bin())
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
+/// `myspool process --dir DIR --out OUT --exec EXEC` and `more` arguments.
+fn process_args(dir: &Path, out: &Path, exec: &str, more: &[&str]) -> Vec<String> {
+    let args = [
+        "process",
+        "--dir",
+        &path_arg(dir),
+        "--out",
+        &path_arg(out),
+        "--exec",
+        exec,
+    ]
+    .map(String::from);
+    args.into_iter()
+        .chain(more.iter().map(|s| s.to_string()))
+        .collect()
 }
 
 /// A script in Python (JSON lines: no CSV convention needed) that uppercases
@@ -56,46 +53,34 @@ for line in sys.stdin:
 
 #[test]
 fn uppercase_one_column_drop_another_and_load_the_result() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
+    let src = source_server();
+    let (db, dir) = dumped_people();
     let out = tempfile::tempdir().unwrap();
     let out2 = out.path().join("processed");
     let script = out.path().join("upper.py");
     std::fs::write(&script, UPPERCASE_PY).unwrap();
     let exec = format!("python3 {}", script.display());
-    let r = myspool(
-        &[
-            "process",
-            "--dir",
-            &path(dir.path()),
-            "--out",
-            &path(&out2),
-            "--exec",
-            &exec,
-            "--format",
-            "jsonl",
-            "--jobs",
-            "3",
-        ],
-        &[],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = myspool(&process_args(
+        dir.path(),
+        &out2,
+        &exec,
+        &["--format", "jsonl", "--jobs", "3"],
+    ));
+    assert_success(&r);
     let desc = dumps::description(&out2, &db, "people");
     let names: Vec<&str> = desc.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["id", "name", "note"]);
     assert_eq!(desc.chunks.len(), 5);
 
     // Load into a table shaped like the output, on another server.
-    let dst = common::target_server();
-    let into = dst.fresh_db("people_out");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)"
-    ));
-    let mut opts = LoadOptions::new(ConnSpec::parse(&dst.url()).unwrap(), &out2);
-    opts.into = Some(into.clone());
-    opts.progress = ProgressMode::Quiet;
-    load(&opts).unwrap_or_else(|e| panic!("{e:#}"));
+    let dst = target_server();
+    let into = db_with(
+        &dst,
+        "people_out",
+        "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40) NULL, note TEXT NULL)",
+    );
+    let opts = load_into(&dst, &out2, &into);
+    run_load(&opts);
     let expected = src.query_strings(&format!(
         "SELECT id, HEX(UPPER(name)), HEX(note) FROM `{db}`.people ORDER BY id"
     ));
@@ -106,36 +91,21 @@ fn uppercase_one_column_drop_another_and_load_the_result() {
 
     // Without a table to load into, the processed dump is not created from
     // the source's schema.sql (its columns differ).
-    let mut opts = LoadOptions::new(ConnSpec::parse(&dst.url()).unwrap(), &out2);
+    let mut opts = load_options(&dst, &out2);
     opts.into = Some(dst.fresh_db("people_nowhere"));
-    opts.progress = ProgressMode::Quiet;
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let err = load_error(&opts);
     assert!(err.contains("create it to match the dump first"), "{err}");
 }
 
 #[test]
 fn identity_csv_keeps_every_value_and_needs_no_server() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
+    let (db, dir) = dumped_people();
     let out = tempfile::tempdir().unwrap();
     let out2 = out.path().join("same");
     // No server URL anywhere: process works on files alone.
-    let r = myspool(
-        &[
-            "process",
-            "--dir",
-            &path(dir.path()),
-            "--out",
-            &path(&out2),
-            "--exec",
-            "cat",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let r = myspool(&process_args(dir.path(), &out2, "cat", &["--json"]));
+    assert_success(&r);
+    let summary = json(&r);
     assert_eq!(summary["rows_in"], 250);
     assert_eq!(summary["rows_out"], 250);
     assert_eq!(
@@ -149,9 +119,7 @@ fn identity_csv_keeps_every_value_and_needs_no_server() {
 
 #[test]
 fn a_failing_chunk_keeps_its_stderr_and_is_retried_on_the_next_run() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
+    let (db, dir) = dumped_people();
     let out = tempfile::tempdir().unwrap();
     let out2 = out.path().join("p");
     let flag = out.path().join("fixed");
@@ -159,18 +127,10 @@ fn a_failing_chunk_keeps_its_stderr_and_is_retried_on_the_next_run() {
         "if [ \"$MYSPOOL_CHUNK\" = 2 ] && [ ! -e {} ]; then echo \"chunk $MYSPOOL_CHUNK of $MYSPOOL_TABLE: boom\" >&2; exit 3; fi; cat",
         flag.display()
     );
-    let args = [
-        "process",
-        "--dir",
-        &path(dir.path()),
-        "--out",
-        &path(&out2),
-        "--exec",
-        &exec,
-    ];
-    let r = myspool(&args, &[]);
+    let args = process_args(dir.path(), &out2, &exec, &[]);
+    let r = myspool(&args);
     assert!(!r.status.success());
-    let text = String::from_utf8_lossy(&r.stdout);
+    let text = stdout(&r);
     assert!(
         text.contains(
             "chunk 000002: the command exited with status 3 (stderr: chunk 2 of people: boom)"
@@ -189,9 +149,9 @@ fn a_failing_chunk_keeps_its_stderr_and_is_retried_on_the_next_run() {
     assert!(!dumps::manifest(&out2).complete);
 
     std::fs::write(&flag, "").unwrap();
-    let r = myspool(&[&args[..], &["--json"]].concat(), &[]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let summary: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    let r = myspool(&[&args[..], &["--json".into()]].concat());
+    assert_success(&r);
+    let summary = json(&r);
     assert_eq!(
         (
             summary["chunks_processed"].as_u64(),
@@ -205,27 +165,14 @@ fn a_failing_chunk_keeps_its_stderr_and_is_retried_on_the_next_run() {
     );
 
     // Another command into the same --out is refused.
-    let r = myspool(
-        &[
-            "process",
-            "--dir",
-            &path(dir.path()),
-            "--out",
-            &path(&out2),
-            "--exec",
-            "cat",
-        ],
-        &[],
-    );
+    let r = myspool(&process_args(dir.path(), &out2, "cat", &[]));
     assert!(!r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("holds another processing"));
+    assert!(stderr(&r).contains("holds another processing"));
 }
 
 #[test]
 fn invalid_output_is_rejected_with_its_line() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    dump_people(&src, dir.path());
+    let (_, dir) = dumped_people();
     for (exec, expect) in [
         ("cat; echo '\"1\",\"2\"'", "fields, the header has 4"),
         ("cat; printf '\"unterminated'", "unterminated quoted field"),
@@ -237,19 +184,8 @@ fn invalid_output_is_rejected_with_its_line() {
         ("head -c 30", "unterminated"),
     ] {
         let out = tempfile::tempdir().unwrap();
-        let r = myspool(
-            &[
-                "process",
-                "--dir",
-                &path(dir.path()),
-                "--out",
-                &path(&out.path().join("o")),
-                "--exec",
-                exec,
-            ],
-            &[],
-        );
-        let text = String::from_utf8_lossy(&r.stdout);
+        let r = myspool(&process_args(dir.path(), &out.path().join("o"), exec, &[]));
+        let text = stdout(&r);
         assert!(!r.status.success(), "{exec}");
         assert!(
             text.contains(expect),
@@ -260,50 +196,22 @@ fn invalid_output_is_rejected_with_its_line() {
 
 #[test]
 fn kill_9_mid_process_then_rerun_gives_the_same_output() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
+    let (db, dir) = dumped_people();
     let work = tempfile::tempdir().unwrap();
     let reference = work.path().join("reference");
     let exec = "sleep 0.1; cat";
-    let r = myspool(
-        &[
-            "process",
-            "--dir",
-            &path(dir.path()),
-            "--out",
-            &path(&reference),
-            "--exec",
-            exec,
-        ],
-        &[],
-    );
+    let r = myspool(&process_args(dir.path(), &reference, exec, &[]));
     assert!(r.status.success());
     for kill_at in [1usize, 3] {
         let out = work.path().join(format!("killed{kill_at}"));
-        let args = [
-            "process",
-            "--dir",
-            &path(dir.path()),
-            "--out",
-            &path(&out),
-            "--exec",
-            exec,
-            "--jobs",
-            "2",
-        ];
+        let args = process_args(dir.path(), &out, exec, &["--jobs", "2"]);
         let log = out.join(&db).join("people").join("process.log");
-        let lines = || {
-            std::fs::read_to_string(&log)
-                .map(|s| s.lines().count())
-                .unwrap_or(0)
-        };
         assert!(
-            common::kill_9_when(&args, &[], || lines() >= kill_at),
+            kill_9_when(&args, &[], || line_count(&log) >= kill_at),
             "finished before the kill"
         );
-        let r = myspool(&args, &[]);
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let r = myspool(&args);
+        assert_success(&r);
         assert_eq!(
             dumps::description(&out, &db, "people").chunks,
             dumps::description(&reference, &db, "people").chunks,
@@ -333,9 +241,7 @@ impl RowTransform for Reverse {
 
 #[test]
 fn a_rust_row_transform_runs_through_the_same_machinery() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
+    let (db, dir) = dumped_people();
     let out = tempfile::tempdir().unwrap();
     let out2 = out.path().join("rev");
     let mut opts = ProcessOptions::new(dir.path(), &out2, "reverse (Rust)");
@@ -363,54 +269,22 @@ fn a_rust_row_transform_runs_through_the_same_machinery() {
 /// whole, and the same command finishes once there is room.
 #[test]
 fn a_full_disk_fails_clearly_and_the_rerun_finishes() {
-    let src = Server::shared(&[]);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dump_people(&src, dir.path());
-    let mount = common::Tmpfs::mount("size=300k");
+    let (db, dir) = dumped_people();
+    let mount = Tmpfs::mount("size=300k");
     let ballast = mount.path().join("ballast");
     std::fs::write(&ballast, vec![0u8; 200 * 1024]).unwrap();
     let out = mount.path().join("out");
     // Output much bigger than the input, and incompressible.
     let exec = "python3 -c 'import json, os, sys\nfor l in sys.stdin:\n o = json.loads(l); o[\"note\"] = os.urandom(3000).hex(); print(json.dumps(o))'";
-    let args = [
-        "process",
-        "--dir",
-        &path(dir.path()),
-        "--out",
-        &path(&out),
-        "--exec",
-        exec,
-        "--format",
-        "jsonl",
-    ];
-    let r = myspool(&args, &[]);
+    let args = process_args(dir.path(), &out, exec, &["--format", "jsonl"]);
+    let r = myspool(&args);
     assert!(!r.status.success());
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&r.stdout),
-        String::from_utf8_lossy(&r.stderr)
-    );
+    let text = format!("{}{}", stdout(&r), stderr(&r));
     assert!(text.contains("No space left on device"), "{text}");
-    let log = out.join(&db).join("people").join("process.log");
-    for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let file = out
-            .join(&db)
-            .join("people")
-            .join(format!("{:06}.csv.gz", v["number"].as_u64().unwrap()));
-        assert_eq!(
-            myspool::dump::sha256_file(&file).unwrap(),
-            v["sha256"].as_str().unwrap()
-        );
-    }
+    dumps::assert_recorded_chunks_whole(&out.join(&db).join("people"), "process.log", "csv.gz");
     std::fs::remove_file(&ballast).unwrap();
-    let status = Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(mount.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let r = myspool(&args, &[]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    mount.remount("size=64m");
+    let r = myspool(&args);
+    assert_success(&r);
     assert_eq!(dumps::table_rows(&out, &db, "people").len(), 250);
 }

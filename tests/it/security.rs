@@ -5,18 +5,13 @@
 //! to ask for a secret file of the client's instead of the chunk. myspool must
 //! send nothing of it, fail the chunk, and say why.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use common::{myspool_bin, Server};
-use myspool::export::{export, ExportOptions};
-use myspool::progress::ProgressMode;
-use myspool::ConnSpec;
+use crate::common::*;
 
 /// Reads one MySQL packet: 3-byte little-endian length, sequence id, payload.
 fn read_packet(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
@@ -84,35 +79,32 @@ fn rogue_proxy(upstream: u16, wanted: String, from_client: Arc<Mutex<Vec<u8>>>) 
 #[test]
 fn a_rogue_server_asking_for_another_file_gets_nothing() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("rogue");
-    server.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_50;"));
+    let db = db_with(
+        &server,
+        "rogue",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_50;",
+    );
     let work = tempfile::tempdir().unwrap();
     let dump = work.path().join("dump");
-    let mut opts = ExportOptions::new(
-        ConnSpec::parse(&server.url()).unwrap(),
-        vec![format!("{db}.t")],
-        &dump,
-    );
-    opts.progress = ProgressMode::Quiet;
-    export(&opts).unwrap();
+    run_export(&export_options(&server, &[&format!("{db}.t")], &dump));
 
     let secret = work.path().join("id_rsa");
     std::fs::write(&secret, "TOP-SECRET-KEY-MATERIAL").unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let port = rogue_proxy(server.port(), secret.display().to_string(), seen.clone());
     let into = server.fresh_db("rogue_into");
-    let out = std::process::Command::new(myspool_bin())
-        .args([
-            "load",
-            "--dir",
-            &dump.display().to_string(),
-            "--to",
-            &format!("mysql://root@127.0.0.1:{port}"),
-        ])
-        .args(["--into", &into, "--jobs", "1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = myspool(&[
+        "load",
+        "--dir",
+        &path_arg(&dump),
+        "--to",
+        &format!("mysql://root@127.0.0.1:{port}"),
+        "--into",
+        &into,
+        "--jobs",
+        "1",
+    ]);
+    let err = stderr(&out);
     assert!(!out.status.success(), "the load went on: {err}");
     assert!(
         err.contains("asked for local file") && err.contains("id_rsa") && err.contains("refused"),
@@ -211,18 +203,12 @@ fn passwords_appear_nowhere() {
         ),
     ];
     for (args, env_pw, ok) in runs {
-        let mut cmd = std::process::Command::new(myspool_bin());
-        cmd.args(&args).env("MYSPOOL_PROGRESS_INTERVAL", "0.01");
+        let mut env = vec![("MYSPOOL_PROGRESS_INTERVAL", "0.01")];
         if let Some(p) = env_pw {
-            cmd.env("MYSQL_PWD", p);
+            env.push(("MYSQL_PWD", p));
         }
-        let out = cmd.output().unwrap();
-        assert_eq!(
-            out.status.success(),
-            ok,
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = myspool_env(&args, &env);
+        assert_eq!(out.status.success(), ok, "{args:?}: {}", stderr(&out));
         for text in [&out.stdout, &out.stderr] {
             let text = String::from_utf8_lossy(text);
             assert!(

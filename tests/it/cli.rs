@@ -1,24 +1,13 @@
 //! The command-line surface: every subcommand of the design is there, and
 //! the ones a later release delivers say so instead of pretending.
 
-mod common;
-
-use std::process::Command;
-
-use common::myspool_bin;
-
-fn myspool(args: &[&str]) -> std::process::Output {
-    Command::new(myspool_bin())
-        .args(args)
-        .output()
-        .expect("running myspool")
-}
+use crate::common::*;
 
 #[test]
 fn help_lists_every_subcommand() {
     let out = myspool(&["--help"]);
     assert!(out.status.success());
-    let help = String::from_utf8_lossy(&out.stdout);
+    let help = stdout(&out);
     for cmd in [
         "export", "process", "load", "copy", "status", "check", "verify",
     ] {
@@ -78,7 +67,7 @@ fn every_documented_option_is_accepted_by_clap() {
     ] {
         let out = myspool(&[cmd, "--help"]);
         assert!(out.status.success(), "{cmd} --help");
-        let help = String::from_utf8_lossy(&out.stdout);
+        let help = stdout(&out);
         for option in options {
             assert!(
                 help.contains(option),
@@ -104,7 +93,7 @@ fn usage_errors_exit_non_zero() {
         "zstd",
     ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("zstd"));
+    assert!(stderr(&out).contains("zstd"));
 }
 
 #[test]
@@ -125,8 +114,6 @@ fn copy_refuses_a_compression_level_out_of_range_before_touching_a_server() {
         "--level",
         "13",
     ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = assert_one_line_error(&out);
     assert!(err.contains("--level 13 is out of range"), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -1,9 +1,7 @@
 //! The test harness itself: real MariaDB servers start, take options, share,
 //! isolate, and survive a crash with their committed data.
 
-mod common;
-
-use common::Server;
+use crate::common::*;
 
 #[test]
 fn shared_server_answers_version() {
@@ -96,11 +94,12 @@ fn fresh_dbs_are_distinct_and_exist() {
 #[test]
 fn query_rows_keep_nulls_and_bytes_exact() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("rows");
-    server.query(&format!(
-        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, b VARBINARY(8), s VARCHAR(8));
-         INSERT INTO `{db}`.t VALUES (1, 0x00FF0A, 'é'), (2, NULL, NULL)"
-    ));
+    let db = db_with(
+        &server,
+        "rows",
+        "CREATE TABLE t (id INT PRIMARY KEY, b VARBINARY(8), s VARCHAR(8));
+         INSERT INTO t VALUES (1, 0x00FF0A, 'é'), (2, NULL, NULL)",
+    );
     let rows = server.query_rows(&format!("SELECT id, b, s FROM `{db}`.t ORDER BY id"));
     assert_eq!(
         rows,
@@ -176,5 +175,5 @@ fn stop_then_restart_and_drop_removes_everything() {
 
 #[test]
 fn myspool_binary_is_built() {
-    assert!(common::myspool_bin().is_file());
+    assert!(myspool_bin().is_file());
 }

@@ -108,3 +108,19 @@ pub fn table_rows(dir: &Path, db: &str, table: &str) -> Rows {
     }
     all
 }
+
+/// Every chunk that the journal `table_dir/log` (`export.log`,
+/// `process.log`) records as done is whole: its file `NNNNNN.ext` has the
+/// recorded SHA-256.
+#[track_caller]
+pub fn assert_recorded_chunks_whole(table_dir: &Path, log: &str, ext: &str) {
+    let journal = std::fs::read_to_string(table_dir.join(log)).unwrap_or_default();
+    for line in journal.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let file = table_dir.join(format!("{:06}.{ext}", v["number"].as_u64().unwrap()));
+        assert_eq!(
+            myspool::dump::sha256_file(&file).unwrap(),
+            v["sha256"].as_str().unwrap()
+        );
+    }
+}

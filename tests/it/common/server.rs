@@ -1,11 +1,14 @@
-//! Shared integration-test harness: real, throwaway MariaDB servers.
+//! The server harness: real, throwaway MariaDB servers.
 //!
 //! Every server lives in its own temporary directory under
 //! `std::env::temp_dir()` (datadir, unix socket, pid file, error log) and
 //! listens on a free TCP port on 127.0.0.1. `root` has no password.
 //!
 //! * [`Server::shared`] — one server per distinct (sorted) option set per test
-//!   process, started on first use and reused by every test of the binary.
+//!   process, started on first use and reused by every test of every module
+//!   (they all run in the one `it` binary): a test that changes a server's
+//!   global state (`SET GLOBAL`, users, fixed database names) takes a private
+//!   server or names that no other test uses.
 //! * [`Server::start`] — a private server, killed and removed on `Drop`; it
 //!   can be `kill`ed, `stop`ped and `restart`ed for fault tests.
 //!
@@ -26,9 +29,6 @@
 //!
 //! Environment overrides: `MYSPOOL_TEST_MARIADBD`, `MYSPOOL_TEST_INSTALL_DB`
 //! (paths of the server and the datadir installer).
-#![allow(dead_code)]
-
-pub mod dumps;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -62,11 +62,6 @@ const INSTALL_TIME_OPTIONS: &[&str] = &[
     "character-set-server",
     "collation-server",
 ];
-
-/// Path of the `myspool` binary built for these integration tests.
-pub fn myspool_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_myspool"))
-}
 
 /// The supervisor. Arguments: `$1` = directory to delete at the end, the rest
 /// = the mariadbd command line without `--port`. Stdin commands (one per
@@ -652,92 +647,6 @@ fn find_program(env_var: &str, names: &[&str]) -> PathBuf {
         "none of {names:?} found (PATH, /usr/sbin, /usr/local/sbin); install MariaDB \
          (apt-get install -y mariadb-server mariadb-client) or set {env_var}"
     );
-}
-
-/// Runs the myspool binary with `args` and `env`, and kills it with SIGKILL
-/// as soon as `ready()` holds (polled every few ms). Returns false, without a
-/// kill, if the process ended first (it must have succeeded then).
-pub fn kill_9_when(args: &[&str], env: &[(&str, &str)], ready: impl Fn() -> bool) -> bool {
-    let mut child = Command::new(myspool_bin())
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting myspool");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if ready() {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("reaping myspool");
-            return true;
-        }
-        if child.try_wait().expect("polling myspool").is_some() {
-            let out = child.wait_with_output().expect("reaping myspool");
-            assert!(
-                out.status.success(),
-                "myspool {args:?} failed before the kill: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return false;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "myspool {args:?} made no progress in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-/// Occurrences of `needle` in the files whose name starts with `prefix`,
-/// anywhere under `dir` (journals and logs of a running myspool).
-pub fn count_in_files(dir: &Path, prefix: &str, needle: &str) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if e.file_name().to_string_lossy().starts_with(prefix) {
-                n += std::fs::read_to_string(&p)
-                    .unwrap_or_default()
-                    .matches(needle)
-                    .count();
-            }
-        }
-    }
-    n
-}
-
-/// A small tmpfs (the tests run as root), unmounted on drop.
-pub struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    pub fn mount(options: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("running mount");
-        assert!(
-            status.success(),
-            "this test needs root to mount a small tmpfs"
-        );
-        Tmpfs(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
 }
 
 /// The usual source server: defaults (lock mode 1, no binlog).

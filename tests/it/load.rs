@@ -1,85 +1,14 @@
 //! `myspool load` from real dumps into real target servers.
 
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use common::{myspool_bin, Server};
-use myspool::export::{export, ExportOptions};
-use myspool::load::{load, AutoincPolicy, LoadOptions, LoadSummary, OnDuplicate};
+use myspool::load::{load, AutoincPolicy, LoadOptions, OnDuplicate};
 use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
 
-use common::{source_server as source, target_server as target};
-
-fn dump(server: &Server, tables: &[&str], dir: &Path, chunk_rows: u64) {
-    let spec = ConnSpec::parse(&server.url()).unwrap();
-    let mut opts = ExportOptions::new(spec, tables.iter().map(|s| s.to_string()).collect(), dir);
-    opts.progress = ProgressMode::Quiet;
-    opts.chunk_rows = Some(chunk_rows);
-    export(&opts).unwrap_or_else(|e| panic!("export: {e:#}"));
-}
-
-fn load_options(target: &Server, dir: &Path) -> LoadOptions {
-    let mut opts = LoadOptions::new(ConnSpec::parse(&target.url()).unwrap(), dir);
-    opts.progress = ProgressMode::Quiet;
-    opts
-}
-
-fn run(opts: &LoadOptions) -> LoadSummary {
-    load(opts).unwrap_or_else(|e| panic!("load: {e:#}"))
-}
-
-fn myspool(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(myspool_bin())
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-/// Every row of a table in an exact text form, in key order.
-fn exact_rows(server: &Server, db: &str, table: &str, order: &str) -> Vec<Vec<Option<String>>> {
-    let cols: Vec<Vec<Option<String>>> = server.query_strings(&format!(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
-    ));
-    let exprs: Vec<String> = cols
-        .iter()
-        .map(|c| format!("HEX(`{}`)", c[0].as_deref().unwrap()))
-        .collect();
-    server.query_strings(&format!(
-        "SELECT {} FROM `{db}`.`{table}` ORDER BY {order}",
-        exprs.join(", ")
-    ))
-}
-
-fn checksum(server: &Server, db: &str, table: &str) -> Option<String> {
-    server.query_strings(&format!("CHECKSUM TABLE `{db}`.`{table}` EXTENDED"))[0][1].clone()
-}
-
-fn assert_same_table(src: &Server, sdb: &str, dst: &Server, ddb: &str, table: &str, order: &str) {
-    let (a, b) = (
-        exact_rows(src, sdb, table, order),
-        exact_rows(dst, ddb, table, order),
-    );
-    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
-        panic!(
-            "{table}: {} rows in the source, {} in the target; first difference at row {i} (values in hex):\n source {:?}\n target {:?}",
-            a.len(),
-            b.len(),
-            a.get(i),
-            b.get(i)
-        );
-    }
-    assert_eq!(
-        checksum(src, sdb, table),
-        checksum(dst, ddb, table),
-        "{table}: CHECKSUM TABLE"
-    );
-}
+use crate::common::*;
 
 fn make_shop(server: &Server, db: &str) {
     server.query(&format!(
@@ -112,7 +41,7 @@ fn make_shop(server: &Server, db: &str) {
 
 #[test]
 fn export_then_load_into_another_server_gives_identical_tables() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let db = src.fresh_db("shop");
     make_shop(&src, &db);
     let dir = tempfile::tempdir().unwrap();
@@ -120,7 +49,7 @@ fn export_then_load_into_another_server_gives_identical_tables() {
 
     let mut opts = load_options(&dst, dir.path());
     opts.jobs = 3;
-    let summary = run(&opts);
+    let summary = run_load(&opts);
     assert_eq!(summary.rows, 3002 + 500 + 700 + 50);
     assert_eq!(summary.chunks_skipped, 0);
     assert!(summary.tables.iter().all(|t| t.created));
@@ -145,7 +74,7 @@ fn export_then_load_into_another_server_gives_identical_tables() {
     );
 
     // A rerun finds everything loaded and does nothing.
-    let again = run(&opts);
+    let again = run_load(&opts);
     assert_eq!(again.rows, 0);
     assert_eq!(again.chunks_loaded, 0);
 
@@ -153,20 +82,21 @@ fn export_then_load_into_another_server_gives_identical_tables() {
     let other = dst.fresh_db("copy");
     let mut into = load_options(&dst, dir.path());
     into.into = Some(other.clone());
-    run(&into);
+    run_load(&into);
     assert_same_table(&src, &db, &dst, &other, "orders", "id");
 }
 
 #[test]
 fn a_target_that_differs_from_the_dump_is_refused_before_loading() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("mismatch");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARBINARY(4)); INSERT INTO t VALUES (1, 1, X'01');
-         CREATE TABLE u (id INT PRIMARY KEY); INSERT INTO u VALUES (1);"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.*")], dir.path(), 10);
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "mismatch",
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARBINARY(4)); INSERT INTO t VALUES (1, 1, X'01');
+         CREATE TABLE u (id INT PRIMARY KEY); INSERT INTO u VALUES (1);",
+        "*",
+        10,
+    );
     dst.query(&format!(
         "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a INT, c INT, b VARBINARY(4))"
     ));
@@ -174,18 +104,12 @@ fn a_target_that_differs_from_the_dump_is_refused_before_loading() {
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(err.contains("column(s) not in the dump: c"), "{err}");
     // Not even the table that would have been fine was created.
-    assert_eq!(
-        dst.scalar(&format!(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'"
-        ))
-        .as_deref(),
-        Some("1")
-    );
+    assert_eq!(table_count(&dst, &db), 1);
 }
 
 #[test]
 fn two_dump_tables_into_one_target_table_are_refused_before_loading() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let (a, b) = (src.fresh_db("shard"), src.fresh_db("shard"));
     for db in [&a, &b] {
         src.query(&format!(
@@ -196,9 +120,8 @@ fn two_dump_tables_into_one_target_table_are_refused_before_loading() {
     let dir = tempfile::tempdir().unwrap();
     dump(&src, &[&format!("{a}.t"), &format!("{b}.t")], dir.path(), 2);
     let merged = dst.fresh_db("merged");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(merged.clone());
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let opts = load_into(&dst, dir.path(), &merged);
+    let err = load_error(&opts);
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(
         err.contains(&format!(
@@ -206,64 +129,37 @@ fn two_dump_tables_into_one_target_table_are_refused_before_loading() {
         )),
         "{err}"
     );
-    assert_eq!(
-        dst.scalar(&format!(
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{merged}'"
-        ))
-        .as_deref(),
-        Some("0")
-    );
+    assert_eq!(table_count(&dst, &merged), 0);
 }
 
 #[test]
 fn local_infile_off_is_a_clear_error_before_anything_is_loaded() {
-    let src = source();
+    let src = source_server();
     let dst = Server::shared(&["--local-infile=0"]);
-    let db = src.fresh_db("noinfile");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
-    let out = myspool(
-        &[
-            "load",
-            "--dir",
-            &dir.path().display().to_string(),
-            "--to",
-            &dst.url(),
-        ],
-        &[],
+    let (db, dir) = dumped_db(
+        &src,
+        "noinfile",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+        "t",
+        10,
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let out = myspool(&load_args(dir.path(), &dst, &[]));
+    let err = assert_one_line_error(&out);
     assert!(err.contains("local_infile=OFF"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert_eq!(
-        dst.scalar(&format!(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"
-        ))
-        .as_deref(),
-        Some("0")
+        count(
+            &dst,
+            &format!("information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'")
+        ),
+        0
     );
-}
-
-fn autoinc_table(src: &Server, prefix: &str) -> (String, tempfile::TempDir) {
-    let db = src.fresh_db(prefix);
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT);
-         INSERT INTO t SELECT seq * 2, seq FROM seq_1_to_400;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(src, &[&format!("{db}.t")], dir.path(), 50);
-    (db, dir)
 }
 
 #[test]
 fn autoinc_policy_refuses_or_proceeds_as_specified() {
-    let src = source();
+    let src = source_server();
     let mode1 = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
-    let mode2_row = target();
+    let mode2_row = target_server();
     let mode2_stmt = Server::shared(&[
         "--innodb-autoinc-lock-mode=2",
         "--log-bin",
@@ -299,9 +195,7 @@ fn autoinc_policy_refuses_or_proceeds_as_specified() {
     // drop: AUTO_INCREMENT removed for the load, restored after.
     let into = attempt(&mode1, Drop, 3).unwrap();
     assert_same_table(&src, &db, &mode1, &into, "t", "id");
-    let create = mode1.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
-        .clone()
-        .unwrap();
+    let create = show_create(&mode1, &into, "t");
     assert!(create.contains("AUTO_INCREMENT"), "{create}");
     mode1.query(&format!("INSERT INTO `{into}`.t (v) VALUES (-1)"));
     assert_eq!(
@@ -314,13 +208,14 @@ fn autoinc_policy_refuses_or_proceeds_as_specified() {
 
 #[test]
 fn duplicate_keys_fail_by_default_and_ignore_or_replace_on_request() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("dups");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t SELECT seq, CONCAT('src', seq) FROM seq_1_to_100;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 20);
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "dups",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t SELECT seq, CONCAT('src', seq) FROM seq_1_to_100;",
+        "t",
+        20,
+    );
     let prepare = |name: &str| {
         let into = dst.fresh_db(name);
         dst.query(&format!(
@@ -330,47 +225,35 @@ fn duplicate_keys_fail_by_default_and_ignore_or_replace_on_request() {
     };
 
     let into = prepare("dup_error");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 1;
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let err = load_error(&opts);
     assert!(err.contains("chunk 000003"), "{err}");
     assert!(err.contains("Duplicate entry '57'"), "{err}");
     assert!(err.contains("nothing of the chunk was committed"), "{err}");
     // Chunks 1 and 2 are in; nothing of chunk 3 (ids 41–60) but the old row.
     assert_eq!(
-        dst.scalar(&format!(
-            "SELECT COUNT(*) FROM `{into}`.t WHERE id BETWEEN 41 AND 60"
-        ))
-        .as_deref(),
-        Some("1")
+        count(&dst, &format!("`{into}`.t WHERE id BETWEEN 41 AND 60")),
+        1
     );
-    assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
-            .as_deref(),
-        Some("41")
-    );
+    assert_eq!(count(&dst, &format!("`{into}`.t")), 41);
 
     let into = prepare("dup_ignore");
     opts.into = Some(into.clone());
     opts.on_duplicate = OnDuplicate::Ignore;
-    let s = run(&opts);
+    let s = run_load(&opts);
     assert_eq!((s.rows, s.duplicates), (100, 1));
     assert_eq!(
         dst.scalar(&format!("SELECT v FROM `{into}`.t WHERE id = 57"))
             .as_deref(),
         Some("target")
     );
-    assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
-            .as_deref(),
-        Some("100")
-    );
+    assert_eq!(count(&dst, &format!("`{into}`.t")), 100);
 
     let into = prepare("dup_replace");
     opts.into = Some(into.clone());
     opts.on_duplicate = OnDuplicate::Replace;
-    let s = run(&opts);
+    let s = run_load(&opts);
     assert_eq!(s.duplicates, 1);
     assert_eq!(
         dst.scalar(&format!("SELECT v FROM `{into}`.t WHERE id = 57"))
@@ -382,65 +265,66 @@ fn duplicate_keys_fail_by_default_and_ignore_or_replace_on_request() {
 
 #[test]
 fn bad_values_fail_the_chunk_instead_of_being_truncated() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("narrow");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO t VALUES (1, 'short'), (2, 'much too long here');"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
-    let into = dst.fresh_db("narrow");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(5))"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let (src, dst) = (source_server(), target_server());
+    let (_, dir) = dumped_db(
+        &src,
+        "narrow",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO t VALUES (1, 'short'), (2, 'much too long here');",
+        "t",
+        10,
+    );
+    let into = db_with(
+        &dst,
+        "narrow",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(5))",
+    );
+    let opts = load_into(&dst, dir.path(), &into);
+    let err = load_error(&opts);
     assert!(err.contains("loading chunk 000001 of "), "{err}");
     assert!(
         err.contains("Data truncated for column 'v' at row 2"),
         "{err}"
     );
-    assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(count(&dst, &format!("`{into}`.t")), 0);
 }
 
 #[test]
 fn truncate_empties_the_target_once() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("trunc");
-    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_30;"));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 10);
-    let into = dst.fresh_db("trunc");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY); INSERT INTO `{into}`.t VALUES (5), (1000);"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "trunc",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_30;",
+        "t",
+        10,
+    );
+    let into = db_with(
+        &dst,
+        "trunc",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (5), (1000);",
+    );
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.truncate = true;
-    run(&opts);
+    run_load(&opts);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
 }
 
 #[test]
 fn defer_indexes_drops_and_restores_secondary_indexes() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("defer");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), UNIQUE KEY ub (b), KEY ka (a), KEY kab (a, b(5)));
-         INSERT INTO t SELECT seq, seq % 10, CONCAT('b', seq) FROM seq_1_to_200;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "defer",
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), UNIQUE KEY ub (b), KEY ka (a), KEY kab (a, b(5)));
+         INSERT INTO t SELECT seq, seq % 10, CONCAT('b', seq) FROM seq_1_to_200;",
+        "t",
+        50,
+    );
     let mut opts = load_options(&dst, dir.path());
     opts.into = Some(dst.fresh_db("defer"));
     opts.defer_indexes = true;
     opts.skip_binlog = true;
-    run(&opts);
+    run_load(&opts);
     let into = opts.into.unwrap();
     let show =
         |s: &Server, d: &str| s.query_strings(&format!("SHOW CREATE TABLE `{d}`.t"))[0][1].clone();
@@ -452,11 +336,11 @@ fn defer_indexes_drops_and_restores_secondary_indexes() {
 /// once the journals under `journal_dir` of this load's target database (its
 /// `--into`; earlier rounds into other databases do not count) show
 /// `commits` commits begun. False if the load finished first.
-fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
+fn kill_load_after(args: &[String], journal_dir: &Path, commits: usize) -> bool {
     let into = args
         .iter()
-        .position(|a| *a == "--into")
-        .map(|i| args[i + 1])
+        .position(|a| a == "--into")
+        .map(|i| &args[i + 1])
         .expect("the killed loads name their target database with --into");
     let journal_suffix = format!("@{into}.jsonl");
     let begun = || {
@@ -475,122 +359,83 @@ fn kill_load_after(args: &[&str], journal_dir: &Path, commits: usize) -> bool {
         }
         n
     };
-    common::kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
+    kill_9_when(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
         begun() >= commits
     })
 }
 
 #[test]
 fn kill_9_at_random_points_then_rerun_loads_every_row_exactly_once() {
-    let src = source();
+    let src = source_server();
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
     let (db, dir) = autoinc_table(&src, "killload");
-    let d = dir.path().display().to_string();
     // Kill after 1, 3, 5 and 7 chunks' commits began (several of those land
     // between the journal's "committing" and the COMMIT).
     for (round, kill_at) in [1usize, 3, 5, 7].into_iter().enumerate() {
         let into = dst.fresh_db("killload");
-        let url = dst.url();
-        let args = [
-            "load",
-            "--dir",
-            &d,
-            "--to",
-            &url,
-            "--into",
-            &into,
-            "--jobs",
-            "2",
-            "--autoinc",
-            "drop",
-        ];
+        let args = load_args(
+            dir.path(),
+            &dst,
+            &["--into", &into, "--jobs", "2", "--autoinc", "drop"],
+        );
         let table_dir = dir.path().join(&db).join("t");
         kill_load_after(&args, &table_dir, kill_at);
         if round % 2 == 1 {
             // A second kill during the rerun.
             kill_load_after(&args, &table_dir, kill_at + 2);
         }
-        let out = myspool(&args, &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = myspool(&args);
+        assert_success(&out);
         assert_same_table(&src, &db, &dst, &into, "t", "id");
-        let create = dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
-            .clone()
-            .unwrap();
+        let create = show_create(&dst, &into, "t");
         assert!(create.contains("AUTO_INCREMENT"), "round {round}: {create}");
     }
 }
 
 #[test]
 fn a_target_restarted_mid_load_is_reconnected_and_the_load_finishes() {
-    let src = source();
+    let src = source_server();
     let mut dst = Server::start(&["--innodb-autoinc-lock-mode=2"]);
-    let db = src.fresh_db("restart");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s CHAR(100)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 100);
-    let d = dir.path().display().to_string();
-    let url = dst.url();
-    let child = Command::new(myspool_bin())
-        .args(["load", "--dir", &d, "--to", &url, "--jobs", "2", "--json"])
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (db, dir) = dumped_db(
+        &src,
+        "restart",
+        "CREATE TABLE t (id INT PRIMARY KEY, s CHAR(100)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;",
+        "t",
+        100,
+    );
+    let child = spawn_myspool(
+        &load_args(dir.path(), &dst, &["--jobs", "2", "--json"]),
+        &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")],
+    );
     let journal_dir = dir.path().join(&db).join("t");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let committed: usize = std::fs::read_dir(&journal_dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with("load@"))
-            .map(|e| {
-                std::fs::read_to_string(e.path())
-                    .unwrap()
-                    .matches("\"committed\"")
-                    .count()
-            })
-            .sum();
-        if committed >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(Duration::from_secs(60), "3 chunks committed", || {
+        count_in_files(&journal_dir, "load@", "\"committed\"") >= 3
+    });
     dst.kill();
     std::thread::sleep(Duration::from_secs(1));
     dst.restart();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_success(&out);
+    let summary = json(&out);
     assert!(summary["retries"].as_u64().unwrap() >= 1, "{summary}");
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
 
 #[test]
 fn a_deadlock_with_another_session_is_retried() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("deadlock");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_300;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 100);
-    let into = dst.fresh_db("deadlock");
-    dst.query(&format!(
-        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v INT); CREATE TABLE `{into}`.ballast (id INT PRIMARY KEY)"
-    ));
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "deadlock",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_300;",
+        "t",
+        100,
+    );
+    let into = db_with(
+        &dst,
+        "deadlock",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE ballast (id INT PRIMARY KEY)",
+    );
     // The other session: a big transaction (so InnoDB picks the loader as the
     // deadlock victim) that holds id 50 of chunk 1.
     use mysql::prelude::Queryable;
@@ -605,22 +450,21 @@ fn a_deadlock_with_another_session_is_retried() {
         .unwrap();
     other.query_drop("INSERT INTO t VALUES (50, -1)").unwrap();
 
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 1;
     let loader = std::thread::spawn(move || load(&opts));
     // Wait until the loader's statement is stuck behind id 50, then ask for
-    // id 10, which the loader holds: a cycle.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while dst
-        .scalar("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%' AND TIME_MS > 300")
-        .as_deref()
-        != Some("1")
-    {
+    // id 10, which the loader holds: a cycle. Only this test's LOAD DATA
+    // counts (other tests load into the same shared target server).
+    wait_until(Duration::from_secs(30), "the loader to wait", || {
         assert!(!loader.is_finished(), "the loader ended without waiting");
-        assert!(Instant::now() < deadline, "the loader never waited");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        count(
+            &dst,
+            &format!(
+                "information_schema.PROCESSLIST WHERE INFO LIKE 'LOAD DATA%' AND INSTR(INFO, '{into}') > 0 AND TIME_MS > 300"
+            ),
+        ) == 1
+    });
     let second = other.query_drop("INSERT INTO t VALUES (10, -1)");
     eprintln!("the other session's second insert: {second:?}");
     other.query_drop("ROLLBACK").unwrap();
@@ -630,101 +474,8 @@ fn a_deadlock_with_another_session_is_retried() {
 }
 
 #[test]
-fn verify_finds_the_chunks_that_differ() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("verify");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, f FLOAT, b VARBINARY(16), s VARCHAR(20));
-         INSERT INTO t SELECT seq, seq / 7, UNHEX(MD5(seq)), IF(seq % 3, CONCAT('v', seq), NULL) FROM seq_1_to_100;
-         CREATE TABLE loose (a INT, b INT); INSERT INTO loose SELECT seq % 4, seq FROM seq_1_to_20;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.*")], dir.path(), 25);
-    run(&load_options(&dst, dir.path()));
-    let d = dir.path().display().to_string();
-    let out = myspool(&["verify", "--dir", &d, "--to", &dst.url()], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains(&format!("{db}.t: 4 chunks, all match")),
-        "{text}"
-    );
-
-    // One changed value in chunk 2, one row gone from chunk 4.
-    dst.query(&format!(
-        "UPDATE `{db}`.t SET s = 'changed' WHERE id = 30; DELETE FROM `{db}`.t WHERE id = 99;"
-    ));
-    let out = myspool(&["verify", "--dir", &d, "--to", &dst.url(), "--json"], &[]);
-    assert!(!out.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let diffs: Vec<(u64, u64, u64)> = report["differences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["chunk"].as_u64().unwrap(),
-                d["dump_rows"].as_u64().unwrap(),
-                d["target_rows"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(diffs, [(2, 25, 25), (4, 25, 24)]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 chunk(s) differ"));
-}
-
-#[test]
-fn check_reports_every_problem_and_changes_nothing() {
-    let src = source();
-    let (db, _dir) = autoinc_table(&src, "check");
-    let strict = Server::shared(&["--local-infile=0", "--innodb-autoinc-lock-mode=1"]);
-    strict.query(&format!(
-        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
-    ));
-    let table = format!("{db}.t");
-    let out = myspool(
-        &[
-            "check",
-            "--to",
-            &strict.url(),
-            "--table",
-            &table,
-            "--jobs",
-            "2",
-        ],
-        &[],
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success());
-    assert!(text.contains("local_infile=OFF"), "{text}");
-    assert!(
-        text.contains("--autoinc drop") && text.contains("innodb_autoinc_lock_mode = 1"),
-        "{text}"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 problem(s)"));
-
-    let ok = target();
-    ok.query(&format!(
-        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"
-    ));
-    let out = myspool(
-        &["check", "--to", &ok.url(), "--table", &table, "--jobs", "4"],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
-#[test]
 fn missing_privileges_are_named_before_anything_is_loaded() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let (db, dir) = autoinc_table(&src, "privs");
     let user = format!("loader_{db}");
     dst.query(&format!(
@@ -736,79 +487,47 @@ fn missing_privileges_are_named_before_anything_is_loaded() {
     let mut opts = LoadOptions::new(ConnSpec::parse(&url).unwrap(), dir.path());
     opts.progress = ProgressMode::Quiet;
     opts.autoinc = AutoincPolicy::Drop;
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let err = load_error(&opts);
     assert!(err.contains(&format!("lacks ALTER on {db}.t")), "{err}");
     assert!(!err.contains("pw@"), "{err}");
-    assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{db}`.t"))
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(count(&dst, &format!("`{db}`.t")), 0);
     // What the user may do, it can: mode 2 + ROW binlog needs no ALTER.
     opts.autoinc = AutoincPolicy::Check;
-    run(&opts);
+    run_load(&opts);
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
 
 #[test]
 fn repair_restores_auto_increment_after_an_interrupted_load() {
-    let src = source();
+    let src = source_server();
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
     let (db, dir) = autoinc_table(&src, "repair");
     let into = dst.fresh_db("repair");
-    let d = dir.path().display().to_string();
-    let url = dst.url();
-    let args = [
-        "load",
-        "--dir",
-        &d,
-        "--to",
-        &url,
-        "--into",
-        &into,
-        "--autoinc",
-        "drop",
-        "--jobs",
-        "2",
-    ];
+    let args = load_args(
+        dir.path(),
+        &dst,
+        &["--into", &into, "--autoinc", "drop", "--jobs", "2"],
+    );
     assert!(
         kill_load_after(&args, &dir.path().join(&db).join("t"), 2),
         "the load ended before the kill"
     );
-    let create = || {
-        dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.t"))[0][1]
-            .clone()
-            .unwrap()
-    };
+    let create = || show_create(&dst, &into, "t");
     assert!(
         !create().contains("AUTO_INCREMENT"),
         "dropped during the load: {}",
         create()
     );
 
-    let mut repair = args.to_vec();
-    repair.push("--repair");
-    let out = myspool(&repair, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = myspool(&[&args[..], &["--repair".into()]].concat());
+    assert_success(&out);
     assert!(create().contains("AUTO_INCREMENT"), "{}", create());
-    let loaded: u64 = dst
-        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.t"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let loaded: u64 = count(&dst, &format!("`{into}`.t"));
     assert!(loaded < 400, "repair loads nothing");
 
     // The load itself then finishes (dropping and restoring again).
-    let out = myspool(&args, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = myspool(&args);
+    assert_success(&out);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
     assert!(create().contains("AUTO_INCREMENT"));
 }
@@ -817,47 +536,37 @@ fn repair_restores_auto_increment_after_an_interrupted_load() {
 /// leaves triggers alone, and says so in the README.
 #[test]
 fn triggers_on_the_target_fire_for_every_loaded_row() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("trig");
-    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_120;"));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
-    let into = dst.fresh_db("trig");
-    dst.query(&format!(
-        "USE `{into}`; CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE audit (id INT);
-         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);"
-    ));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
-    run(&opts);
-    assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.audit"))
-            .as_deref(),
-        Some("120")
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "trig",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_120;",
+        "t",
+        50,
     );
+    let into = db_with(
+        &dst,
+        "trig",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT); CREATE TABLE audit (id INT);
+         CREATE TRIGGER t_ai AFTER INSERT ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);",
+    );
+    let opts = load_into(&dst, dir.path(), &into);
+    run_load(&opts);
+    assert_eq!(count(&dst, &format!("`{into}`.audit")), 120);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]
 fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("damaged");
-    src.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40), b VARBINARY(16));
-         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_300;"
-    ));
-    let good = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], good.path(), 100);
+    let (src, dst) = (source_server(), target_server());
+    let (db, good) = dumped_db(
+        &src,
+        "damaged",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(40), b VARBINARY(16));
+         INSERT INTO t SELECT seq, MD5(seq), UNHEX(MD5(seq)) FROM seq_1_to_300;",
+        "t",
+        100,
+    );
     let chunk2 = |dir: &Path| dir.join(&db).join("t").join("000002.csv.gz");
     let write_chunk2 = |d: &Path, csv: &[u8]| {
         use std::io::Write;
@@ -929,21 +638,8 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
         copy_dir(good.path(), &dir);
         damage(&dir);
         let into = dst.fresh_db("damaged");
-        let out = myspool(
-            &[
-                "load",
-                "--dir",
-                &dir.display().to_string(),
-                "--to",
-                &dst.url(),
-                "--into",
-                &into,
-                "--jobs",
-                "1",
-            ],
-            &[],
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
+        let out = myspool(&load_args(&dir, &dst, &["--into", &into, "--jobs", "1"]));
+        let err = stderr(&out);
         assert!(!out.status.success(), "{what}: loaded anyway");
         assert!(err.contains(expect), "{what}: expected {expect:?} in {err}");
         assert_eq!(
@@ -969,74 +665,64 @@ fn damaged_dumps_are_refused_naming_the_file_and_commit_nothing_of_it() {
     }
 }
 
+/// Starts `myspool ARGS` (a load of the dump in `dir`) slowed down to one
+/// chunk per 100 ms, and returns once it has committed a chunk.
+fn start_slow_load(args: &[String], dir: &Path) -> Child {
+    let load = spawn_myspool(args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")]);
+    wait_until(Duration::from_secs(30), "a first chunk committed", || {
+        count_in_files(dir, "load@", "committed") > 0
+    });
+    load
+}
+
 #[test]
 fn two_loads_of_one_dump_at_once_the_second_refuses() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("twice");
-    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;"));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.t")], dir.path(), 50);
-    let d = dir.path().display().to_string();
-    let url = dst.url();
-    let args = ["load", "--dir", &d, "--to", &url, "--jobs", "1"];
-    let mut first = Command::new(myspool_bin())
-        .args(args)
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::count_in_files(dir.path(), "load@", "committed") == 0 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let second = myspool(&args, &[]);
-    assert!(!second.status.success());
-    assert!(
-        String::from_utf8_lossy(&second.stderr).contains("another myspool process is working on")
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "twice",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;",
+        "t",
+        50,
     );
-    assert!(first.wait().unwrap().success());
+    let args = load_args(dir.path(), &dst, &["--jobs", "1"]);
+    let first = start_slow_load(&args, dir.path());
+    let second = myspool(&args);
+    assert!(!second.status.success());
+    assert!(stderr(&second).contains("another myspool process is working on"));
+    assert_success(&first.wait_with_output().unwrap());
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
 
 #[test]
 fn two_loads_into_one_target_table_the_second_refuses() {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("onetable");
-    src.query(&format!("USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;"));
+    let (src, dst) = (source_server(), target_server());
+    let (db, a) = dumped_db(
+        &src,
+        "onetable",
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_500;",
+        "t",
+        50,
+    );
+    // The same dump in a second directory: a second load of its own.
     let work = tempfile::tempdir().unwrap();
-    let (a, b) = (work.path().join("a"), work.path().join("b"));
-    dump(&src, &[&format!("{db}.t")], &a, 50);
-    copy_dir(&a, &b);
-    let url = dst.url();
-    let (da, db_) = (a.display().to_string(), b.display().to_string());
-    let mut first = Command::new(myspool_bin())
-        .args(["load", "--dir", &da, "--to", &url, "--jobs", "1"])
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::count_in_files(&a, "load@", "committed") == 0 {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let second = myspool(&["load", "--dir", &db_, "--to", &url, "--jobs", "1"], &[]);
+    let b = work.path().join("b");
+    copy_dir(a.path(), &b);
+    let first = start_slow_load(&load_args(a.path(), &dst, &["--jobs", "1"]), a.path());
+    let second = myspool(&load_args(&b, &dst, &["--jobs", "1"]));
     assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
+    let err = stderr(&second);
     assert!(
         err.contains("another myspool load is loading into"),
         "{err}"
     );
-    assert!(first.wait().unwrap().success());
+    assert_success(&first.wait_with_output().unwrap());
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 }
 
 #[test]
 fn awkward_names_load_too() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let db = format!("odd`name é {}", std::process::id());
     src.query(&format!(
         "CREATE DATABASE `{0}` CHARACTER SET utf8mb4; USE `{0}`; CREATE TABLE `a``b; DROP TABLE x; --` (`sel ect` INT PRIMARY KEY, `é\"'` VARBINARY(4), `from` TEXT);
@@ -1051,10 +737,9 @@ fn awkward_names_load_too() {
         7,
     );
     let into = format!("{db} copy");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.defer_indexes = true;
-    run(&opts);
+    run_load(&opts);
     let q = |d: &str| {
         format!(
             "SELECT * FROM `{}`.`a``b; DROP TABLE x; --` ORDER BY 1",
@@ -1062,19 +747,16 @@ fn awkward_names_load_too() {
         )
     };
     assert_eq!(dst.query_rows(&q(&into)), src.query_rows(&q(&db)));
-    let v = myspool(
-        &[
-            "verify",
-            "--dir",
-            &dir.path().display().to_string(),
-            "--to",
-            &dst.url(),
-            "--into",
-            &into,
-        ],
-        &[],
-    );
-    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let v = myspool(&[
+        "verify",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--to",
+        &dst.url(),
+        "--into",
+        &into,
+    ]);
+    assert_success(&v);
 }
 
 /// Two tables of 8 chunks each in `db` (and the same tables, empty, with an
@@ -1106,14 +788,13 @@ fn two_logged_tables(
 
 #[test]
 fn jobs_spread_over_the_tables_and_each_table_finishes_on_its_own() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let (db, into, dir) = two_logged_tables(&src, &dst, "spread");
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
     opts.defer_indexes = true;
     opts.chunk_delay = Duration::from_millis(50);
-    let s = run(&opts);
+    let s = run_load(&opts);
 
     // b's rows began arriving while a was still at its start: the second job
     // took b while the first was on a (tables one after another would log all
@@ -1150,16 +831,15 @@ fn jobs_spread_over_the_tables_and_each_table_finishes_on_its_own() {
 
 #[test]
 fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
-    let (src, dst) = (source(), target());
+    let (src, dst) = (source_server(), target_server());
     let (db, into, dir) = two_logged_tables(&src, &dst, "stopall");
     dst.query(&format!("INSERT INTO `{into}`.b VALUES (123, -1)"));
-    let mut opts = load_options(&dst, dir.path());
-    opts.into = Some(into.clone());
+    let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
     opts.defer_indexes = true;
     opts.chunk_delay = Duration::from_millis(50);
 
-    let err = format!("{:#}", load(&opts).unwrap_err());
+    let err = load_error(&opts);
     assert!(err.contains("loading chunk 000003 of"), "{err}");
     assert!(err.contains("Duplicate entry '123'"), "{err}");
     // a was stopped midway, its index still dropped; the message names both.
@@ -1175,15 +855,11 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
         )),
         "{err}"
     );
-    let a_rows: u64 = dst
-        .scalar(&format!("SELECT COUNT(*) FROM `{into}`.a"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let a_rows: u64 = count(&dst, &format!("`{into}`.a"));
     assert!(a_rows < 400, "a was not stopped: {a_rows} rows");
 
     dst.query(&format!("DELETE FROM `{into}`.b WHERE id = 123"));
-    let s = run(&opts);
+    let s = run_load(&opts);
     let a = &s.tables[0];
     assert_eq!(
         a.chunks_skipped * 50,
@@ -1196,49 +872,45 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
         assert_same_table(&src, &db, &dst, &into, t, "id");
     }
     assert_eq!(
-        dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.arrivals"))
-            .as_deref(),
-        Some("801"),
+        count(&dst, &format!("`{into}`.arrivals")),
+        801,
         "no row arrived twice (800 loaded, one inserted by hand)"
     );
 }
 
 #[test]
 fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
-    let src = source();
+    let src = source_server();
     let dst = Server::shared(&["--innodb-autoinc-lock-mode=1"]);
-    let db = src.fresh_db("killmany");
-    src.query(&format!(
-        "USE `{db}`;
-         CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY by_v (v));
+    let (db, dir) = dumped_db(
+        &src,
+        "killmany",
+        "CREATE TABLE a (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY by_v (v));
          CREATE TABLE b (id INT PRIMARY KEY, v INT, KEY by_v (v));
          CREATE TABLE c (id INT PRIMARY KEY, v INT, KEY by_v (v));
          INSERT INTO a SELECT seq * 2, seq % 9 FROM seq_1_to_400;
          INSERT INTO b SELECT seq, seq % 4 FROM seq_1_to_300;
-         INSERT INTO c SELECT seq, seq FROM seq_1_to_30;"
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    dump(&src, &[&format!("{db}.*")], dir.path(), 50);
-    let d = dir.path().display().to_string();
+         INSERT INTO c SELECT seq, seq FROM seq_1_to_30;",
+        "*",
+        50,
+    );
     // Commits begun over all tables' journals: the kills land while both jobs
     // are on different tables, and in the second round once more in the rerun.
     for (round, kill_at) in [2usize, 6, 9].into_iter().enumerate() {
         let into = dst.fresh_db("killmany");
-        let url = dst.url();
-        let args = [
-            "load",
-            "--dir",
-            &d,
-            "--to",
-            &url,
-            "--into",
-            &into,
-            "--jobs",
-            "2",
-            "--autoinc",
-            "drop",
-            "--defer-indexes",
-        ];
+        let args = load_args(
+            dir.path(),
+            &dst,
+            &[
+                "--into",
+                &into,
+                "--jobs",
+                "2",
+                "--autoinc",
+                "drop",
+                "--defer-indexes",
+            ],
+        );
         assert!(
             kill_load_after(&args, dir.path(), kill_at),
             "round {round}: the load ended before the kill"
@@ -1249,17 +921,10 @@ fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
                 "round {round}: the rerun ended before the kill"
             );
         }
-        let out = myspool(&args, &[]);
-        assert!(
-            out.status.success(),
-            "round {round}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&myspool(&args));
         for t in ["a", "b", "c"] {
             assert_same_table(&src, &db, &dst, &into, t, "id");
-            let create = dst.query_strings(&format!("SHOW CREATE TABLE `{into}`.{t}"))[0][1]
-                .clone()
-                .unwrap();
+            let create = show_create(&dst, &into, t);
             assert!(create.contains("KEY `by_v`"), "round {round}: {create}");
             if t == "a" {
                 assert!(create.contains("AUTO_INCREMENT"), "round {round}: {create}");

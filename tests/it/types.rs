@@ -4,101 +4,51 @@
 //! column in an exact form (HEX for strings and binary, plain text for
 //! integers, DECIMAL and temporal types, `col + 0e0` for FLOAT and DOUBLE).
 
-mod common;
-
-use common::Server;
-use myspool::export::{export, ExportOptions};
-use myspool::load::{load, AutoincPolicy, LoadOptions};
+use myspool::load::AutoincPolicy;
 use myspool::process::{process, ProcessOptions};
 use myspool::progress::ProgressMode;
-use myspool::ConnSpec;
 
-use common::{source_server as source, target_server as target};
-
-/// The exact form of every column of a table, in key order.
-fn exact_rows(server: &Server, db: &str, table: &str, order: &str) -> Vec<Vec<Option<String>>> {
-    let cols = server.query_strings(&format!(
-        "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
-         WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{table}' ORDER BY ORDINAL_POSITION"
-    ));
-    let exprs: Vec<String> = cols
-        .iter()
-        .map(|c| {
-            let name = c[0].as_deref().unwrap();
-            match c[1].as_deref().unwrap() {
-                "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "decimal" | "year"
-                | "date" | "datetime" | "timestamp" | "time" => format!("`{name}`"),
-                "float" | "double" => format!("CONCAT(`{name}` + 0e0, '|', HEX(`{name}` < 0))"),
-                _ => format!("HEX(`{name}`)"),
-            }
-        })
-        .collect();
-    server.query_strings(&format!(
-        "SELECT {} FROM `{db}`.`{table}` ORDER BY {order}",
-        exprs.join(", ")
-    ))
-}
-
-fn checksum(server: &Server, db: &str, table: &str) -> Option<String> {
-    server.query_strings(&format!("CHECKSUM TABLE `{db}`.`{table}` EXTENDED"))[0][1].clone()
-}
+use crate::common::*;
 
 /// Creates `setup` (SQL run in a fresh database on the source), then
 /// export → process(cat) → load into a fresh database on the target, and
 /// compares every table named in `tables` (name, ORDER BY).
 fn round_trip(setup: &str, tables: &[(&str, &str)]) {
-    let (src, dst) = (source(), target());
-    let db = src.fresh_db("types");
-    src.query(&format!("USE `{db}`; SET time_zone = '+00:00'; {setup}"));
-    let work = tempfile::tempdir().unwrap();
-    let dump = work.path().join("dump");
-    let processed = work.path().join("cat");
-
-    let mut e = ExportOptions::new(
-        ConnSpec::parse(&src.url()).unwrap(),
-        vec![format!("{db}.*")],
-        &dump,
+    let (src, dst) = (source_server(), target_server());
+    let (db, dump) = dumped_db(
+        &src,
+        "types",
+        &format!("SET time_zone = '+00:00'; {setup}"),
+        "*",
+        7,
     );
-    e.chunk_rows = Some(7);
-    e.progress = ProgressMode::Quiet;
-    export(&e).unwrap_or_else(|err| panic!("export: {err:#}"));
-    let mut p = ProcessOptions::new(&dump, &processed, "cat");
+    let work = tempfile::tempdir().unwrap();
+    let processed = work.path().join("cat");
+    let mut p = ProcessOptions::new(dump.path(), &processed, "cat");
     p.progress = ProgressMode::Quiet;
     let ps = process(&p).unwrap_or_else(|err| panic!("process: {err:#}"));
     assert!(ps.failed.is_empty(), "{:?}", ps.failed);
     let into = dst.fresh_db("types_copy");
-    let mut l = LoadOptions::new(ConnSpec::parse(&dst.url()).unwrap(), &processed);
+    let mut l = load_options(&dst, &processed);
     l.into = Some(into.clone());
     l.autoinc = AutoincPolicy::Drop;
-    l.progress = ProgressMode::Quiet;
-    load(&l).unwrap_or_else(|err| panic!("load: {err:#}"));
+    run_load(&l);
 
     for (table, order) in tables {
-        let (a, b) = (
-            exact_rows(&src, &db, table, order),
-            exact_rows(&dst, &into, table, order),
-        );
+        let a = typed_rows(&src, &db, table, order);
         assert!(!a.is_empty(), "{table}: the test table is empty");
-        if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
-            panic!(
-                "{table}: {} rows in the source, {} in the target; first difference at row {i}:\n source {:?}\n target {:?}",
-                a.len(),
-                b.len(),
-                a.get(i),
-                b.get(i)
-            );
-        }
+        assert_same_rows(table, &a, &typed_rows(&dst, &into, table, order));
         // CHECKSUM TABLE of a table with a VIRTUAL column is not a function of
         // its content on MariaDB 10.11: a copy made on the same server with
         // INSERT … SELECT, equal row for row, checksums differently. The
         // row-by-row comparison above covers those tables.
-        let has_virtual = src
-            .scalar(&format!(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' \
+        let has_virtual = count(
+            &src,
+            &format!(
+                "information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' \
                  AND TABLE_NAME = '{table}' AND EXTRA LIKE '%VIRTUAL%'"
-            ))
-            .as_deref()
-            != Some("0");
+            ),
+        ) != 0;
         if !has_virtual {
             assert_eq!(
                 checksum(&src, &db, table),

@@ -2,12 +2,10 @@
 //! (and then `require_secure_transport`, so a plain connection is refused:
 //! a success proves TLS was used).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{myspool_bin, Server};
+use crate::common::*;
 
 /// A CA and a server certificate for 127.0.0.1 / localhost, made with openssl.
 struct Certs {
@@ -24,11 +22,7 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is needed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
 }
 
 fn make_certs() -> Certs {
@@ -108,13 +102,11 @@ fn make_certs() -> Certs {
     }
 }
 
+/// `myspool export` of `table` from `url` into a throwaway directory.
 fn export_with(url: &str, table: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    Command::new(myspool_bin())
-        .args(["export", "--from", url, "--table", table, "--dir"])
-        .arg(dir.path().join("d"))
-        .output()
-        .unwrap()
+    let d = path_arg(&dir.path().join("d"));
+    myspool(&["export", "--from", url, "--table", table, "--dir", &d])
 }
 
 #[test]
@@ -158,7 +150,7 @@ fn ssl_modes_against_a_server_with_a_certificate() {
         ),
     ] {
         let out = export_with(&format!("{base}/?{query}"), "tls.t");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr(&out);
         assert_eq!(out.status.success(), ok, "{query}: {err}");
         assert!(
             err.to_lowercase().contains(&expect.to_lowercase()),
@@ -173,18 +165,13 @@ fn ssl_modes_against_a_server_with_a_certificate() {
 #[test]
 fn required_fails_clearly_against_a_server_without_tls() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("notls");
-    server.query(&format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"));
+    let db = db_with(&server, "notls", "CREATE TABLE t (id INT PRIMARY KEY)");
     let table = format!("{db}.t");
     let out = export_with(&format!("{}/?ssl-mode=required", server.url()), &table);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(!out.status.success());
     assert!(err.contains("does not offer TLS"), "{err}");
     // preferred (the default) falls back to plain TCP.
     let out = export_with(&format!("{}/?ssl-mode=preferred", server.url()), &table);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 }

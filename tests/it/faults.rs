@@ -2,8 +2,6 @@
 //! cable, a dead NAT entry). With `read_timeout` in the URL myspool gives up
 //! on the silent connection instead of hanging, reconnects and finishes.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{myspool_bin, Server};
-use myspool::export::{export, ExportOptions};
-use myspool::progress::ProgressMode;
-use myspool::ConnSpec;
+use crate::common::*;
 
 /// A proxy whose connections all go silent (forward nothing, close nothing)
 /// once `cut` is raised past their number: connections opened after the cut
@@ -82,20 +77,13 @@ impl Proxy {
 #[test]
 fn a_load_cut_off_mid_statement_times_out_reconnects_and_finishes() {
     let server = Server::shared(&["--innodb-autoinc-lock-mode=2"]);
-    let db = server.fresh_db("cut");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s CHAR(50)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;"
-    ));
-    let work = tempfile::tempdir().unwrap();
-    let dump = work.path().join("dump");
-    let mut opts = ExportOptions::new(
-        ConnSpec::parse(&server.url()).unwrap(),
-        vec![format!("{db}.t")],
-        &dump,
+    let (db, dump) = dumped_db(
+        &server,
+        "cut",
+        "CREATE TABLE t (id INT PRIMARY KEY, s CHAR(50)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_2000;",
+        "t",
+        200,
     );
-    opts.chunk_rows = Some(200);
-    opts.progress = ProgressMode::Quiet;
-    export(&opts).unwrap();
 
     let proxy = Proxy::start(server.port());
     let into = format!("{db}_copy");
@@ -104,11 +92,11 @@ fn a_load_cut_off_mid_statement_times_out_reconnects_and_finishes() {
         proxy.port
     );
     let started = Instant::now();
-    let child = std::process::Command::new(myspool_bin())
-        .args([
+    let child = spawn_myspool(
+        &[
             "load",
             "--dir",
-            &dump.display().to_string(),
+            &path_arg(dump.path()),
             "--to",
             &url,
             "--into",
@@ -116,48 +104,38 @@ fn a_load_cut_off_mid_statement_times_out_reconnects_and_finishes() {
             "--jobs",
             "2",
             "--json",
-        ])
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")],
+    );
     // Cut every connection once a few chunks are in.
-    let journal_dir = dump.join(&db).join("t");
-    while common::count_in_files(&journal_dir, "load@", "\"committed\"") < 2 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
-        thread::sleep(Duration::from_millis(5));
-    }
+    let journal_dir = dump.path().join(&db).join("t");
+    wait_until(Duration::from_secs(30), "2 chunks committed", || {
+        count_in_files(&journal_dir, "load@", "\"committed\"") >= 2
+    });
     proxy.cut_all();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "took {:?}",
         started.elapsed()
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = json(&out);
     assert!(summary["retries"].as_u64().unwrap() >= 1, "{summary}");
-    assert_eq!(
-        server.query_strings(&format!("SELECT * FROM `{into}`.t ORDER BY id")),
-        server.query_strings(&format!("SELECT * FROM `{db}`.t ORDER BY id"))
-    );
+    assert_t_copied(&server, &db, &into);
 }
 
 #[test]
 fn an_export_cut_off_fails_within_its_timeout_and_a_rerun_finishes() {
     let server = Server::shared(&[]);
-    let db = server.fresh_db("cutexp");
-    server.query(&format!(
-        "USE `{db}`; CREATE TABLE t (id INT PRIMARY KEY, s CHAR(200)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_20000;"
-    ));
+    let db = db_with(
+        &server,
+        "cutexp",
+        "CREATE TABLE t (id INT PRIMARY KEY, s CHAR(200)); INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_20000;",
+    );
     let proxy = Proxy::start(server.port());
     let work = tempfile::tempdir().unwrap();
-    let dump = work.path().join("dump").display().to_string();
+    let dump = path_arg(&work.path().join("dump"));
     let url = format!("mysql://root@127.0.0.1:{}?read_timeout=2", proxy.port);
     let table = format!("{db}.t");
     let args = [
@@ -174,21 +152,14 @@ fn an_export_cut_off_fails_within_its_timeout_and_a_rerun_finishes() {
         "1",
     ];
     let started = Instant::now();
-    let child = std::process::Command::new(myspool_bin())
-        .args(args)
-        .env("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_myspool(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "100")]);
     let log = std::path::Path::new(&dump).join(&db).join("t");
-    while common::count_in_files(&log, "export.log", "sha256") < 1 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(Duration::from_secs(30), "a first chunk exported", || {
+        count_in_files(&log, "export.log", "sha256") >= 1
+    });
     proxy.cut_all();
     let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         !out.status.success(),
         "the export went on through a dead link?"
@@ -200,13 +171,5 @@ fn an_export_cut_off_fails_within_its_timeout_and_a_rerun_finishes() {
     );
     assert!(err.contains("exporting chunk"), "{err}");
     // The link is back (new connections pass): the rerun finishes.
-    let out = std::process::Command::new(myspool_bin())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&myspool(&args));
 }

@@ -1,0 +1,28 @@
+//! The integration tests: one binary (as in ripgrep and xsv), so that it is
+//! built and linked once and its servers start once for every module.
+//!
+//! A module per command (`export`, `process`, `load`, `check`, `verify`,
+//! `copy`, `status`, `cli`), then the suites that cut across them: `types`
+//! (every column type through export → process → load), `faults` (network
+//! trouble), `security`, `tls`, and `harness` (the test servers
+//! themselves). Everything shared lives in `common`.
+//!
+//! All tests run as threads of one process: nothing here may change the
+//! process's environment or current directory, and tests that change a
+//! shared server's global state use a private server (see `common::server`).
+
+mod common;
+
+mod check;
+mod cli;
+mod copy;
+mod export;
+mod faults;
+mod harness;
+mod load;
+mod process;
+mod security;
+mod status;
+mod tls;
+mod types;
+mod verify;
