@@ -18,7 +18,7 @@ use crate::progress::Progress;
 
 use super::loader::{Loader, LoaderSettings, LoadingTable};
 use super::schedule::{ChunksOutcome, Schedule};
-use super::table::{finish_target, lock_target};
+use super::table::{finish_target, relock_target};
 use super::{locked, poisoned, LoadOptions};
 
 /// How often the control connection says something while the jobs load.
@@ -218,7 +218,7 @@ impl Shared<'_> {
         if self.jobs.loader.session.ensure_alive(control)? {
             for (table, &open) in self.tables.iter().zip(unfinished) {
                 if open {
-                    lock_target(control, table.plan)?;
+                    relock_target(control, table.plan)?;
                 }
             }
         }

@@ -42,7 +42,14 @@ impl<'a> Session<'a> {
         if control.ping().is_ok() {
             return Ok(false);
         }
+        let lost = control.connection_id();
         *control = self.connect()?;
+        // The server may not know yet that the old session is gone (behind a
+        // cut cable it still waits for our next packet), and that session
+        // holds this load's named locks until it ends: end it, so the locks
+        // can be taken again. A user may always kill its own sessions; one
+        // that already ended is "Unknown thread id", which is fine.
+        let _ = control.query_drop(format!("KILL CONNECTION {lost}"));
         Ok(true)
     }
 }

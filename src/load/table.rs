@@ -232,9 +232,24 @@ fn settle_in_doubt(
 /// assumptions. The server drops the lock when the connection ends, so a
 /// killed loader leaves nothing behind.
 pub(super) fn lock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
+    take_lock(control, plan, 0)
+}
+
+/// Takes a table's lock again on a new control connection, after the old
+/// one was lost: the server releases the old session's lock only once it
+/// has ended that session (`Session::ensure_alive` kills it), which can take
+/// a moment.
+pub(super) fn relock_target(control: &mut Conn, plan: &TablePlan) -> Result<()> {
+    take_lock(control, plan, RELOCK_WAIT_SECONDS)
+}
+
+/// How long a relock waits for the lost session's lock to be released.
+const RELOCK_WAIT_SECONDS: u32 = 10;
+
+fn take_lock(control: &mut Conn, plan: &TablePlan, wait_seconds: u32) -> Result<()> {
     let name = lock_name(plan);
     let got: Option<Option<i64>> = control
-        .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
+        .exec_first("SELECT GET_LOCK(?, ?)", (&name, wait_seconds))
         .with_context(|| format!("taking the lock {name:?} on the target"))?;
     match got.flatten() {
         Some(1) => Ok(()),

@@ -78,7 +78,7 @@ fn export_then_load_into_another_server_gives_identical_tables() {
     assert_eq!(again.rows, 0);
     assert_eq!(again.chunks_loaded, 0);
 
-    // --into loads into another database, with --truncate emptying it first.
+    // --into loads into another database (a new one: created from the dump).
     let other = dst.fresh_db("copy");
     let mut into = load_options(&dst, dir.path());
     into.into = Some(other.clone());
@@ -379,7 +379,10 @@ fn kill_9_at_random_points_then_rerun_loads_every_row_exactly_once() {
             &["--into", &into, "--jobs", "2", "--autoinc", "drop"],
         );
         let table_dir = dir.path().join(&db).join("t");
-        kill_load_after(&args, &table_dir, kill_at);
+        assert!(
+            kill_load_after(&args, &table_dir, kill_at),
+            "round {round}: the load finished before it could be killed"
+        );
         if round % 2 == 1 {
             // A second kill during the rerun.
             kill_load_after(&args, &table_dir, kill_at + 2);
