@@ -173,9 +173,12 @@ pub fn write_header<S: AsRef<str>>(out: &mut Vec<u8>, names: &[S]) {
 
 /// The text of a DOUBLE (as the server printed `float_col + 0e0`) rewritten as
 /// the shortest decimal that reads back as the same FLOAT. The server reads a
-/// FLOAT by parsing a double and rounding it to single precision, so the text
-/// is checked to survive exactly that; when it does not, `None` tells the
-/// caller to keep the server's exact DOUBLE text.
+/// FLOAT by parsing a double, refusing it when it is beyond ±FLT_MAX ("Out of
+/// range value", even when it would round to FLT_MAX), then rounding it to
+/// single precision; the text is checked to survive exactly that. When it
+/// does not — the shortest text of FLT_MAX, `3.4028235e38`, is above FLT_MAX
+/// as a double — `None` tells the caller to keep the server's exact DOUBLE
+/// text (`3.4028234663852886e38`), which always survives.
 fn shortest_f32(double_text: &[u8]) -> Option<String> {
     let d: f64 = std::str::from_utf8(double_text).ok()?.parse().ok()?;
     let f = d as f32;
@@ -189,7 +192,8 @@ fn shortest_f32(double_text: &[u8]) -> Option<String> {
         format!("{f:e}")
     };
     let back: f64 = s.parse().ok()?;
-    ((back as f32).to_bits() == f.to_bits()).then_some(s)
+    let in_range = back.abs() <= f64::from(f32::MAX);
+    (in_range && (back as f32).to_bits() == f.to_bits()).then_some(s)
 }
 
 /// One field read back from a dump CSV: `None` is SQL NULL.
@@ -433,7 +437,13 @@ mod tests {
         for (double, want) in [
             ("0.10000000149011612", "0.1"),
             ("16777216", "16777216"),
-            ("3.4028234663852886e38", "3.4028235e38"),
+            // The shortest text of FLT_MAX is above it as a double, which
+            // the server refuses: the exact text is kept.
+            ("3.4028234663852886e38", "3.4028234663852886e38"),
+            ("-3.4028234663852886e38", "-3.4028234663852886e38"),
+            ("3.4028232635611926e38", "3.4028233e38"),
+            ("1.401298464324817e-45", "1e-45"),
+            ("1.1754943508222875e-38", "1.1754944e-38"),
             ("9.999999350456404e-39", "1e-38"),
             ("-1.5", "-1.5"),
             ("0", "0"),
