@@ -17,7 +17,7 @@
 #
 # Installs mariadb-server and mariadb-client with apt-get if mariadbd is
 # missing (needs root or sudo). The server options match the test harness in
-# tests/common/mod.rs.
+# tests/it/common/server.rs.
 set -euo pipefail
 
 BASE=${MYSPOOL_SANDBOX_DIR:-$HOME/.cache/myspool-sandbox}
