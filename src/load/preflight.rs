@@ -132,22 +132,6 @@ pub struct Requirements {
     pub repair: bool,
 }
 
-impl Default for Requirements {
-    /// What `load` does without options.
-    fn default() -> Requirements {
-        Requirements {
-            jobs: 2,
-            autoinc: AutoincPolicy::Check,
-            on_duplicate: OnDuplicate::Error,
-            truncate: false,
-            defer_indexes: false,
-            skip_binlog: false,
-            into: None,
-            repair: false,
-        }
-    }
-}
-
 impl Requirements {
     /// The database a table of `db` goes into.
     pub fn target_db(&self, db: &str) -> String {
