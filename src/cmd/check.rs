@@ -5,17 +5,23 @@ use anyhow::{bail, Result};
 use myspool::load::{check, CheckOptions, CheckReport};
 use myspool::ConnSpec;
 
-use super::{AutoincPolicy, Output};
+use super::{LoadArgs, Output};
 
 /// Run the load preflight against a target without moving any data.
 ///
-/// Reports every problem a load would meet: local_infile off, missing
-/// privileges, the AUTO_INCREMENT policy (with the server's
-/// innodb_autoinc_lock_mode, log_bin and binlog_format), max_allowed_packet,
-/// the server version. Exits 0 only if a load would be allowed.
+/// The same function the load runs before anything moves, with the load's
+/// options: reports every problem a load with them would meet, in the
+/// load's words: local_infile off; a privilege the options need missing
+/// (SELECT, INSERT; CREATE for a missing table; DROP for --truncate; DELETE
+/// for --on-duplicate replace; ALTER for --autoinc drop and --defer-indexes,
+/// INDEX for the latter; SET sql_log_bin for --skip-binlog); the
+/// AUTO_INCREMENT policy (with the server's innodb_autoinc_lock_mode, log_bin
+/// and binlog_format). --into checks the tables in that database. Without a
+/// dump it cannot compare columns, nor know the AUTO_INCREMENT column of a
+/// table that does not exist yet. Exits 0 only if a load would be allowed.
 ///
 /// Example:
-///   myspool check --to mysql://app@db2/ --table shop.orders --jobs 4
+///   myspool check --to mysql://app@db2/ --table shop.orders --jobs 4 --truncate
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -25,12 +31,9 @@ pub struct Args {
     /// Table to check, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
-    /// Jobs the load would use.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub jobs: usize,
-    /// AUTO_INCREMENT policy the load would use.
-    #[arg(long, value_enum, default_value_t = AutoincPolicy::Check)]
-    pub autoinc: AutoincPolicy,
+    /// The options the load would use (each changes what it needs).
+    #[command(flatten)]
+    pub load: LoadArgs,
     #[command(flatten)]
     pub output: Output,
 }
@@ -39,8 +42,7 @@ pub fn run(args: Args) -> Result<()> {
     let opts = CheckOptions {
         target: ConnSpec::parse(&args.to)?,
         tables: args.tables,
-        jobs: args.jobs,
-        autoinc: args.autoinc.into(),
+        requirements: args.load.requirements(),
     };
     let report = check(&opts)?;
     if args.output.json {
@@ -74,6 +76,9 @@ fn print_report(report: &CheckReport) {
     }
     for n in &report.notes {
         println!("  note: {n}");
+    }
+    for w in &report.warnings {
+        println!("  warning: {w}");
     }
     for p in &report.problems {
         println!("  problem: {p}");

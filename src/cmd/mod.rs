@@ -105,7 +105,8 @@ impl DumpAndTarget {
     }
 }
 
-/// Load options shared by `load` and `copy`.
+/// Load options shared by `load`, `copy` and `check`: every one of them
+/// changes what a load needs from the target, which `check` checks.
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
     /// Load into this database instead of the one each table was exported from.
@@ -137,18 +138,26 @@ pub struct LoadArgs {
 }
 
 impl LoadArgs {
+    /// What these options need from the target (`check` takes them for that).
+    pub fn requirements(&self) -> myspool::load::Requirements {
+        myspool::load::Requirements {
+            jobs: self.jobs,
+            autoinc: self.autoinc.into(),
+            on_duplicate: match self.on_duplicate {
+                OnDuplicate::Error => myspool::load::OnDuplicate::Error,
+                OnDuplicate::Ignore => myspool::load::OnDuplicate::Ignore,
+                OnDuplicate::Replace => myspool::load::OnDuplicate::Replace,
+            },
+            truncate: self.truncate,
+            defer_indexes: self.defer_indexes,
+            skip_binlog: self.skip_binlog,
+            into: self.into.clone(),
+            repair: false,
+        }
+    }
+
     pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
-        opts.into = self.into.clone();
-        opts.jobs = self.jobs;
-        opts.autoinc = self.autoinc.into();
-        opts.on_duplicate = match self.on_duplicate {
-            OnDuplicate::Error => myspool::load::OnDuplicate::Error,
-            OnDuplicate::Ignore => myspool::load::OnDuplicate::Ignore,
-            OnDuplicate::Replace => myspool::load::OnDuplicate::Replace,
-        };
-        opts.truncate = self.truncate;
-        opts.defer_indexes = self.defer_indexes;
-        opts.skip_binlog = self.skip_binlog;
+        opts.require(self.requirements());
     }
 }
 

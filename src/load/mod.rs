@@ -27,20 +27,24 @@
 //!   of ours. The handler serves only the chunk of the running statement
 //!   (`infile`).
 //!
-//! One file per step: `options`, `preflight` (server facts, AUTO_INCREMENT
-//! policy, privileges, `check`), `target` (what the target table looks
-//! like), `plan` (each dump table and where it goes), `table` (a target
+//! One file per step: `options`, `preflight` (server facts, the options
+//! that change what a load needs, AUTO_INCREMENT policy: the one preflight
+//! of `load` and `check`), `privileges`, `check` (the preflight without a
+//! dump), `target` (what the target table looks like), `plan` (each dump
+//! table and where it goes), `table` (a target
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
 //! the server's answer).
 
+mod check;
 mod infile;
 mod jobs;
 mod loader;
 mod options;
 mod plan;
 mod preflight;
+mod privileges;
 mod schedule;
 mod session;
 mod table;
@@ -67,10 +71,9 @@ use plan::{plan_load, TablePlan};
 use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
+pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
-pub use preflight::{
-    autoinc_verdict, check, AutoincVerdict, CheckOptions, CheckReport, ServerFacts, TableCheck,
-};
+pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
@@ -146,7 +149,8 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         None => (read_complete_manifest(&dir)?, Some(dir.lock()?)),
     };
     let session = Session::of(opts);
-    let mut control = session.connect()?;
+    // --skip-binlog is set on it by the preflight (`plan_load`).
+    let mut control = session.connect_for_preflight()?;
     let facts = ServerFacts::read(&mut control)?;
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
 

@@ -10,6 +10,8 @@ use crate::conn::ConnSpec;
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
+use super::Requirements;
+
 /// What to do about an AUTO_INCREMENT column on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,5 +86,43 @@ impl LoadOptions {
             follow: None,
             chunk_delay: Duration::ZERO,
         }
+    }
+}
+
+impl LoadOptions {
+    /// What these options need from the target: what the preflight checks.
+    pub fn requirements(&self) -> Requirements {
+        Requirements {
+            jobs: self.jobs,
+            autoinc: self.autoinc,
+            on_duplicate: self.on_duplicate,
+            truncate: self.truncate,
+            defer_indexes: self.defer_indexes,
+            skip_binlog: self.skip_binlog,
+            into: self.into.clone(),
+            repair: self.repair,
+        }
+    }
+
+    /// Takes every option of `req` (all but `repair`, which `check` does
+    /// not have).
+    pub fn require(&mut self, req: Requirements) {
+        let Requirements {
+            jobs,
+            autoinc,
+            on_duplicate,
+            truncate,
+            defer_indexes,
+            skip_binlog,
+            into,
+            repair: _,
+        } = req;
+        self.jobs = jobs;
+        self.autoinc = autoinc;
+        self.on_duplicate = on_duplicate;
+        self.truncate = truncate;
+        self.defer_indexes = defer_indexes;
+        self.skip_binlog = skip_binlog;
+        self.into = into;
     }
 }

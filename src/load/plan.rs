@@ -8,13 +8,11 @@ use mysql::Conn;
 use crate::dump::{self, ChunkRecord, DumpDir, Manifest, TableDescription, TableEntry};
 use crate::sql::{self, qualified};
 
-use super::preflight::{
-    autoinc_verdict, missing_privileges, needed_privileges, AutoincVerdict, ServerFacts, TableWork,
-};
+use super::preflight::{preflight, AutoincVerdict, ServerFacts, TargetTable};
 use super::target::{
     autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
 };
-use super::{LoadOptions, OnDuplicate};
+use super::LoadOptions;
 
 /// One table of the dump and where it goes.
 pub(super) struct TablePlan {
@@ -34,6 +32,16 @@ pub(super) struct TablePlan {
 impl TablePlan {
     pub(super) fn target_sql(&self) -> String {
         qualified(&self.target_db, &self.desc.table)
+    }
+
+    /// The target table as the preflight sees it.
+    fn target(&self) -> TargetTable {
+        TargetTable {
+            db: self.target_db.clone(),
+            table: self.desc.table.clone(),
+            exists: self.exists,
+            autoinc_column: self.autoinc_column.clone(),
+        }
     }
 
     pub(super) fn label(&self) -> String {
@@ -66,8 +74,10 @@ impl TablePlan {
     }
 }
 
-/// The preflight: every problem of every table, before any data moves. The
-/// plan of every table, or all the problems at once.
+/// Every problem of every table, before any data moves: the dump's own
+/// (its files, a target table that differs from it, two tables into one)
+/// and the preflight's, the same list `check` prints. The plan of every
+/// table, or all the problems at once.
 pub(super) fn plan_load(
     control: &mut Conn,
     dir: &DumpDir,
@@ -75,28 +85,21 @@ pub(super) fn plan_load(
     opts: &LoadOptions,
     facts: &ServerFacts,
 ) -> Result<Vec<TablePlan>> {
-    let mut problems = Vec::new();
-    if !facts.local_infile && !opts.repair {
-        problems.push(
-            "the target has local_infile=OFF, so it refuses LOAD DATA LOCAL INFILE: \
-             run SET GLOBAL local_infile=1 (or start it with --local-infile=1)"
-                .to_string(),
-        );
-    }
+    let mut dump_problems = Vec::new();
     let mut plans = Vec::new();
     for entry in &manifest.tables {
-        match plan_table(control, dir, entry, opts, facts) {
+        match plan_table(control, dir, entry, opts) {
             Ok(plan) => plans.push(plan),
-            Err(e) => problems.push(format!("{e:#}")),
+            Err(e) => dump_problems.push(format!("{e:#}")),
         }
     }
-    for plan in &plans {
-        if let AutoincVerdict::Refuse(why) = &plan.verdict {
-            if !opts.repair {
-                problems.push(why.clone());
-            }
-        }
+    let targets: Vec<TargetTable> = plans.iter().map(TablePlan::target).collect();
+    let found = preflight(control, facts, &opts.requirements(), &targets)?;
+    for (plan, verdict) in plans.iter_mut().zip(found.verdicts) {
+        plan.verdict = verdict;
     }
+    let mut problems = found.problems;
+    problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
     if !problems.is_empty() {
         bail!("nothing was loaded: {}", problems.join("; "));
@@ -104,20 +107,20 @@ pub(super) fn plan_load(
     Ok(plans)
 }
 
-/// Preflight of one table: what is there, what the dump needs.
+/// One dump table: what is there, what the dump needs. Its AUTO_INCREMENT
+/// verdict is the preflight's, set after.
 fn plan_table(
     conn: &mut Conn,
     dir: &DumpDir,
     entry: &TableEntry,
     opts: &LoadOptions,
-    facts: &ServerFacts,
 ) -> Result<TablePlan> {
     let desc = dir.table_description(entry, opts.follow.as_deref())?;
     let schema_path = dir.path(&entry.dir).join(dump::SCHEMA_FILE);
     let schema_sql = std::fs::read_to_string(&schema_path)
         .with_context(|| format!("reading {}", schema_path.display()))?;
     check_chunk_files(dir, entry, &desc, opts.follow.is_some())?;
-    let target_db = opts.into.clone().unwrap_or_else(|| desc.db.clone());
+    let target_db = opts.requirements().target_db(&desc.db);
     let label = format!("{target_db}.{}", desc.table);
     let columns = target_columns(conn, &target_db, &desc.table)?;
     let exists = !columns.is_empty();
@@ -134,18 +137,6 @@ fn plan_table(
     } else {
         schema_autoinc_column(&schema_sql)
     };
-    let column = autoinc_column.as_deref();
-    let verdict = autoinc_verdict(opts.autoinc, opts.jobs, &label, column, facts);
-    let needed = needed_privileges(TableWork {
-        exists,
-        truncate: opts.truncate,
-        replace: opts.on_duplicate == OnDuplicate::Replace,
-        drop_autoinc: verdict == AutoincVerdict::Drop,
-        defer_indexes: opts.defer_indexes,
-    });
-    if let Some(missing) = missing_privileges(conn, &target_db, &desc.table, &needed)? {
-        bail!("the target user lacks {} on {label}", missing.join(", "));
-    }
     Ok(TablePlan {
         entry: entry.clone(),
         desc,
@@ -154,7 +145,7 @@ fn plan_table(
         exists,
         created: false,
         autoinc_column,
-        verdict,
+        verdict: AutoincVerdict::NoColumn,
         raw_bytes,
     })
 }

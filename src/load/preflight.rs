@@ -1,17 +1,18 @@
-//! The preflight: the server's facts, the AUTO_INCREMENT policy's verdict,
-//! the privileges a load needs, and `check` (the preflight alone, for
-//! `myspool check`).
+//! The preflight, one function for `load` and `check`: the server's facts,
+//! the options that change what a load needs (`Requirements`), the
+//! AUTO_INCREMENT policy's verdict, and every problem at once.
 
 use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 use serde::Serialize;
 
-use crate::conn::ConnSpec;
-use crate::schema::{text, TablePattern};
+use crate::schema::text;
 
+use super::privileges::{missing_privileges, needed_privileges, TableWork};
+use super::session::skip_binlog;
 use super::target::{autoinc_column_of, target_columns};
-use super::AutoincPolicy;
+use super::{AutoincPolicy, OnDuplicate};
 
 /// Server variables the preflight and the policy depend on.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +22,11 @@ pub struct ServerFacts {
     pub autoinc_lock_mode: u32,
     pub log_bin: bool,
     pub binlog_format: String,
+    /// Reported, not required: LOAD DATA LOCAL streams the file in small
+    /// packets (4 KiB from the mysql crate) and the server reads a row of any
+    /// length from that stream, so a row bigger than max_allowed_packet
+    /// loads (a 3 MB row, text and through UNHEX(), into a server with 1 MiB:
+    /// tested). Neither `load` nor `check` refuses or warns on its account.
     pub max_allowed_packet: u64,
 }
 
@@ -109,233 +115,131 @@ pub fn autoinc_verdict(
     }
 }
 
-/// What a load will do to a table, for the privileges it needs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct TableWork {
-    pub exists: bool,
-    pub truncate: bool,
-    pub replace: bool,
-    pub drop_autoinc: bool,
-    pub defer_indexes: bool,
-}
-
-/// The privileges `work` needs on its table.
-pub(super) fn needed_privileges(work: TableWork) -> Vec<&'static str> {
-    let mut needed = vec!["SELECT", "INSERT"];
-    if !work.exists {
-        needed.push("CREATE");
-    }
-    if work.truncate {
-        needed.push("DROP");
-    }
-    if work.replace {
-        needed.push("DELETE");
-    }
-    if work.drop_autoinc || work.defer_indexes {
-        needed.push("ALTER");
-    }
-    if work.defer_indexes {
-        needed.push("INDEX");
-    }
-    needed
-}
-
-/// Privileges of `needed` the current user does not hold on a table
-/// (globally, on its database, or on the table). `None` also when they
-/// cannot be told: with a role active, what the role grants is not in these
-/// views, so nothing is refused on their account.
-pub(super) fn missing_privileges(
-    conn: &mut Conn,
-    db: &str,
-    table: &str,
-    needed: &[&str],
-) -> Result<Option<Vec<String>>> {
-    let role: Option<Option<String>> = conn.query_first("SELECT CURRENT_ROLE()").unwrap_or(None);
-    if matches!(role.flatten().as_deref(), Some(r) if !r.is_empty() && r != "NONE") {
-        return Ok(None);
-    }
-    // GRANTEE is written 'user'@'host'; CURRENT_USER() is user@host.
-    let grantee = r#"CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")"#;
-    let rows: Vec<Row> = conn
-        .exec(
-            format!(
-                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} \
-                 UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES \
-                   WHERE GRANTEE = {grantee} AND (TABLE_SCHEMA = ? OR ? LIKE TABLE_SCHEMA) \
-                 UNION SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES \
-                   WHERE GRANTEE = {grantee} AND TABLE_SCHEMA = ? AND TABLE_NAME = ?"
-            ),
-            (db, db, db, table),
-        )
-        .context("reading the target user's privileges")?;
-    let held: Vec<String> = rows
-        .iter()
-        .filter_map(|r| text(r, 0).ok().flatten())
-        .map(|p| p.to_ascii_uppercase())
-        .collect();
-    let missing: Vec<String> = needed
-        .iter()
-        .filter(|p| !held.iter().any(|h| h == *p))
-        .map(|p| p.to_string())
-        .collect();
-    Ok(if missing.is_empty() {
-        None
-    } else {
-        Some(missing)
-    })
-}
-
-/// What `myspool check` looks at: a target, without a dump.
-#[derive(Debug, Clone)]
-pub struct CheckOptions {
-    pub target: ConnSpec,
-    /// `db.table` or `db.*`.
-    pub tables: Vec<String>,
+/// What a load is asked to do that changes what it needs from the target:
+/// the part of `LoadOptions` that `myspool check` takes too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirements {
     pub jobs: usize,
     pub autoinc: AutoincPolicy,
+    pub on_duplicate: OnDuplicate,
+    pub truncate: bool,
+    pub defer_indexes: bool,
+    pub skip_binlog: bool,
+    /// Every table goes into this database instead of its own.
+    pub into: Option<String>,
+    /// `load --repair`: nothing is loaded, so neither `local_infile` nor the
+    /// AUTO_INCREMENT policy stands in the way (`check` has no such option).
+    pub repair: bool,
 }
 
-/// The preflight's findings.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckReport {
-    pub target: String,
-    pub server: ServerFacts,
-    pub tables: Vec<TableCheck>,
-    /// Each would make a load refuse.
-    pub problems: Vec<String>,
-    /// Worth knowing, not blocking.
-    pub notes: Vec<String>,
-    pub allowed: bool,
+impl Requirements {
+    /// The database a table of `db` goes into.
+    pub fn target_db(&self, db: &str) -> String {
+        self.into.clone().unwrap_or_else(|| db.to_string())
+    }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct TableCheck {
+/// A target table as the preflight sees it.
+#[derive(Debug, Clone)]
+pub struct TargetTable {
     pub db: String,
     pub table: String,
     pub exists: bool,
+    /// The target's, or for a missing table the one its CREATE would have
+    /// (the load knows it from schema.sql; `check`, without a dump, cannot).
     pub autoinc_column: Option<String>,
 }
 
-/// What `check` found so far.
-#[derive(Default)]
-struct Findings {
-    /// Each would make a load refuse.
-    problems: Vec<String>,
-    /// Worth knowing, not blocking.
-    notes: Vec<String>,
-}
-
-/// The load preflight alone: every problem a load of these tables with these
-/// options would meet, and nothing changed on the server.
-pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
-    let mut conn = opts.target.connect("target")?;
-    let facts = ServerFacts::read(&mut conn)?;
-    let mut found = server_findings(&facts);
-    let mut checks = Vec::new();
-    for (db, table) in tables_named(&mut conn, &opts.tables, &mut found)? {
-        checks.push(check_table(&mut conn, opts, &facts, db, table, &mut found)?);
+impl TargetTable {
+    /// The table as it is on the target.
+    pub(super) fn read(conn: &mut Conn, db: String, table: String) -> Result<TargetTable> {
+        let columns = target_columns(conn, &db, &table)?;
+        Ok(TargetTable {
+            exists: !columns.is_empty(),
+            autoinc_column: autoinc_column_of(&columns),
+            db,
+            table,
+        })
     }
-    Ok(CheckReport {
-        target: opts.target.to_string(),
-        server: facts,
-        tables: checks,
-        allowed: found.problems.is_empty(),
-        problems: found.problems,
-        notes: found.notes,
-    })
+
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.db, self.table)
+    }
 }
 
-/// What the server's variables alone tell.
-fn server_findings(facts: &ServerFacts) -> Findings {
-    let mut found = Findings {
-        problems: Vec::new(),
-        notes: vec![format!("server version {}", facts.version)],
-    };
-    if !facts.local_infile {
+/// What the preflight found.
+#[derive(Debug, Clone, Default)]
+pub struct Preflight {
+    /// Each refuses the load; all are said at once.
+    pub problems: Vec<String>,
+    /// The load goes on and says these.
+    pub warnings: Vec<String>,
+    /// The AUTO_INCREMENT verdict of each table, in the order given.
+    pub verdicts: Vec<AutoincVerdict>,
+}
+
+/// The preflight of a load, the one `load` runs before anything moves and
+/// `check` prints: every problem the server, the user's privileges and the
+/// AUTO_INCREMENT policy pose for `tables` with `req`. Changes nothing on the
+/// server; with `--skip-binlog` it sets `sql_log_bin=0` on `conn`'s own
+/// session, the only sure test of that privilege.
+pub(super) fn preflight(
+    conn: &mut Conn,
+    facts: &ServerFacts,
+    req: &Requirements,
+    tables: &[TargetTable],
+) -> Result<Preflight> {
+    let mut found = Preflight::default();
+    if !facts.local_infile && !req.repair {
         found.problems.push(
-            "local_infile=OFF: the server refuses LOAD DATA LOCAL INFILE; run SET GLOBAL local_infile=1".to_string(),
+            "the target has local_infile=OFF, so it refuses LOAD DATA LOCAL INFILE: \
+             run SET GLOBAL local_infile=1 (or start it with --local-infile=1)"
+                .to_string(),
         );
     }
-    if facts.max_allowed_packet < (1 << 20) {
-        found.notes.push(format!(
-            "max_allowed_packet is {} bytes: a row bigger than that cannot be loaded",
-            facts.max_allowed_packet
-        ));
-    }
-    found
-}
-
-/// The tables `patterns` (`db.table` or `db.*`) name on the target.
-fn tables_named(
-    conn: &mut Conn,
-    patterns: &[String],
-    found: &mut Findings,
-) -> Result<Vec<(String, String)>> {
-    let mut tables = Vec::new();
-    for pattern in patterns {
-        match TablePattern::parse(pattern)? {
-            TablePattern::One(t) => tables.push((t.db, t.table)),
-            TablePattern::AllIn(db) => {
-                let rows: Vec<Row> = conn.exec(
-                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-                    (&db,),
-                )?;
-                if rows.is_empty() {
-                    found.notes.push(format!(
-                        "{db} has no tables on the target: a load creates them"
-                    ));
-                }
-                for r in &rows {
-                    tables.push((db.clone(), text(r, 0)?.unwrap_or_default()));
-                }
-            }
+    if req.skip_binlog {
+        if let Err(e) = skip_binlog(conn) {
+            found.problems.push(format!("{e:#}"));
         }
     }
-    Ok(tables)
+    for table in tables {
+        let verdict = table_preflight(conn, facts, req, table, &mut found)?;
+        found.verdicts.push(verdict);
+    }
+    Ok(found)
 }
 
-/// One table's part of the preflight.
-fn check_table(
+/// One table's part of the preflight: its AUTO_INCREMENT verdict, and the
+/// privileges that and `req` need.
+fn table_preflight(
     conn: &mut Conn,
-    opts: &CheckOptions,
     facts: &ServerFacts,
-    db: String,
-    table: String,
-    found: &mut Findings,
-) -> Result<TableCheck> {
-    let label = format!("{db}.{table}");
-    let columns = target_columns(conn, &db, &table)?;
-    let exists = !columns.is_empty();
-    let autoinc_column = autoinc_column_of(&columns);
-    let column = autoinc_column.as_deref();
-    let verdict = autoinc_verdict(opts.autoinc, opts.jobs, &label, column, facts);
+    req: &Requirements,
+    table: &TargetTable,
+    found: &mut Preflight,
+) -> Result<AutoincVerdict> {
+    let label = table.label();
+    let column = table.autoinc_column.as_deref();
+    let verdict = autoinc_verdict(req.autoinc, req.jobs, &label, column, facts);
     match &verdict {
-        AutoincVerdict::Refuse(why) => found.problems.push(why.clone()),
-        AutoincVerdict::Warn(why) => found.notes.push(why.clone()),
+        AutoincVerdict::Refuse(why) if !req.repair => found.problems.push(why.clone()),
+        AutoincVerdict::Warn(why) => found.warnings.push(why.clone()),
         _ => {}
     }
-    if !exists {
-        found.notes.push(format!(
-            "{label} does not exist: a load creates it from the dump's schema.sql"
-        ));
-    }
     let needed = needed_privileges(TableWork {
-        exists,
+        exists: table.exists,
+        truncate: req.truncate,
+        replace: req.on_duplicate == OnDuplicate::Replace,
         drop_autoinc: verdict == AutoincVerdict::Drop,
-        ..TableWork::default()
+        defer_indexes: req.defer_indexes,
     });
-    if let Some(missing) = missing_privileges(conn, &db, &table, &needed)? {
+    if let Some(missing) = missing_privileges(conn, &table.db, &table.table, &needed)? {
         found.problems.push(format!(
             "the target user lacks {} on {label}",
             missing.join(", ")
         ));
     }
-    Ok(TableCheck {
-        db,
-        table,
-        exists,
-        autoinc_column,
-    })
+    Ok(verdict)
 }
 
 #[cfg(test)]
@@ -388,34 +292,5 @@ mod tests {
         assert_eq!(autoinc_verdict(Drop, 8, "t", col, &mode1), V::Drop);
         assert_eq!(autoinc_verdict(Keep, 8, "t", col, &mode1), V::Proceed);
         assert_eq!(autoinc_verdict(Check, 8, "t", None, &mode1), V::NoColumn);
-    }
-
-    #[test]
-    fn privileges_follow_the_work() {
-        assert_eq!(
-            needed_privileges(TableWork {
-                exists: true,
-                ..TableWork::default()
-            }),
-            ["SELECT", "INSERT"]
-        );
-        assert_eq!(
-            needed_privileges(TableWork {
-                exists: false,
-                truncate: true,
-                replace: true,
-                drop_autoinc: false,
-                defer_indexes: true,
-            }),
-            ["SELECT", "INSERT", "CREATE", "DROP", "DELETE", "ALTER", "INDEX"]
-        );
-        assert_eq!(
-            needed_privileges(TableWork {
-                exists: true,
-                drop_autoinc: true,
-                ..TableWork::default()
-            }),
-            ["SELECT", "INSERT", "ALTER"]
-        );
     }
 }

@@ -36,6 +36,15 @@ impl<'a> Session<'a> {
         Ok(conn)
     }
 
+    /// The control connection, set up but for `--skip-binlog`: the preflight
+    /// sets that itself, so that a user without the privilege gets it in the
+    /// preflight's list of problems, with every other one.
+    pub(super) fn connect_for_preflight(&self) -> Result<Conn> {
+        let mut conn = self.target.connect("target")?;
+        setup_session(&mut conn, false)?;
+        Ok(conn)
+    }
+
     /// Reconnects the control connection if the server closed it
     /// (wait_timeout, a restart). True when it did.
     pub(super) fn ensure_alive(&self, control: &mut Conn) -> Result<bool> {
@@ -72,11 +81,17 @@ fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
     // A long table can leave the control connection idle for hours.
     conn::keep_session_when_idle(conn).context("setting up the target session")?;
     if skip_binlog {
-        conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
-            anyhow!(
-                "--skip-binlog needs a privilege to SET sql_log_bin (SUPER, or BINLOG ADMIN on MariaDB) that this user lacks: {e}"
-            )
-        })?;
+        self::skip_binlog(conn)?;
     }
     Ok(())
+}
+
+/// `--skip-binlog` on one session. Trying it is the only sure test of the
+/// privilege (SUPER, BINLOG ADMIN, a role: it differs by server and version).
+pub(super) fn skip_binlog(conn: &mut Conn) -> Result<()> {
+    conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
+        anyhow!(
+            "--skip-binlog needs a privilege to SET sql_log_bin (SUPER, or BINLOG ADMIN on MariaDB) that this user lacks: {e}"
+        )
+    })
 }

@@ -62,7 +62,20 @@ fn every_documented_option_is_accepted_by_clap() {
             ][..],
         ),
         ("status", &["--dir"][..]),
-        ("check", &["--to", "--table", "--jobs", "--autoinc"][..]),
+        (
+            "check",
+            &[
+                "--to",
+                "--table",
+                "--jobs",
+                "--autoinc",
+                "--into",
+                "--on-duplicate",
+                "--truncate",
+                "--defer-indexes",
+                "--skip-binlog",
+            ][..],
+        ),
         ("verify", &["--dir", "--to"][..]),
     ] {
         let out = myspool(&[cmd, "--help"]);

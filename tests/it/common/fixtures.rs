@@ -123,3 +123,14 @@ pub fn load_error(opts: &LoadOptions) -> String {
         Err(e) => format!("{e:#}"),
     }
 }
+
+/// A new user of `server` (password `pw`) holding `grants` (`"SELECT,
+/// INSERT"`, …) on each database named, and nothing else; its URL.
+pub fn user_with_grants(server: &Server, name: &str, grants: &[(&str, &str)]) -> String {
+    let mut sql = format!("CREATE USER '{name}'@'%' IDENTIFIED BY 'pw';");
+    for (db, privileges) in grants {
+        sql.push_str(&format!("GRANT {privileges} ON `{db}`.* TO '{name}'@'%';"));
+    }
+    server.query(&sql);
+    format!("mysql://{name}:pw@127.0.0.1:{}", server.port())
+}
