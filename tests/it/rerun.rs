@@ -35,6 +35,7 @@ fn load_cli(dir: &tempfile::TempDir, dst: &Server, into: &str, more: &[&str]) ->
 #[track_caller]
 fn assert_refused(out: &std::process::Output, table: &str, remedy: &str) -> String {
     let err = assert_one_line_error(out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(err.contains(table), "{err}");
     assert!(err.contains(remedy), "{err}");
@@ -114,6 +115,12 @@ fn a_truncated_target_is_refused_and_restart_loads_it_again() {
     let err = assert_refused(&out, "InnoDB table id", "rerun with --restart");
     assert!(err.contains("holds 0 rows"), "{err}");
     assert_eq!(count(&dst, &format!("`{into}`.t")), 0, "nothing touched");
+    // status reads files only, and says its "complete" is the journal's.
+    let status = stdout(&myspool(&["status", "--dir", &path_arg(dir.path())]));
+    assert!(
+        status.contains("complete per its journal (the target is not checked)"),
+        "{status}"
+    );
     // Refilled by someone else with as many rows: still not the load's rows.
     dst.query(&format!(
         "USE `{into}`; INSERT INTO t SELECT seq + 100, 0 FROM seq_1_to_30"
