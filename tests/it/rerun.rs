@@ -9,17 +9,23 @@ use myspool::ConnSpec;
 
 use crate::common::*;
 
-/// `t`: 30 rows (ids 1..30) with a secondary index, dumped in 3 chunks,
-/// loaded into a fresh database of the target: (source db, dump, target db).
-fn loaded_t(src: &Server, dst: &Server, prefix: &str) -> (String, tempfile::TempDir, String) {
-    let (db, dir) = dumped_db(
+/// `t`: 30 rows (ids 1..30), an AUTO_INCREMENT key and a secondary index
+/// `kv`, dumped in 3 chunks: (source db, dump).
+fn dumped_t(src: &Server, prefix: &str) -> (String, tempfile::TempDir) {
+    dumped_db(
         src,
         prefix,
         "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY kv (v));
          INSERT INTO t SELECT seq, seq % 7 FROM seq_1_to_30;",
         "t",
         10,
-    );
+    )
+}
+
+/// `dumped_t` loaded into a fresh database of the target: (source db,
+/// dump, target db).
+fn loaded_t(src: &Server, dst: &Server, prefix: &str) -> (String, tempfile::TempDir, String) {
+    let (db, dir) = dumped_t(src, prefix);
     let into = dst.fresh_db(prefix);
     run_load(&load_into(dst, dir.path(), &into));
     (db, dir, into)
@@ -170,6 +176,16 @@ fn deleted_rows_are_refused_and_restart_refills_them() {
     );
 }
 
+/// AUTO_INCREMENT and the index `kv` are back on `into`.`t`.
+#[track_caller]
+fn assert_definition_restored(dst: &Server, into: &str) {
+    let create = show_create(dst, into, "t");
+    assert!(
+        create.contains("AUTO_INCREMENT") && create.contains("KEY `kv`"),
+        "{create}"
+    );
+}
+
 /// A load into `into` whose third chunk meets a row already there (id 25)
 /// and fails: chunks 1 and 2 committed, AUTO_INCREMENT removed and the
 /// secondary index dropped meanwhile.
@@ -200,14 +216,7 @@ fn interrupted_load(dst: &Server, dir: &tempfile::TempDir, into: &str) {
 #[test]
 fn an_interrupted_load_whose_target_was_truncated_is_refused_and_restart_settles_it() {
     let (src, dst) = (source_server(), target_server());
-    let (db, dir) = dumped_db(
-        &src,
-        "partial",
-        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY kv (v));
-         INSERT INTO t SELECT seq, seq % 7 FROM seq_1_to_30;",
-        "t",
-        10,
-    );
+    let (db, dir) = dumped_t(&src, "partial");
     let into = dst.fresh_db("partial");
     interrupted_load(&dst, &dir, &into);
     dst.query(&format!("TRUNCATE TABLE `{into}`.t"));
@@ -220,11 +229,7 @@ fn an_interrupted_load_whose_target_was_truncated_is_refused_and_restart_settles
     let out = myspool(&load_cli(&dir, &dst, &into, &["--restart", "--jobs", "1"]));
     assert_success(&out);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
-    let create = show_create(&dst, &into, "t");
-    assert!(
-        create.contains("AUTO_INCREMENT") && create.contains("KEY `kv`"),
-        "{create}"
-    );
+    assert_definition_restored(&dst, &into);
     let out = myspool(&load_cli(&dir, &dst, &into, &[]));
     assert!(
         stderr(&out).contains("already loaded on"),
@@ -236,38 +241,20 @@ fn an_interrupted_load_whose_target_was_truncated_is_refused_and_restart_settles
 #[test]
 fn restart_truncate_empties_the_table_and_keeps_pending_changes() {
     let (src, dst) = (source_server(), target_server());
-    let (db, dir) = dumped_db(
-        &src,
-        "restartt",
-        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY kv (v));
-         INSERT INTO t SELECT seq, seq % 7 FROM seq_1_to_30;",
-        "t",
-        10,
-    );
+    let (db, dir) = dumped_t(&src, "restartt");
     let into = dst.fresh_db("restartt");
     interrupted_load(&dst, &dir, &into);
     // A plain rerun still meets id 25; --restart --truncate empties first.
     let out = myspool(&load_cli(&dir, &dst, &into, &["--restart", "--truncate"]));
     assert_success(&out);
     assert_same_table(&src, &db, &dst, &into, "t", "id");
-    let create = show_create(&dst, &into, "t");
-    assert!(
-        create.contains("AUTO_INCREMENT") && create.contains("KEY `kv`"),
-        "{create}"
-    );
+    assert_definition_restored(&dst, &into);
 }
 
 #[test]
 fn repair_puts_changes_back_on_a_changed_target_and_refuses_a_dropped_one() {
     let (src, dst) = (source_server(), target_server());
-    let (_db, dir) = dumped_db(
-        &src,
-        "repairx",
-        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT, KEY kv (v));
-         INSERT INTO t SELECT seq, seq % 7 FROM seq_1_to_30;",
-        "t",
-        10,
-    );
+    let (_db, dir) = dumped_t(&src, "repairx");
     let into = dst.fresh_db("repairx");
     interrupted_load(&dst, &dir, &into);
     let out = myspool(&load_cli(&dir, &dst, &into, &["--restart", "--repair"]));
@@ -281,11 +268,7 @@ fn repair_puts_changes_back_on_a_changed_target_and_refuses_a_dropped_one() {
     // and the next load is refused as for any changed target.
     dst.query(&format!("TRUNCATE TABLE `{into}`.t"));
     assert_success(&myspool(&load_cli(&dir, &dst, &into, &["--repair"])));
-    let create = show_create(&dst, &into, "t");
-    assert!(
-        create.contains("AUTO_INCREMENT") && create.contains("KEY `kv`"),
-        "{create}"
-    );
+    assert_definition_restored(&dst, &into);
     assert_eq!(count(&dst, &format!("`{into}`.t")), 0);
     let out = myspool(&load_cli(&dir, &dst, &into, &[]));
     assert_refused(&out, "holds 0 rows", "--restart");
