@@ -9,6 +9,11 @@
 //! happened, and says exactly which chunk may or may not have committed: the
 //! one with `Committing` and no `Committed`. The loader settles that one by
 //! counting the chunk's key range on the target.
+//!
+//! The journal also records what the target table was when it was loaded
+//! into (`Identity`, the InnoDB table id) and when the load completed, so a
+//! rerun can tell whether the target is still the table the journal speaks
+//! of (`load::rerun`): a journal alone never proves rows are on the target.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -47,8 +52,26 @@ pub enum Event {
         rows: u64,
         duplicates: u64,
     },
-    /// Every chunk is in and every temporary change undone.
-    Complete,
+    /// Temporary changes are about to be undone (ALTERs that may rebuild
+    /// the table and so give it a new InnoDB table id).
+    Restoring,
+    /// What the target table is now, once myspool's own changes to its
+    /// definition are done: its InnoDB table id (a TRUNCATE, a DROP and
+    /// CREATE, or a rebuild gives it a new one).
+    Identity {
+        table_id: u64,
+    },
+    /// `--restart`: what an earlier journal said was forgotten here (only
+    /// its temporary changes still in force were carried over).
+    Restarted {
+        at: String,
+    },
+    /// Every chunk is in and every temporary change undone. `at` is absent
+    /// in journals written before it was recorded.
+    Complete {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<String>,
+    },
 }
 
 /// The state a journal file describes.
@@ -59,9 +82,45 @@ pub struct State {
     pub autoinc_dropped: Option<(String, String)>,
     pub indexes_dropped: Option<Vec<String>>,
     pub committed: BTreeSet<u32>,
+    /// The rows the committed chunks left on the target at least: their
+    /// rows less their duplicates (a duplicate kept or replaced a row
+    /// rather than adding one).
+    pub committed_rows: u64,
     /// `Committing` without `Committed`: may or may not be on the target.
     pub in_doubt: BTreeSet<u32>,
+    /// The target's InnoDB table id as last recorded, unless myspool itself
+    /// changed the table's definition since (or may have: a step announced
+    /// and not yet confirmed), when it is unknown.
+    pub table_id: Option<u64>,
     pub complete: bool,
+    /// When the load completed, if recorded.
+    pub completed_at: Option<String>,
+}
+
+impl State {
+    /// Whether the journal says rows (or a complete table) are on the
+    /// target: only then can the target have lost something since.
+    pub fn claims_rows(&self) -> bool {
+        self.complete || !self.committed.is_empty()
+    }
+
+    /// The temporary changes still in force, as the events that announced
+    /// them (what `--restart` carries over to the new journal).
+    pub fn pending_changes(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some((column, definition)) = &self.autoinc_dropped {
+            events.push(Event::AutoincDropping {
+                column: column.clone(),
+                definition: definition.clone(),
+            });
+        }
+        if let Some(indexes) = &self.indexes_dropped {
+            events.push(Event::IndexesDropping {
+                indexes: indexes.clone(),
+            });
+        }
+        events
+    }
 }
 
 #[derive(Debug)]
@@ -113,25 +172,79 @@ impl Journal {
         apply(&mut self.state, event);
         Ok(())
     }
+
+    /// `--restart`: replaces the journal (atomically: after a crash it is
+    /// the old one or the new one) by one that remembers only `carried`, the
+    /// temporary changes still in force on the target, so they are still
+    /// undone. Without a journal there is nothing to forget.
+    pub fn restart(&mut self, carried: Vec<Event>) -> Result<()> {
+        if !self.path.exists() {
+            return Ok(());
+        }
+        let mut events = vec![Event::Restarted {
+            at: dump::utc_now(),
+        }];
+        events.extend(carried);
+        let mut text = Vec::new();
+        for e in &events {
+            serde_json::to_writer(&mut text, e)?;
+            text.push(b'\n');
+        }
+        dump::write_atomic(&self.path, &text)?;
+        self.state = State::default();
+        for e in events {
+            apply(&mut self.state, e);
+        }
+        Ok(())
+    }
 }
 
 fn apply(state: &mut State, event: Event) {
+    // Each of myspool's own changes to the table's definition may give it a
+    // new InnoDB table id (re-adding AUTO_INCREMENT rebuilds it), and the
+    // announcing line is written before the ALTER: the recorded id is
+    // unknown from then until the next `Identity`.
     match event {
-        Event::Truncated => state.truncated = true,
-        Event::AutoincDropping { column, definition } => {
-            state.autoinc_dropped = Some((column, definition))
+        Event::Truncated => {
+            state.truncated = true;
+            state.table_id = None;
         }
-        Event::AutoincRestored { .. } => state.autoinc_dropped = None,
-        Event::IndexesDropping { indexes } => state.indexes_dropped = Some(indexes),
-        Event::IndexesRestored => state.indexes_dropped = None,
+        Event::AutoincDropping { column, definition } => {
+            state.autoinc_dropped = Some((column, definition));
+            state.table_id = None;
+        }
+        Event::AutoincRestored { .. } => {
+            state.autoinc_dropped = None;
+            state.table_id = None;
+        }
+        Event::IndexesDropping { indexes } => {
+            state.indexes_dropped = Some(indexes);
+            state.table_id = None;
+        }
+        Event::IndexesRestored => {
+            state.indexes_dropped = None;
+            state.table_id = None;
+        }
+        Event::Restoring => state.table_id = None,
+        Event::Identity { table_id } => state.table_id = Some(table_id),
+        Event::Restarted { .. } => {}
         Event::Committing { chunk } => {
             state.in_doubt.insert(chunk);
         }
-        Event::Committed { chunk, .. } => {
+        Event::Committed {
+            chunk,
+            rows,
+            duplicates,
+        } => {
             state.in_doubt.remove(&chunk);
-            state.committed.insert(chunk);
+            if state.committed.insert(chunk) {
+                state.committed_rows += rows.saturating_sub(duplicates);
+            }
         }
-        Event::Complete => state.complete = true,
+        Event::Complete { at } => {
+            state.complete = true;
+            state.completed_at = at;
+        }
     }
 }
 
@@ -165,5 +278,105 @@ mod tests {
         assert_eq!(s.autoinc_dropped.as_ref().unwrap().0, "id");
         assert!(!s.complete);
         assert!(again.path().ends_with("load@db1%3A3306@shop.jsonl"));
+    }
+
+    fn committed(chunk: u32, rows: u64, duplicates: u64) -> Event {
+        Event::Committed {
+            chunk,
+            rows,
+            duplicates,
+        }
+    }
+
+    #[test]
+    fn committed_rows_leave_out_duplicates_and_count_a_chunk_once() {
+        let mut s = State::default();
+        for e in [
+            committed(1, 10, 0),
+            committed(2, 10, 3),
+            committed(2, 10, 0),
+        ] {
+            apply(&mut s, e);
+        }
+        assert_eq!(s.committed_rows, 17);
+        assert!(s.claims_rows());
+    }
+
+    #[test]
+    fn a_complete_line_without_a_date_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "db1:3306", "shop").unwrap();
+        std::fs::write(
+            j.path(),
+            "{\"event\":\"committed\",\"chunk\":1,\"rows\":5,\"duplicates\":0}\n{\"event\":\"complete\"}\n",
+        )
+        .unwrap();
+        let s = Journal::open(dir.path(), "db1:3306", "shop").unwrap().state;
+        assert!(s.complete);
+        assert_eq!(s.completed_at, None);
+        assert_eq!(s.committed_rows, 5);
+    }
+
+    #[test]
+    fn the_table_id_is_unknown_from_any_change_of_ours_until_recorded_again() {
+        let drop = Event::AutoincDropping {
+            column: "id".into(),
+            definition: "`id` int NOT NULL AUTO_INCREMENT".into(),
+        };
+        let changes = [
+            Event::Truncated,
+            drop,
+            Event::IndexesDropping { indexes: vec![] },
+            Event::Restoring,
+            Event::IndexesRestored,
+            Event::AutoincRestored {
+                column: "id".into(),
+            },
+        ];
+        for change in changes {
+            let mut s = State::default();
+            apply(&mut s, Event::Identity { table_id: 7 });
+            assert_eq!(s.table_id, Some(7));
+            apply(&mut s, change.clone());
+            assert_eq!(s.table_id, None, "after {change:?}");
+            apply(&mut s, Event::Identity { table_id: 8 });
+            assert_eq!(s.table_id, Some(8));
+        }
+        // Loading chunks is not a change of definition.
+        let mut s = State::default();
+        apply(&mut s, Event::Identity { table_id: 7 });
+        apply(&mut s, Event::Committing { chunk: 1 });
+        apply(&mut s, committed(1, 1, 0));
+        assert_eq!(s.table_id, Some(7));
+    }
+
+    #[test]
+    fn restart_forgets_all_but_the_changes_still_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(dir.path(), "db1:3306", "shop").unwrap();
+        j.restart(Vec::new()).unwrap();
+        assert!(!j.path().exists(), "no journal, nothing to forget");
+        j.record(Event::Truncated).unwrap();
+        j.record(Event::IndexesDropping {
+            indexes: vec!["ADD KEY `k` (`v`)".into()],
+        })
+        .unwrap();
+        j.record(Event::Identity { table_id: 3 }).unwrap();
+        j.record(committed(1, 10, 0)).unwrap();
+        j.record(Event::Complete { at: None }).unwrap();
+        let carried = j.state().pending_changes();
+        j.restart(carried).unwrap();
+        for s in [
+            j.state().clone(),
+            Journal::open(dir.path(), "db1:3306", "shop").unwrap().state,
+        ] {
+            assert!(!s.complete && !s.truncated && !s.claims_rows());
+            assert_eq!(s.committed_rows, 0);
+            assert_eq!(s.table_id, None);
+            assert_eq!(
+                s.indexes_dropped.as_deref(),
+                Some(&["ADD KEY `k` (`v`)".to_string()][..])
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use myspool::load::{LoadOptions, LoadSummary};
+use myspool::load::{LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
@@ -20,7 +20,9 @@ use super::{LoadArgs, Output};
 ///
 /// A journal in the dump directory makes a rerun (after a crash, kill -9 or
 /// a dead server) load each chunk exactly once and put back AUTO_INCREMENT
-/// and deferred indexes.
+/// and deferred indexes. A rerun first checks that each target table is
+/// still the one the journal loaded into (not dropped, truncated or
+/// re-created, no rows missing) and otherwise refuses, naming --restart.
 ///
 /// The target must allow LOAD DATA LOCAL INFILE (local_infile=ON; MySQL 8
 /// ships with it OFF).
@@ -71,30 +73,7 @@ fn print_summary(summary: &LoadSummary) {
         human_duration(summary.seconds)
     );
     for t in &summary.tables {
-        println!(
-            "  {}.{}{}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}",
-            t.db,
-            t.table,
-            if t.target_db != t.db {
-                format!(" into {}", t.target_db)
-            } else {
-                String::new()
-            },
-            t.rows,
-            t.chunks_loaded,
-            t.chunks,
-            t.chunks_skipped,
-            if t.duplicates > 0 {
-                format!(", {} duplicate keys", t.duplicates)
-            } else {
-                String::new()
-            },
-            if t.created { ", table created" } else { "" },
-            t.autoinc
-                .as_deref()
-                .map(|a| format!(", AUTO_INCREMENT: {a}"))
-                .unwrap_or_default(),
-        );
+        println!("  {}", table_line(t));
     }
     println!(
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
@@ -103,4 +82,34 @@ fn print_summary(summary: &LoadSummary) {
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }
+}
+
+/// One table's line: what this run did to it, or that an earlier run had
+/// loaded it all (and the target was found still holding it).
+fn table_line(t: &TableLoadSummary) -> String {
+    let name = if t.target_db != t.db {
+        format!("{}.{} into {}", t.db, t.table, t.target_db)
+    } else {
+        format!("{}.{}", t.db, t.table)
+    };
+    if let Some(before) = &t.loaded_before {
+        return format!("{name}  {}, nothing to do", before.describe());
+    }
+    format!(
+        "{name}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}",
+        t.rows,
+        t.chunks_loaded,
+        t.chunks,
+        t.chunks_skipped,
+        if t.duplicates > 0 {
+            format!(", {} duplicate keys", t.duplicates)
+        } else {
+            String::new()
+        },
+        if t.created { ", table created" } else { "" },
+        t.autoinc
+            .as_deref()
+            .map(|a| format!(", AUTO_INCREMENT: {a}"))
+            .unwrap_or_default(),
+    )
 }

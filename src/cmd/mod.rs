@@ -126,9 +126,16 @@ pub struct LoadArgs {
     /// What a duplicate key does: fail the chunk, skip the row, or replace the row.
     #[arg(long, value_enum, default_value_t = OnDuplicate::Error)]
     pub on_duplicate: OnDuplicate,
-    /// Empty each target table before loading it.
+    /// Empty each target table before loading it (once: a resumed load
+    /// does not empty it again, unless with --restart).
     #[arg(long)]
     pub truncate: bool,
+    /// Forget what earlier loads of this dump into this target did (their
+    /// journals) and load every table again; with --truncate each table is
+    /// emptied first. AUTO_INCREMENT still removed or indexes still dropped
+    /// by an interrupted load are put back when the load finishes.
+    #[arg(long)]
+    pub restart: bool,
     /// Drop secondary indexes before loading and add them back after.
     #[arg(long)]
     pub defer_indexes: bool,
@@ -158,6 +165,7 @@ impl LoadArgs {
 
     pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
         opts.require(self.requirements());
+        opts.restart = self.restart;
     }
 }
 

@@ -11,7 +11,9 @@ use super::Output;
 /// For each table: chunks exported, processed (per output directory of
 /// `myspool process`, with failed chunks), loaded (per target, from the load
 /// journals), and the commands that would finish what is unfinished.
-/// Reads files only; no server is contacted.
+/// Reads files only; no server is contacted: a load shown complete is what
+/// its journal recorded, not a look at the target (the next load of the
+/// dump checks the target, and refuses if rows went missing since).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Dump directory.
@@ -70,7 +72,11 @@ pub fn run(args: Args) -> Result<()> {
                 l.database,
                 l.committed,
                 t.chunks,
-                if l.complete { ", complete" } else { "" },
+                if l.complete {
+                    ", complete per its journal (the target is not checked)"
+                } else {
+                    ""
+                },
                 if l.in_doubt.is_empty() {
                     String::new()
                 } else {

@@ -45,6 +45,7 @@ mod options;
 mod plan;
 mod preflight;
 mod privileges;
+mod rerun;
 mod schedule;
 mod session;
 mod table;
@@ -74,6 +75,7 @@ use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
+pub use rerun::LoadedBefore;
 
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +110,8 @@ pub struct TableLoadSummary {
     pub duplicates: u64,
     pub created: bool,
     pub autoinc: Option<String>,
+    /// Loaded completely by an earlier run, and found intact: nothing done.
+    pub loaded_before: Option<LoadedBefore>,
 }
 
 impl TableLoadSummary {
@@ -127,6 +131,7 @@ impl TableLoadSummary {
                 .autoinc_column
                 .as_ref()
                 .map(|_| format!("{autoinc:?}").to_lowercase()),
+            loaded_before: None,
         }
     }
 }
@@ -136,6 +141,9 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let started = Instant::now();
     if opts.jobs == 0 {
         bail!("--jobs must be at least 1");
+    }
+    if opts.restart && opts.repair {
+        bail!("--restart and --repair do not go together: --repair only puts back what a load changed, --restart forgets that load and loads again (and puts them back when it finishes)");
     }
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
@@ -267,20 +275,23 @@ fn load_tables(
 /// chunks its journal does not show committed.
 type ToLoad = (usize, Journal, Vec<ChunkRecord>);
 
-/// `prepare_target` for every table: each one's summary so far, and those
-/// with chunks to load. A table with nothing to load has its lock released.
+/// `prepare_target` for every table, once every journal was checked
+/// against its target: each one's summary so far, and those with chunks to
+/// load. A table with nothing to load has its lock released.
 fn prepare_targets(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
     opts: &LoadOptions,
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
+    let journals = rerun::open_journals(control, dir, plans, opts)?;
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();
-    for (index, plan) in plans.iter_mut().enumerate() {
+    for ((index, plan), (journal, before)) in plans.iter_mut().enumerate().zip(journals) {
         let mut ts = TableLoadSummary::of(plan, opts.autoinc);
-        let prepared = prepare_target(control, dir, plan, &how)?;
+        ts.loaded_before = before;
+        let prepared = prepare_target(control, dir, plan, journal, &how)?;
         ts.created = plan.created;
         match prepared {
             Prepared::Complete => {
@@ -290,7 +301,7 @@ fn prepare_targets(
             Prepared::Repaired => release_target(control, plan),
             Prepared::Load { journal, pending } => {
                 ts.chunks_skipped = (plan.desc.chunks.len() - pending.len()) as u64;
-                to_load.push((index, journal, pending));
+                to_load.push((index, *journal, pending));
             }
         }
         tables.push(ts);

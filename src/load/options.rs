@@ -56,6 +56,10 @@ pub struct LoadOptions {
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
     /// deferred indexes); load nothing.
     pub repair: bool,
+    /// Forget what the journals say about this target (`--restart`) and
+    /// load every table again; temporary changes still in force are kept
+    /// in the new journals, to be undone when the load finishes.
+    pub restart: bool,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -82,6 +86,7 @@ impl LoadOptions {
             defer_indexes: false,
             skip_binlog: false,
             repair: false,
+            restart: false,
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,

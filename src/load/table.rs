@@ -14,6 +14,7 @@ use crate::sql::ident;
 
 use super::plan::TablePlan;
 use super::preflight::AutoincVerdict;
+use super::rerun;
 use super::target::{
     check_columns, column_definition, column_name_of_definition, deferrable_indexes,
     existing_index_names, raw_bytes_ok, show_create, target_columns,
@@ -22,8 +23,6 @@ use super::{LoadOptions, OnDuplicate};
 
 /// What `prepare_target` is asked to do, from the options.
 pub(super) struct Preparation {
-    /// The server, as the journals name it.
-    pub endpoint: String,
     pub repair: bool,
     pub truncate: bool,
     pub defer_indexes: bool,
@@ -35,7 +34,6 @@ pub(super) struct Preparation {
 impl Preparation {
     pub(super) fn of(opts: &LoadOptions) -> Preparation {
         Preparation {
-            endpoint: opts.target.endpoint(),
             repair: opts.repair,
             truncate: opts.truncate,
             defer_indexes: opts.defer_indexes,
@@ -53,39 +51,31 @@ pub(super) enum Prepared {
     Repaired,
     /// These chunks (in key order; maybe none), then `finish_target`.
     Load {
-        journal: Journal,
+        journal: Box<Journal>,
         pending: Vec<ChunkRecord>,
     },
 }
 
-/// Everything before a table's chunks: the checks against its journal, the
-/// CREATE, `--truncate`, the AUTO_INCREMENT and index changes, and the chunk
-/// whose commit was in flight when an earlier run died.
+/// Everything before a table's chunks, once its journal was checked
+/// against the target (`rerun::open_journals`): the CREATE, `--truncate`,
+/// the AUTO_INCREMENT and index changes, the table's identity recorded, and
+/// the chunk whose commit was in flight when an earlier run died.
 pub(super) fn prepare_target(
     control: &mut Conn,
     dir: &DumpDir,
     plan: &mut TablePlan,
+    mut journal: Journal,
     how: &Preparation,
 ) -> Result<Prepared> {
-    let table_dir = dir.path(&plan.entry.dir);
-    let mut journal = Journal::open(&table_dir, &how.endpoint, &plan.target_db)?;
-    let journaled = journal.state().complete || !journal.state().committed.is_empty();
-    if journaled && !plan.exists {
-        bail!(
-            "{} does not exist, but the journal {} says chunks of it were loaded there: the table was dropped since; delete that journal to load it again",
-            plan.label(),
-            journal.path().display()
-        );
+    if how.repair {
+        repair_target(control, plan, &mut journal)?;
+        return Ok(Prepared::Repaired);
     }
-    if journal.state().complete && !how.repair {
+    if journal.state().complete {
         return Ok(Prepared::Complete);
     }
-    if !plan.exists && !how.repair {
+    if !plan.exists {
         create_target(control, dir, plan)?;
-    }
-    if how.repair {
-        restore_temporary_changes(control, plan, &mut journal)?;
-        return Ok(Prepared::Repaired);
     }
     if how.truncate && !journal.state().truncated && journal.state().committed.is_empty() {
         let target = plan.target_sql();
@@ -100,6 +90,7 @@ pub(super) fn prepare_target(
     if how.defer_indexes && journal.state().indexes_dropped.is_none() {
         drop_deferrable_indexes(control, plan, &mut journal)?;
     }
+    record_identity(control, plan, &mut journal)?;
     settle_in_doubt(control, dir, plan, &mut journal, how)?;
     let pending: Vec<ChunkRecord> = plan
         .desc
@@ -108,19 +99,54 @@ pub(super) fn prepare_target(
         .filter(|c| !journal.state().committed.contains(&c.number))
         .cloned()
         .collect();
-    Ok(Prepared::Load { journal, pending })
+    Ok(Prepared::Load {
+        journal: Box::new(journal),
+        pending,
+    })
 }
 
 /// Everything after a table's chunks: AUTO_INCREMENT and the deferred
-/// indexes back, the journal closed, the table's lock released.
+/// indexes back, the table's identity and the date journaled with the end
+/// of the load, the table's lock released.
 pub(super) fn finish_target(
     control: &mut Conn,
     plan: &TablePlan,
     journal: &mut Journal,
 ) -> Result<()> {
     restore_temporary_changes(control, plan, journal)?;
-    journal.record(Event::Complete)?;
+    record_identity(control, plan, journal)?;
+    journal.record(Event::Complete {
+        at: Some(dump::utc_now()),
+    })?;
     release_target(control, plan);
+    Ok(())
+}
+
+/// `--repair`: puts back what an interrupted load changed, loads nothing.
+fn repair_target(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> Result<()> {
+    if plan.exists {
+        restore_temporary_changes(control, plan, journal)?;
+        return record_identity(control, plan, journal);
+    }
+    if journal.state().pending_changes().is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} no longer exists, so what an earlier load changed on it cannot be put back: rerun without --repair, with --restart, to load it again",
+        plan.label()
+    )
+}
+
+/// Journals the target's InnoDB table id when it is known and not already
+/// the journal's: a rerun compares it (`rerun`). Called once myspool's own
+/// changes to the definition are done, since they may change it.
+fn record_identity(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> Result<()> {
+    let Some(table_id) = rerun::table_id(control, &plan.target_db, &plan.desc.table) else {
+        return Ok(());
+    };
+    if journal.state().table_id != Some(table_id) {
+        journal.record(Event::Identity { table_id })?;
+    }
     Ok(())
 }
 
@@ -285,6 +311,11 @@ fn restore_temporary_changes(
     journal: &mut Journal,
 ) -> Result<()> {
     let target = plan.target_sql();
+    if !journal.state().pending_changes().is_empty() {
+        // The ALTERs below may rebuild the table (a new InnoDB table id)
+        // before their own lines are written.
+        journal.record(Event::Restoring)?;
+    }
     if let Some(indexes) = journal.state().indexes_dropped.clone() {
         let existing = existing_index_names(control, &plan.target_db, &plan.desc.table)?;
         let missing: Vec<&String> = indexes

@@ -2,7 +2,8 @@
 //! built and linked once and its servers start once for every module.
 //!
 //! A module per command (`export`, `process`, `load`, `check`, `verify`,
-//! `copy`, `status`, `cli`), then the suites that cut across them: `types`
+//! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
+//! target), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
 //! trouble), `security`, `tls`, and `harness` (the test servers
 //! themselves). Everything shared lives in `common`.
@@ -21,6 +22,7 @@ mod faults;
 mod harness;
 mod load;
 mod process;
+mod rerun;
 mod security;
 mod status;
 mod tls;
