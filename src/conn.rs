@@ -196,7 +196,13 @@ impl ConnSpec {
             .tcp_connect_timeout(Some(self.connect_timeout))
             .read_timeout(self.read_timeout)
             .write_timeout(self.write_timeout)
-            .stmt_cache_size(Some(0));
+            .stmt_cache_size(Some(0))
+            // The driver takes the server's max_allowed_packet as the largest
+            // packet it accepts, but a server sends rows bigger than its own
+            // limit (that limit is on what it reads): a 3 MB BLOB from a
+            // server at 1 MiB failed the export with the driver's "Packet is
+            // larger than max_allowed_packet". Accept what the protocol allows.
+            .max_allowed_packet(Some(1 << 30));
         if let Some(socket) = &self.socket {
             opts = opts
                 .socket(Some(socket.to_string_lossy().into_owned()))

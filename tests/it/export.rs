@@ -942,3 +942,29 @@ fn the_readme_python_example_keeps_nulls_exact() {
     assert_eq!(got[1][1], None, "NULL stays NULL");
     assert_eq!(got[2][1], Some(Vec::new()), "'' stays ''");
 }
+
+/// A server sends a row bigger than its own max_allowed_packet (the limit is
+/// on what it reads); the client must take it instead of failing with the
+/// driver's "Packet is larger than max_allowed_packet".
+#[test]
+fn a_row_bigger_than_the_sources_max_allowed_packet_exports_whole() {
+    let src = source_server();
+    let small = Server::shared(&["--max-allowed-packet=1M"]);
+    let (db, dir) = dumped_db(
+        &src,
+        "bigrow",
+        "CREATE TABLE t (id INT PRIMARY KEY, b LONGBLOB);
+         INSERT INTO t VALUES (1, REPEAT(X'00FF', 1500000)), (2, X'01');",
+        "t",
+        10,
+    );
+    assert_success(&myspool(&load_args(
+        dir.path(),
+        &small,
+        &["--progress", "none"],
+    )));
+    let again = tempfile::tempdir().unwrap();
+    dump(&small, &[&format!("{db}.t")], again.path(), 10);
+    let dir_arg = again.path().to_str().unwrap();
+    assert_success(&myspool(&["verify", "--dir", dir_arg, "--to", &src.url()]));
+}
