@@ -49,6 +49,7 @@ pub fn run(args: Args) -> Result<()> {
             },
             t.rows
         );
+        print_partial("    ", &t.partial);
         for p in &t.processed {
             println!(
                 "    processed into {} ({}): {} of {} chunks{}",
@@ -62,6 +63,7 @@ pub fn run(args: Args) -> Result<()> {
                     format!(", failed: {:?} (stderr kept as NNNNNN.stderr)", p.failed)
                 }
             );
+            print_partial("      ", &p.partial);
         }
         for l in &t.loaded {
             println!(
@@ -93,4 +95,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The chunks `process --map` left part done.
+fn print_partial(indent: &str, partial: &[myspool::status::PartialChunk]) {
+    for p in partial {
+        println!(
+            "{indent}chunk {:06} in progress: {} rows answered",
+            p.chunk, p.rows_answered
+        );
+    }
 }

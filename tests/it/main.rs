@@ -20,6 +20,7 @@ mod export;
 mod faults;
 mod harness;
 mod load;
+mod map;
 mod process;
 mod security;
 mod status;
