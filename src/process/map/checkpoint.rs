@@ -32,7 +32,9 @@ pub struct Partial {
     pub state: ChunkCheckpoint,
     /// The rows answered at the last checkpoint.
     durable_rows: u64,
-    last: Instant,
+    /// The last checkpoint of this run (none yet: the first rows answered
+    /// are checkpointed at once).
+    last: Option<Instant>,
 }
 
 impl Partial {
@@ -64,7 +66,7 @@ impl Partial {
             file: BufWriter::with_capacity(64 * 1024, file),
             durable_rows: state.rows_answered,
             state,
-            last: Instant::now(),
+            last: None,
         })
     }
 
@@ -80,7 +82,8 @@ impl Partial {
 
     /// Rows answered since the last checkpoint, and `interval` passed.
     pub fn due(&self, interval: Duration) -> bool {
-        self.state.rows_answered > self.durable_rows && self.last.elapsed() >= interval
+        self.state.rows_answered > self.durable_rows
+            && self.last.is_none_or(|t| t.elapsed() >= interval)
     }
 
     /// Makes what is written durable: the partial file is fsynced, then
@@ -92,7 +95,7 @@ impl Partial {
         self.file.get_ref().sync_data().with_context(ctx)?;
         dump::append_json_line(&self.log_path, &self.state)?;
         self.durable_rows = self.state.rows_answered;
-        self.last = Instant::now();
+        self.last = Some(Instant::now());
         Ok(())
     }
 
@@ -158,9 +161,12 @@ mod tests {
         p.write_row(b"\"1\"\n").unwrap();
         p.state.rows_answered = 2;
         p.state.dropped = 1;
-        assert!(p.due(Duration::ZERO));
+        assert!(p.due(Duration::from_secs(60)), "the first rows at once");
         p.checkpoint().unwrap();
         assert!(!p.due(Duration::ZERO));
+        p.state.rows_answered = 3;
+        assert!(!p.due(Duration::from_secs(60)));
+        p.state.rows_answered = 2;
         // Answered after the checkpoint, then killed.
         p.write_row(b"\"3\"\n").unwrap();
         p.state.rows_answered = 3;

@@ -192,8 +192,9 @@ impl<'a> LiveChunk<'a> {
     }
 
     /// Checkpoints if rows were answered since the last one and `interval`
-    /// passed (always with `Duration::ZERO`).
-    pub fn checkpoint(&self, interval: Duration, rejects: &Rejects) -> Result<()> {
+    /// passed (always with `Duration::ZERO`); gives how long that took.
+    pub fn checkpoint(&self, interval: Duration, rejects: &Rejects) -> Result<Option<Duration>> {
+        let started = std::time::Instant::now();
         let mut guard = self
             .state
             .lock()
@@ -201,9 +202,10 @@ impl<'a> LiveChunk<'a> {
         match guard.as_mut() {
             Some(s) if s.partial.due(interval) => {
                 rejects.sync()?;
-                s.partial.checkpoint()
+                s.partial.checkpoint()?;
+                Ok(Some(started.elapsed()))
             }
-            _ => Ok(()),
+            _ => Ok(None),
         }
     }
 

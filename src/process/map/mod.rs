@@ -80,6 +80,10 @@ pub struct MapSummary {
     pub rows_redone: u64,
     /// Rows answered by earlier runs (finished chunks and checkpoints).
     pub rows_from_earlier_runs: u64,
+    /// Checkpoints written, and the time they held their chunk (the rows
+    /// of a chunk wait while it is checkpointed): the cost of checkpoints.
+    pub checkpoints: u64,
+    pub checkpoint_seconds: f64,
     pub workers: usize,
     /// Worker processes started (restarts included).
     pub worker_starts: u64,

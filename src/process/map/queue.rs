@@ -74,12 +74,19 @@ struct State {
 
 pub struct Queue {
     state: Mutex<State>,
-    changed: Condvar,
+    /// Workers wait on it for a batch (or the end).
+    work: Condvar,
+    /// The feeder waits on it for room (one condvar each, so that a row
+    /// answered does not wake every worker).
+    room: Condvar,
     budget: usize,
+    /// Fresh batches waiting at most: the feeder stays close behind the
+    /// workers, so each batch is sized with what the last ones took.
+    max_queued: usize,
 }
 
 impl Queue {
-    pub fn new(budget: usize) -> Queue {
+    pub fn new(budget: usize, max_queued: usize) -> Queue {
         Queue {
             state: Mutex::new(State {
                 retries: VecDeque::new(),
@@ -91,8 +98,10 @@ impl Queue {
                 feeder_waiting_since: None,
                 last_release: Instant::now(),
             }),
-            changed: Condvar::new(),
+            work: Condvar::new(),
+            room: Condvar::new(),
             budget,
+            max_queued: max_queued.max(1),
         }
     }
 
@@ -105,10 +114,13 @@ impl Queue {
     pub fn push(&self, batch: Batch) -> bool {
         let bytes = batch.bytes();
         let mut s = self.lock();
-        while !s.stopped && s.in_use > 0 && s.in_use + bytes > self.budget {
+        while !s.stopped
+            && (s.fresh.len() >= self.max_queued
+                || (s.in_use > 0 && s.in_use + bytes > self.budget))
+        {
             s.feeder_waiting_since.get_or_insert_with(Instant::now);
             s = self
-                .changed
+                .room
                 .wait_timeout(s, Duration::from_millis(200))
                 .map(|(s, _)| s)
                 .unwrap_or_else(|p| p.into_inner().0);
@@ -119,7 +131,7 @@ impl Queue {
         }
         s.in_use += bytes;
         s.fresh.push_back(batch);
-        self.changed.notify_all();
+        self.work.notify_one();
         true
     }
 
@@ -128,7 +140,7 @@ impl Queue {
     pub fn retry(&self, batch: Batch) {
         let mut s = self.lock();
         s.retries.push_back(batch);
-        self.changed.notify_all();
+        self.work.notify_one();
     }
 
     /// The next batch for a worker; `None` when every row is settled and
@@ -141,13 +153,13 @@ impl Queue {
             }
             if let Some(b) = s.retries.pop_front().or_else(|| s.fresh.pop_front()) {
                 s.outstanding += 1;
-                self.changed.notify_all();
+                self.room.notify_one();
                 return Some(b);
             }
             if s.input_done && s.outstanding == 0 {
                 return None;
             }
-            s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+            s = self.work.wait(s).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -156,7 +168,10 @@ impl Queue {
     pub fn settled(&self) {
         let mut s = self.lock();
         s.outstanding = s.outstanding.saturating_sub(1);
-        self.changed.notify_all();
+        if s.outstanding == 0 && s.input_done {
+            // The end, for every worker waiting.
+            self.work.notify_all();
+        }
     }
 
     /// Rows written to their chunk: their bytes are free again.
@@ -164,19 +179,20 @@ impl Queue {
         let mut s = self.lock();
         s.in_use = s.in_use.saturating_sub(bytes);
         s.last_release = Instant::now();
-        self.changed.notify_all();
+        self.room.notify_one();
     }
 
     /// The feeder read every chunk.
     pub fn input_done(&self) {
         self.lock().input_done = true;
-        self.changed.notify_all();
+        self.work.notify_all();
     }
 
     /// Stops the run: nothing more is given out.
     pub fn stop(&self) {
         self.lock().stopped = true;
-        self.changed.notify_all();
+        self.work.notify_all();
+        self.room.notify_all();
     }
 
     pub fn stopped(&self) -> bool {
@@ -221,7 +237,7 @@ mod tests {
 
     #[test]
     fn retries_go_first_and_the_end_comes_when_all_is_settled() {
-        let q = Queue::new(1 << 20);
+        let q = Queue::new(1 << 20, 8);
         assert!(q.push(batch(0, 0, 2)));
         q.retry(batch(0, 7, 1));
         assert_eq!(q.take().unwrap().first, 7);
@@ -238,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_feeder_waits_on_the_budget_until_rows_are_written() {
-        let q = std::sync::Arc::new(Queue::new(300));
+        let q = std::sync::Arc::new(Queue::new(300, 8));
         let one = batch(0, 0, 2).bytes();
         assert!(q.push(batch(0, 0, 2)));
         let q2 = q.clone();
@@ -248,8 +264,17 @@ mod tests {
         q.release(one);
         assert!(feeder.join().unwrap());
         // A batch bigger than the budget still goes when nothing is in use.
-        let q = Queue::new(10);
+        let q = Queue::new(10, 8);
         assert!(q.push(batch(0, 0, 5)));
+        // At most `max_queued` fresh batches wait.
+        let q2 = std::sync::Arc::new(Queue::new(1 << 20, 1));
+        assert!(q2.push(batch(0, 0, 1)));
+        let q3 = q2.clone();
+        let feeder = std::thread::spawn(move || q3.push(batch(0, 1, 1)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!feeder.is_finished());
+        assert_eq!(q2.take().unwrap().first, 0);
+        assert!(feeder.join().unwrap());
         q.stop();
         assert!(!q.push(batch(0, 5, 1)));
         assert!(q.take().is_none());

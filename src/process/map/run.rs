@@ -79,7 +79,7 @@ impl MapRun<'_> {
             .sum();
         let jobs = self.opts.jobs;
         let run = Run {
-            queue: Queue::new(self.map.budget_bytes),
+            queue: Queue::new(self.map.budget_bytes, 2 * jobs),
             live: (0..self.pending.len()).map(|_| OnceLock::new()).collect(),
             rejects,
             rejects_before,
@@ -144,10 +144,13 @@ impl<'a> Run<'a> {
                 self.queue.settled();
                 continue;
             };
-            let started = Instant::now();
+            let (started, starts) = (Instant::now(), worker.starts());
             let mut answers = Vec::with_capacity(batch.rows.len());
             let result = worker.answer(&batch, &chunk.header, &mut answers);
-            self.observe(started.elapsed(), answers.len());
+            // A worker's start-up is not the rows' time.
+            if worker.starts() == starts {
+                self.observe(started.elapsed(), answers.len());
+            }
             match result {
                 Ok(()) => {
                     fruitless = 0;
@@ -313,7 +316,7 @@ impl<'a> Run<'a> {
         }
         let now = (took.as_nanos() / rows as u128).min(u64::MAX as u128) as u64;
         let old = self.ns_per_row.load(Ordering::Relaxed);
-        let avg = if old == 0 { now } else { (old * 7 + now) / 8 };
+        let avg = if old == 0 { now } else { (old * 3 + now) / 4 };
         self.ns_per_row.store(avg.max(1), Ordering::Relaxed);
     }
 
@@ -369,8 +372,14 @@ impl<'a> Run<'a> {
             for (j, live) in self.live.iter().enumerate() {
                 if let Some(chunk) = live.get() {
                     let rejects = &self.rejects[self.w.pending[j].0];
-                    if let Err(e) = chunk.checkpoint(self.w.map.checkpoint_interval, rejects) {
-                        self.fail(chunk.work, chunk.number, e, None);
+                    match chunk.checkpoint(self.w.map.checkpoint_interval, rejects) {
+                        Ok(Some(took)) => {
+                            let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+                            t.checkpoints += 1;
+                            t.checkpoint_seconds += took.as_secs_f64();
+                        }
+                        Ok(None) => {}
+                        Err(e) => self.fail(chunk.work, chunk.number, e, None),
                     }
                 }
             }
@@ -424,6 +433,10 @@ fn resume_rejects(tables: &[TableWork]) -> Result<(Vec<Rejects>, u64)> {
             .copied()
             .collect();
         let mut answered = std::collections::BTreeMap::new();
+        for &number in &done {
+            // Killed between recording a chunk and removing its pieces.
+            Partial::remove(&work.out_dir, number);
+        }
         for c in &work.input.chunks {
             let rows = last_checkpoint(&work.out_dir, c.number)?.map_or(0, |cp| cp.rows_answered);
             answered.insert(c.number, rows);
