@@ -35,7 +35,8 @@ use super::Output;
 /// drop the row, an array of objects to emit several, or
 /// {"myspool_reject": "why"} to reject it. Answers are checkpointed at least
 /// once a second: after a crash or kill -9 the same command goes on at each
-/// chunk's first unanswered row, and the output is what an uninterrupted run
+/// chunk's first unanswered row (a crash costs the rows in flight and at most
+/// about a second of answers), and the output is what an uninterrupted run
 /// writes. A rejected row goes to --out/<db>/<table>/rejects.jsonl (chunk,
 /// row, key, reason, input row) and the job goes on; a worker that dies is
 /// restarted and its rows sent again, and a row on which 3 workers died is
