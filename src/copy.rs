@@ -195,6 +195,7 @@ mod tests {
             complete: false,
             seconds: 0.0,
             peak_rss_bytes: None,
+            map: None,
         }
     }
 

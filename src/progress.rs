@@ -44,6 +44,8 @@ pub struct Progress {
     interval: Duration,
     rows: u64,
     bytes: u64,
+    /// Rows done before this run (counted in `rows`, not in the rate).
+    base_rows: u64,
     /// Extra words for the line, e.g. "3 chunks in flight".
     note: String,
 }
@@ -83,6 +85,7 @@ impl Progress {
             interval,
             rows: 0,
             bytes: 0,
+            base_rows: 0,
             note: String::new(),
         }
     }
@@ -90,6 +93,17 @@ impl Progress {
     /// Sets the extra words shown with the counts.
     pub fn set_note(&mut self, note: String) {
         self.note = note;
+    }
+
+    /// Counts `rows` done by earlier runs: shown in the position, left out
+    /// of the rate and the ETA.
+    pub fn start_at(&mut self, rows: u64) {
+        self.base_rows = rows;
+        self.rows = rows;
+        if let Some(bar) = &self.bar {
+            bar.set_position(rows);
+            bar.reset_eta();
+        }
     }
 
     /// Adds to the running totals.
@@ -107,11 +121,11 @@ impl Progress {
                 bar.set_length(rows);
             }
             bar.set_position(rows);
-            bar.set_message(format!(
-                "{}  {}/s",
-                human_bytes(bytes),
-                human_bytes(rate as u64)
-            ));
+            // Row mode counts rows, not bytes.
+            bar.set_message(match bytes {
+                0 => format!("{:.1} rows/s  {}", self.rows_per_sec(), self.note),
+                _ => format!("{}  {}/s", human_bytes(bytes), human_bytes(rate as u64)),
+            });
         } else if self.plain && self.last_line.elapsed() >= self.interval {
             self.last_line = Instant::now();
             eprintln!("{}", self.line());
@@ -127,6 +141,15 @@ impl Progress {
         }
     }
 
+    /// Rows per second in this run.
+    fn rows_per_sec(&self) -> f64 {
+        let secs = self.started.elapsed().as_secs_f64();
+        match secs > 0.0 {
+            true => self.rows.saturating_sub(self.base_rows) as f64 / secs,
+            false => 0.0,
+        }
+    }
+
     fn line(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64();
         let pct = if self.total_rows > 0 {
@@ -137,19 +160,26 @@ impl Progress {
         } else {
             String::new()
         };
-        let eta = if self.rows > 0 && self.total_rows > self.rows && secs > 0.0 {
-            let left = (self.total_rows - self.rows) as f64 * secs / self.rows as f64;
+        let done_now = self.rows.saturating_sub(self.base_rows);
+        let eta = if done_now > 0 && self.total_rows > self.rows && secs > 0.0 {
+            let left = (self.total_rows - self.rows) as f64 * secs / done_now as f64;
             format!(", ETA {}", human_duration(left))
         } else {
             String::new()
         };
+        let speed = match self.bytes {
+            0 => format!("{:.1} rows/s", self.rows_per_sec()),
+            _ => format!(
+                "{}, {}/s",
+                human_bytes(self.bytes),
+                human_bytes(self.bytes_per_sec() as u64)
+            ),
+        };
         format!(
-            "myspool {}: {}/{} rows{pct}, {}, {}/s{eta}{}",
+            "myspool {}: {}/{} rows{pct}, {speed}{eta}{}",
             self.label,
             self.rows,
             self.total_rows,
-            human_bytes(self.bytes),
-            human_bytes(self.bytes_per_sec() as u64),
             if self.note.is_empty() {
                 String::new()
             } else {

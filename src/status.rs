@@ -34,6 +34,16 @@ pub struct TableStatus {
     pub rows: u64,
     pub processed: Vec<OutputStatus>,
     pub loaded: Vec<LoadStatus>,
+    /// In a dump `process --map` is writing: the chunks part done.
+    pub partial: Vec<PartialChunk>,
+}
+
+/// A chunk `process --map` left part done: its input rows answered by its
+/// last checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct PartialChunk {
+    pub chunk: u32,
+    pub rows_answered: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +53,8 @@ pub struct OutputStatus {
     pub done: usize,
     /// Chunks whose command failed (their stderr is kept) and not yet redone.
     pub failed: Vec<u32>,
+    /// Chunks `--map` left part done.
+    pub partial: Vec<PartialChunk>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -105,6 +117,7 @@ fn table_status(
             .map(|o| output_status(o, entry, desc.as_ref()))
             .collect(),
         loaded: load_statuses(&table_dir)?,
+        partial: Vec::new(),
     })
 }
 
@@ -127,6 +140,7 @@ fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Resu
         rows,
         processed: Vec::new(),
         loaded: Vec::new(),
+        partial: partial_chunks(dump, entry),
     })
 }
 
@@ -172,7 +186,19 @@ fn output_status(
         exec: output.exec.clone(),
         done: done.len(),
         failed,
+        partial: partial_chunks(&out, entry),
     }
+}
+
+fn partial_chunks(dump: &DumpDir, entry: &TableEntry) -> Vec<PartialChunk> {
+    dump.partial_chunks(entry)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(chunk, rows_answered)| PartialChunk {
+            chunk,
+            rows_answered,
+        })
+        .collect()
 }
 
 /// Each load of a table, one per target, from its journal.
@@ -255,9 +281,10 @@ fn unfinished_loads(tables: &[TableStatus]) -> Vec<(&str, &str)> {
 /// `myspool process` reading `input` into `out` with `exec`.
 fn process_command(input: &str, out: &str, exec: &str, format: &str) -> String {
     format!(
-        "myspool process --dir {} --out {} --exec {}{}",
+        "myspool process --dir {} --out {} --{} {}{}",
         quote(input),
         quote(out),
+        if format == "map" { "map" } else { "exec" },
         quote(exec),
         if format == "jsonl" {
             " --format jsonl"

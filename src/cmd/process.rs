@@ -5,31 +5,48 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use myspool::process::{Format, ProcessOptions, ProcessSummary};
+use myspool::process::{Format, MapOptions, ProcessOptions, ProcessSummary, DEFAULT_MAX_REJECTS};
 use myspool::progress::human_duration;
 
 use super::Output;
 
 /// Transform every chunk of a dump with a command, offline, into a new dump.
 ///
-/// CMD runs through `sh -c` once per chunk: the chunk's CSV (header first) on
-/// stdin, the transformed CSV on stdout. The output may change values, drop
-/// rows, and add, drop or rename columns (its header is the new column list);
-/// it is checked (well-formed CSV, valid UTF-8, same field count on every row,
-/// same header in every chunk) before the chunk is committed to --out.
-/// No database connection is opened.
+/// --exec CMD runs through `sh -c` once per chunk: the chunk's CSV (header
+/// first) on stdin, the transformed CSV on stdout. The output may change
+/// values, drop rows, and add, drop or rename columns (its header is the new
+/// column list); it is checked (well-formed CSV, valid UTF-8, same field
+/// count on every row, same header in every chunk) before the chunk is
+/// committed to --out. No database connection is opened.
 ///
 /// A chunk whose command exits non-zero, is killed, or writes invalid output
 /// leaves no output chunk; its stderr is kept in --out as NNNNNN.stderr and
-/// the next run retries it. Finished chunks are never redone, so a job that
-/// runs for days can be killed and rerun at any time.
+/// the next run retries it. Finished chunks are never redone.
 ///
 /// The command sees MYSPOOL_DB, MYSPOOL_TABLE, MYSPOOL_CHUNK,
 /// MYSPOOL_CHUNK_FILE, MYSPOOL_KEY_COLUMNS, MYSPOOL_KEY_LOWER and
 /// MYSPOOL_KEY_UPPER (the chunk's key range as SQL literals; empty = open).
 ///
-/// Example:
+/// Jobs that run for days: --map CMD (row mode). CMD starts once per worker
+/// (--jobs N workers share the rows of every chunk, however the dump was
+/// chunked) and stays up. It reads one JSON object per line (column ->
+/// string, null for NULL, binary columns as hex) and writes exactly one line
+/// per row, in order, flushing each: the output row (an object), null to
+/// drop the row, an array of objects to emit several, or
+/// {"myspool_reject": "why"} to reject it. Answers are checkpointed at least
+/// once a second: after a crash or kill -9 the same command goes on at each
+/// chunk's first unanswered row (a crash costs the rows in flight and at most
+/// about a second of answers), and the output is what an uninterrupted run
+/// writes. A rejected row goes to --out/<db>/<table>/rejects.jsonl (chunk,
+/// row, key, reason, input row) and the job goes on; a worker that dies is
+/// restarted and its rows sent again, and a row on which 3 workers died is
+/// rejected. Past --max-rejects the job stops, naming the rejects file.
+/// A worker's stderr goes to --out/worker-NN.stderr (cut at 1 MiB); it sees
+/// MYSPOOL_WORKER (1..N) and PYTHONUNBUFFERED=1.
+///
+/// Examples:
 ///   myspool process --dir dump/ --out dump2/ --exec 'python3 anonymise.py' --jobs 4
+///   myspool process --dir dump/ --out dump2/ --map 'python3 enrich.py' --jobs 16
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -40,15 +57,29 @@ pub struct Args {
     #[arg(long, value_name = "DIR2")]
     pub out: PathBuf,
     /// Shell command run once per chunk: CSV in on stdin, CSV out on stdout.
+    #[arg(
+        long,
+        value_name = "CMD",
+        required_unless_present = "map",
+        conflicts_with = "map"
+    )]
+    pub exec: Option<String>,
+    /// Shell command run once per worker: one JSON row per line in, one
+    /// answer line per row out (row mode, see above).
     #[arg(long, value_name = "CMD")]
-    pub exec: String,
-    /// Chunks processed at once.
+    pub map: Option<String>,
+    /// Chunks processed at once (with --map: workers).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub jobs: usize,
     /// csv: the dump's own CSV; jsonl: one JSON object per row, null for NULL,
-    /// binary columns as hex strings, in both directions.
-    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    /// binary columns as hex strings, in both directions (--map is always jsonl).
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv, conflicts_with = "map")]
     pub format: FormatArg,
+    /// With --map: the job stops once more rows than this are rejected,
+    /// earlier runs included (a command that rejects everything is broken,
+    /// and should not write a rejects file as big as the table).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REJECTS, requires = "map")]
+    pub max_rejects: u64,
     #[command(flatten)]
     pub output: Output,
 }
@@ -69,7 +100,19 @@ impl From<FormatArg> for Format {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let mut opts = ProcessOptions::new(args.dir, args.out, args.exec);
+    let (cmd, map) = match (args.exec, args.map) {
+        (Some(exec), None) => (exec, None),
+        (None, Some(map)) => (
+            map,
+            Some(MapOptions {
+                max_rejects: args.max_rejects,
+                ..MapOptions::default()
+            }),
+        ),
+        _ => bail!("give one of --exec and --map"),
+    };
+    let mut opts = ProcessOptions::new(args.dir, args.out, cmd);
+    opts.map = map;
     opts.jobs = args.jobs;
     opts.format = args.format.into();
     opts.progress = args.output.progress.into();
@@ -78,6 +121,10 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(&summary);
+    }
+    if let (Some(first), Some(_)) = (summary.failed.first(), &summary.map) {
+        // Row mode stops at its first failure: that is the error.
+        bail!("{}; rerun the same command to go on", first.reason);
     }
     if !summary.failed.is_empty() {
         bail!(
@@ -105,6 +152,9 @@ fn print_summary(summary: &ProcessSummary) {
         "  this run: {} chunks, {} rows in, {} rows out; {} chunks kept from before",
         summary.chunks_processed, summary.rows_in, summary.rows_out, summary.chunks_kept
     );
+    if let Some(m) = &summary.map {
+        print_map_summary(m);
+    }
     for f in &summary.failed {
         println!(
             "  failed: {} chunk {:06}: {}{}",
@@ -116,5 +166,26 @@ fn print_summary(summary: &ProcessSummary) {
                 .map(|p| format!(" (stderr in {})", p.display()))
                 .unwrap_or_default()
         );
+    }
+}
+
+fn print_map_summary(m: &myspool::process::MapSummary) {
+    println!(
+        "  rows: {} answered ({} by earlier runs), {} emitted, {} dropped, {} rejected ({} in all), {} sent again after a worker died; {} workers, {} started",
+        m.rows_answered,
+        m.rows_from_earlier_runs,
+        m.rows_emitted,
+        m.rows_dropped,
+        m.rows_rejected,
+        m.rejects_total,
+        m.rows_redone,
+        m.workers,
+        m.worker_starts
+    );
+    for r in &m.rejects_files {
+        println!("  rejects: {}", r.display());
+    }
+    for e in &m.worker_stderr {
+        println!("  worker stderr: {}", e.display());
     }
 }

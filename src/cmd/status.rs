@@ -51,6 +51,7 @@ pub fn run(args: Args) -> Result<()> {
             },
             t.rows
         );
+        print_partial("    ", &t.partial);
         for p in &t.processed {
             println!(
                 "    processed into {} ({}): {} of {} chunks{}",
@@ -64,6 +65,7 @@ pub fn run(args: Args) -> Result<()> {
                     format!(", failed: {:?} (stderr kept as NNNNNN.stderr)", p.failed)
                 }
             );
+            print_partial("      ", &p.partial);
         }
         for l in &t.loaded {
             println!(
@@ -99,4 +101,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The chunks `process --map` left part done.
+fn print_partial(indent: &str, partial: &[myspool::status::PartialChunk]) {
+    for p in partial {
+        println!(
+            "{indent}chunk {:06} in progress: {} rows answered",
+            p.chunk, p.rows_answered
+        );
+    }
 }

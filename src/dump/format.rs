@@ -212,6 +212,22 @@ pub struct ProcessedChunk {
     pub stats: ChunkStats,
 }
 
+/// A line of a chunk's `NNNNNN.checkpoint` while `process --map` works on
+/// it: its first `rows_answered` input rows are answered, and their output
+/// is the first `partial_bytes` bytes of `NNNNNN.partial`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkCheckpoint {
+    pub chunk: u32,
+    pub rows_answered: u64,
+    pub partial_bytes: u64,
+    /// Output rows in those bytes.
+    pub rows_out: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    /// The output header, once the first output row set it.
+    pub columns: Option<Vec<String>>,
+}
+
 /// A line of a dump's `outputs.jsonl`: a directory it was processed into.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputRecord {

@@ -12,6 +12,10 @@
 //!                              per finished chunk (folded into table.json at the end)
 //!   <db>/<table>/process.log   the same while a processing writes the table
 //!   <db>/<table>/000001.stderr the stderr of a chunk whose --exec command failed
+//!   <db>/<table>/000001.partial    --map: the answered output rows of a chunk in progress
+//!   <db>/<table>/000001.checkpoint --map: one JSON line per checkpoint of that chunk
+//!   <db>/<table>/rejects.jsonl     --map: the rows rejected, with their key and reason
+//!   worker-01.stderr           --map: the stderr of each worker (bounded)
 //!   <db>/<table>/load@<host:port>@<db>.jsonl
 //!                              the load journal of one target (see `journal`)
 //! ```
@@ -50,9 +54,9 @@ pub use self::files::{
     safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
 };
 pub use self::format::{
-    utc_now, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention, ExportSettings,
-    ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk, ProcessedFrom,
-    SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
+    ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk,
+    ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
 /// Kept here for the callers that decoded names through the dump; it lives
@@ -82,6 +86,28 @@ pub fn chunk_file_name(number: u32, compress: Compress) -> String {
 /// where the chunk would be: `000042.stderr`.
 pub fn stderr_file_name(number: u32) -> String {
     format!("{number:06}.stderr")
+}
+
+/// The answered output rows of a chunk `process --map` is working on (CSV
+/// rows without a header, valid up to its last checkpoint): `000042.partial`.
+pub fn partial_file_name(number: u32) -> String {
+    format!("{number:06}.partial")
+}
+
+/// The checkpoints of a chunk `process --map` is working on, one
+/// [`ChunkCheckpoint`] per line: `000042.checkpoint`.
+pub fn checkpoint_file_name(number: u32) -> String {
+    format!("{number:06}{CHECKPOINT_SUFFIX}")
+}
+
+const CHECKPOINT_SUFFIX: &str = ".checkpoint";
+
+/// The rows `process --map` rejected in a table: one JSON line each.
+pub const REJECTS_FILE: &str = "rejects.jsonl";
+
+/// The stderr of `process --map` worker `n` (1-based), in the output's root.
+pub fn worker_stderr_file_name(n: usize) -> String {
+    format!("worker-{n:02}.stderr")
 }
 
 /// The load journal of one target in a table's directory:
@@ -303,6 +329,31 @@ impl DumpDir {
         }
         let log: Vec<ProcessedChunk> = read_json_lines(&self.path(&entry.dir).join(PROCESS_LOG))?;
         Ok(log.into_iter().map(|p| p.number).collect())
+    }
+
+    /// The chunks of a table that `process --map` left part done, with the
+    /// input rows answered by their last checkpoint (for `myspool status`).
+    pub fn partial_chunks(&self, entry: &TableEntry) -> Result<Vec<(u32, u64)>> {
+        let dir = self.path(&entry.dir);
+        let mut partial = Vec::new();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Ok(partial);
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(number) = name
+                .strip_suffix(CHECKPOINT_SUFFIX)
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let log: Vec<ChunkCheckpoint> = read_json_lines(&e.path())?;
+            if let Some(last) = log.last() {
+                partial.push((number, last.rows_answered));
+            }
+        }
+        partial.sort_unstable();
+        Ok(partial)
     }
 }
 

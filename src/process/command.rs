@@ -159,7 +159,7 @@ fn stderr_tail(path: &Path) -> String {
 }
 
 /// The last non-blank line of a text, trimmed (looked for in its end only).
-fn last_line(text: &[u8]) -> String {
+pub(super) fn last_line(text: &[u8]) -> String {
     let start = text.len().saturating_sub(2000);
     String::from_utf8_lossy(&text[start..])
         .lines()

@@ -14,6 +14,10 @@
 //! and its output passed every check; a rerun never redoes a finished chunk
 //! and retries the failed ones.
 //!
+//! `--map CMD` (row mode, `map/`) runs CMD once per worker instead, and
+//! hands it rows one by one: checkpoints every second, workers sharing the
+//! rows of a chunk, bad rows rejected into a file (see `map`).
+//!
 //! `--format jsonl` gives the command one JSON object per row instead
 //! (`{"col": "value", "other": null}`; binary columns as hex strings) and
 //! reads objects back the same way, so a script needs no CSV convention.
@@ -22,6 +26,7 @@ mod command;
 #[cfg(test)]
 mod fixtures;
 mod jsonl;
+pub mod map;
 mod options;
 mod output_chunk;
 mod output_dump;
@@ -34,35 +39,72 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+pub use map::{MapOptions, MapSummary, DEFAULT_MAX_REJECTS, REJECT_KEY};
 pub use options::{FailedChunk, Format, ProcessOptions, ProcessSummary, TableProcessSummary};
 pub use transform::RowTransform;
 
 use crate::dump::{DumpDir, Manifest, ProcessedFrom};
 use crate::progress::peak_rss_bytes;
+use map::{MapRun, MapWorker};
 use output_dump::OutputDump;
 use tables::TableWork;
 use workers::{Worker, Workers};
 
-/// Runs `opts.exec` over every chunk of `opts.dir` into `opts.out`.
+/// Runs `opts.exec` over every chunk of `opts.dir` into `opts.out` (with
+/// `opts.map`, as row-mode workers).
 pub fn process(opts: &ProcessOptions) -> Result<ProcessSummary> {
     if opts.exec.trim().is_empty() {
-        bail!("--exec is empty");
+        bail!(
+            "{} is empty",
+            if opts.map.is_some() {
+                "--map"
+            } else {
+                "--exec"
+            }
+        );
     }
-    process_dump(opts, Worker::Command(&opts.exec))
+    match opts.map {
+        Some(_) => process_dump(opts, Mode::Map(MapWorker::Command(&opts.exec))),
+        None => process_dump(opts, Mode::Chunks(Worker::Command(&opts.exec))),
+    }
+}
+
+/// Applies a Rust transform row by row, as row mode does (checkpoints,
+/// `opts.jobs` threads sharing the rows of a chunk, an `Err` from the
+/// transform rejects the row into the table's rejects file); `opts.map`
+/// gives its settings (the defaults when `None`).
+pub fn process_rows_with(
+    opts: &ProcessOptions,
+    transform: &dyn RowTransform,
+) -> Result<ProcessSummary> {
+    let mut opts = opts.clone();
+    opts.map.get_or_insert_with(MapOptions::default);
+    process_dump(&opts, Mode::Map(MapWorker::Transform(transform)))
 }
 
 /// Applies a Rust transform over every chunk of `opts.dir` into `opts.out`
 /// (`opts.exec` only names it in the output manifest).
 pub fn process_with(opts: &ProcessOptions, transform: &dyn RowTransform) -> Result<ProcessSummary> {
-    process_dump(opts, Worker::Transform(transform))
+    process_dump(opts, Mode::Chunks(Worker::Transform(transform)))
+}
+
+/// Chunk by chunk (`--exec`, `process_with`) or row by row (`--map`,
+/// `process_rows_with`).
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    Chunks(Worker<'a>),
+    Map(MapWorker<'a>),
 }
 
 /// Processes the dump in `opts.dir` with `worker` into `opts.out`: what an
 /// earlier run finished is kept, the rest is processed now.
-fn process_dump(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSummary> {
+fn process_dump(opts: &ProcessOptions, mode: Mode<'_>) -> Result<ProcessSummary> {
     let started = Instant::now();
     if opts.jobs == 0 {
         bail!("--jobs must be at least 1");
+    }
+    if matches!(mode, Mode::Map(_)) && opts.follow.is_some() {
+        bail!("row mode (--map) does not follow a dump being written; export first");
     }
     let input = DumpDir::new(&opts.dir);
     let manifest = open_input(&input, opts)?;
@@ -79,16 +121,36 @@ fn process_dump(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSumm
     let pending = tables::pending_chunks(&tables, follow);
     let chunks_kept = tables::kept_chunks(&tables);
     let total_rows = tables::rows_to_process(&tables, &pending, follow);
-    let outcome = Workers {
-        opts,
-        worker,
-        input: &input,
-        out: &out.dir,
-        tables: &tables,
-        pending: &pending,
-        level: manifest.export.level,
-    }
-    .run(total_rows);
+    let (outcome, map_summary) = match mode {
+        Mode::Chunks(worker) => {
+            let outcome = Workers {
+                opts,
+                worker,
+                input: &input,
+                out: &out.dir,
+                tables: &tables,
+                pending: &pending,
+                level: manifest.export.level,
+            }
+            .run(total_rows);
+            (outcome, None)
+        }
+        Mode::Map(worker) => {
+            let map = opts.map.clone().unwrap_or_default();
+            let (outcome, summary) = MapRun {
+                opts,
+                map: &map,
+                worker,
+                input: &input,
+                out: &out.dir,
+                tables: &tables,
+                pending: &pending,
+                level: manifest.export.level,
+            }
+            .run()?;
+            (outcome, Some(summary))
+        }
+    };
 
     let (summary_tables, all_done) = tables::finish_tables(&out.dir, &tables)?;
     if all_done {
@@ -106,6 +168,7 @@ fn process_dump(opts: &ProcessOptions, worker: Worker<'_>) -> Result<ProcessSumm
         failed: outcome.failed,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
+        map: map_summary,
     })
 }
 
@@ -142,6 +205,11 @@ fn processed_from(opts: &ProcessOptions) -> Result<ProcessedFrom> {
     Ok(ProcessedFrom {
         from,
         exec: opts.exec.clone(),
-        format: opts.format.name().into(),
+        // Row mode speaks its own protocol: a rerun with --exec is another
+        // processing.
+        format: match opts.map {
+            Some(_) => "map".into(),
+            None => opts.format.name().into(),
+        },
     })
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::map::{MapOptions, MapSummary};
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
@@ -33,8 +34,10 @@ impl Format {
 pub struct ProcessOptions {
     pub dir: PathBuf,
     pub out: PathBuf,
-    /// Run through `sh -c` once per chunk.
+    /// Run through `sh -c` once per chunk (with `map`: once per worker).
     pub exec: String,
+    /// Row mode (`--map`): `exec` is a worker that answers rows one by one.
+    pub map: Option<MapOptions>,
     pub jobs: usize,
     pub format: Format,
     pub progress: ProgressMode,
@@ -53,6 +56,7 @@ impl ProcessOptions {
             dir: dir.into(),
             out: out.into(),
             exec: exec.into(),
+            map: None,
             jobs: 2,
             format: Format::Csv,
             progress: ProgressMode::Auto,
@@ -76,6 +80,9 @@ pub struct ProcessSummary {
     pub complete: bool,
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// Row mode's counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -74,7 +74,7 @@ impl<'a> OutputChunk<'a> {
 }
 
 /// An output header names every column, each once.
-fn check_header(names: &[String]) -> Result<()> {
+pub(super) fn check_header(names: &[String]) -> Result<()> {
     if names.is_empty() || names.iter().any(|n| n.is_empty()) {
         bail!("the output header {names:?} has an empty column name");
     }
@@ -87,7 +87,7 @@ fn check_header(names: &[String]) -> Result<()> {
 }
 
 /// Every chunk of a table has the header of the first one.
-fn same_header(table_columns: &mut Option<Vec<String>>, names: &[String]) -> Result<()> {
+pub(super) fn same_header(table_columns: &mut Option<Vec<String>>, names: &[String]) -> Result<()> {
     match table_columns.as_ref() {
         Some(existing) if *existing != names => {
             bail!("the output header {names:?} differs from the other chunks' {existing:?}")
@@ -100,7 +100,7 @@ fn same_header(table_columns: &mut Option<Vec<String>>, names: &[String]) -> Res
 
 /// A row has the header's number of fields, each valid UTF-8 (the dump is
 /// UTF-8 text; binary columns are hex).
-fn check_row(row: &[Field], expected: usize, line: u64) -> Result<()> {
+pub(super) fn check_row(row: &[Field], expected: usize, line: u64) -> Result<()> {
     if row.len() != expected {
         bail!(
             "output line {line}: {} fields, the header has {expected}",

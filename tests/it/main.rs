@@ -21,6 +21,7 @@ mod export;
 mod faults;
 mod harness;
 mod load;
+mod map;
 mod process;
 mod rerun;
 mod security;
