@@ -21,7 +21,7 @@
 mod command;
 #[cfg(test)]
 mod fixtures;
-mod jsonl;
+pub(crate) mod jsonl;
 mod options;
 mod output_chunk;
 mod output_dump;
