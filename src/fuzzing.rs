@@ -285,7 +285,8 @@ mod tests {
     const DUMP_FILES_1: &[u8] = b"\x02{\"event\":\"autefi\\nition\":\"`id` bigint(20) unsigned NOT NULL AUTO_INCREMENT\"}\n{\"eveping\",\"indexes\x00{\":[\"A\x03{\"num,\"chunk\"t\xffcsv_b\":\xff";
 
     /// A hex column whose name holds line ends, and a value that is not
-    /// hex: the error printed the name raw (now quoted).
+    /// hex: the error printed the name raw (now with its control characters
+    /// escaped, as `dump::one_line` does).
     #[test]
     fn fuzz_load_data_1_a_column_name_with_line_ends_is_quoted() {
         load_data(LOAD_DATA_1);

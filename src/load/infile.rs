@@ -247,10 +247,10 @@ pub(crate) fn load_data_rows(
                         escape_into(buf, &bytes);
                     } else {
                         bail!(
-                            "{file_label}: line {}: column {} ({:?}) is not hexadecimal",
+                            "{file_label}: line {}: column {} ({}) is not hexadecimal",
                             reader.line(),
                             i + 1,
-                            header[i]
+                            crate::dump::one_line(&header[i])
                         );
                     }
                 }
