@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. On a fresh Debian machine it first installs what
 # is missing: MariaDB (the tests start their own throwaway mariadbd servers;
-# they never use a server that is already running) and a C compiler.
+# they never use a server that is already running), a C and a C++ compiler
+# (the fuzz targets' libFuzzer) and cargo-fuzz.
 #
 # The tests need root for one thing: mounting a small tmpfs to fill a disk.
 set -euo pipefail
@@ -14,6 +15,7 @@ have mariadbd || packages+=(mariadb-server)
 have mariadb-install-db || packages+=(mariadb-server)
 have mariadb || packages+=(mariadb-client)
 have cc || packages+=(gcc libc6-dev)
+have c++ || packages+=(g++)
 have mount || packages+=(mount)
 have python3 || packages+=(python3)
 have openssl || packages+=(openssl)
@@ -37,3 +39,42 @@ command -v cargo >/dev/null 2>&1 || {
 }
 
 cargo test --locked "$@"
+
+# The fuzz targets of the readers (fuzz/, README "Tests"), a few seconds each:
+# libFuzzer through cargo-fuzz on stable Rust, without a sanitizer. A crash
+# or a hang fails the script. MYSPOOL_FUZZ_SECONDS=0 skips them.
+fuzz_seconds="${MYSPOOL_FUZZ_SECONDS:-5}"
+if [ "$fuzz_seconds" -gt 0 ]; then
+  fuzz_start=$SECONDS
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --version 0.13.2 --locked
+  fi
+  have c++ || {
+    echo "scripts/test.sh: the fuzz targets need a C++ compiler (g++) for libFuzzer" >&2
+    exit 1
+  }
+  # 16 codegen units build faster than cargo-fuzz's 1 (the runs are short),
+  # and the build is kept outside the checkout: a fresh clone on the same
+  # machine (CI's) rebuilds only myspool.
+  fuzz_target="${MYSPOOL_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/myspool/fuzz-target}"
+  fuzz_flags=(--sanitizer none --codegen-units 16 --target-dir "$fuzz_target")
+  (
+    cd fuzz
+    cargo fuzz build "${fuzz_flags[@]}"
+    for target in $(cargo fuzz list); do
+      mkdir -p "corpus/$target"
+      echo "scripts/test.sh: fuzzing $target for ${fuzz_seconds}s" >&2
+      log="$fuzz_target/fuzz-$target.log"
+      if ! cargo fuzz run "$target" "${fuzz_flags[@]}" "corpus/$target" "seeds/$target" -- \
+        -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+        -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "scripts/test.sh: fuzz target $target failed; the input is in fuzz/artifacts/$target/" >&2
+        exit 1
+      fi
+      grep -E '^stat::number_of_executed_units|^Done' "$log" >&2 || true
+    done
+  )
+  echo "scripts/test.sh: the fuzz targets took $((SECONDS - fuzz_start))s (cargo-fuzz install and build included)" >&2
+fi

@@ -467,4 +467,106 @@ mod tests {
             "line 1, field 1: unexpected character after closing quote"
         );
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Values rich in what the convention must keep apart: quotes,
+        /// commas, CR, LF, backslashes, `NULL`, `\\N`, bytes that are not UTF-8.
+        fn value() -> impl Strategy<Value = Option<Vec<u8>>> {
+            let byte = prop_oneof![
+                3 => prop::sample::select(b"\",\r\nNUL\\ \x00\xff\xc3".to_vec()),
+                1 => any::<u8>(),
+            ];
+            prop_oneof![
+                1 => Just(None),
+                1 => Just(Some(b"".to_vec())),
+                1 => Just(Some(b"NULL".to_vec())),
+                1 => Just(Some(b"\\N".to_vec())),
+                6 => prop::collection::vec(byte, 0..12).prop_map(Some),
+            ]
+        }
+
+        fn rows() -> impl Strategy<Value = Vec<Vec<Field>>> {
+            prop::collection::vec(prop::collection::vec(value(), 1..6), 0..8)
+        }
+
+        fn write_rows(rows: &[Vec<Field>], codec: Codec) -> Vec<u8> {
+            let mut out = Vec::new();
+            for row in rows {
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_field(&mut out, v.as_deref(), codec);
+                }
+                out.push(b'\n');
+            }
+            out
+        }
+
+        /// Every record of `text`, or the first error.
+        fn read_all(text: &[u8]) -> io::Result<Vec<Vec<Field>>> {
+            let mut reader = Reader::new(text);
+            let mut out = Vec::new();
+            let mut record = Vec::new();
+            while reader.read_record(&mut record)? {
+                out.push(record.clone());
+            }
+            Ok(out)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn writing_then_reading_is_the_identity(rows in rows()) {
+                let text = write_rows(&rows, Codec::Text);
+                prop_assert_eq!(read_all(&text).unwrap(), rows);
+            }
+
+            #[test]
+            fn hex_columns_read_back_as_their_bytes(rows in rows()) {
+                let text = write_rows(&rows, Codec::Hex);
+                let back: Vec<Vec<Field>> = read_all(&text)
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|f| f.map(|h| decode_hex(&h).unwrap())).collect())
+                    .collect();
+                prop_assert_eq!(back, rows);
+            }
+
+            /// Any bytes: the records, or an error naming a line and a
+            /// field; what was read, written again, reads the same.
+            #[test]
+            fn any_bytes_read_or_fail_with_a_position(
+                text in prop::collection::vec(
+                    prop_oneof![
+                        3 => prop::sample::select(b"\",\r\na".to_vec()),
+                        1 => any::<u8>(),
+                    ],
+                    0..64,
+                )
+            ) {
+                match read_all(&text) {
+                    Ok(rows) => {
+                        prop_assert!(rows.iter().all(|r| !r.is_empty()));
+                        prop_assert_eq!(read_all(&write_rows(&rows, Codec::Text)).unwrap(), rows);
+                    }
+                    Err(e) => {
+                        let lines = text.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                        let syntax = e.get_ref().and_then(|e| e.downcast_ref::<SyntaxError>());
+                        let Some(syntax) = syntax else {
+                            return Err(TestCaseError::fail(format!("not a syntax error: {e}")));
+                        };
+                        prop_assert!((1..=lines).contains(&syntax.line), "{}", e);
+                        prop_assert!(syntax.field >= 1, "{}", e);
+                        let prefix = format!("line {}, field {}: ", syntax.line, syntax.field);
+                        prop_assert!(e.to_string().starts_with(&prefix), "{}", e);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -25,6 +25,8 @@ pub mod copy;
 pub mod dialect;
 pub mod dump;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hooks;
 pub mod journal;
 pub mod load;

@@ -102,7 +102,8 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         };
         for chunk in &desc.chunks {
             let path = dir.path(&entry.dir).join(&chunk.file);
-            let dumped = fingerprint_file(&path, desc.compress)?;
+            let csv_bytes = chunk.written.as_ref().map(|w| w.csv_bytes);
+            let dumped = fingerprint_file(&path, desc.compress, csv_bytes)?;
             let target = fingerprint_target(&mut conn, &desc, &target_db, chunk)
                 .with_context(|| format!("reading chunk {:06}'s range of {label}", chunk.number))?;
             report.rows += dumped.rows;
@@ -174,8 +175,12 @@ fn fingerprint_target(
     Ok(fp)
 }
 
-fn fingerprint_file(path: &std::path::Path, compress: Compress) -> Result<Fingerprint> {
-    let mut reader = ChunkReader::open(path, compress)?;
+fn fingerprint_file(
+    path: &std::path::Path,
+    compress: Compress,
+    csv_bytes: Option<u64>,
+) -> Result<Fingerprint> {
+    let mut reader = ChunkReader::open(path, compress, csv_bytes)?;
     let mut record = Vec::new();
     let mut fp = Fingerprint::default();
     let mut line = Vec::new();

@@ -231,39 +231,62 @@ pub struct ChunkReader {
 const READ_BUFFER: usize = 256 * 1024;
 
 impl ChunkReader {
-    /// Opens a chunk and reads its header line.
-    pub fn open(path: &Path, compress: Compress) -> Result<ChunkReader> {
-        ChunkReader::open_with(path, compress, false)
+    /// Opens a chunk and reads its header line. With `csv_bytes` (what
+    /// `table.json` records), a file whose text is shorter or longer is an
+    /// error when the reader gets there: gzip alone cannot tell a file cut
+    /// between two of its members from a whole one.
+    pub fn open(path: &Path, compress: Compress, csv_bytes: Option<u64>) -> Result<ChunkReader> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        ChunkReader::from_reader(&path.display().to_string(), file, compress, csv_bytes)
     }
 
     /// Opens a chunk, hashing the file as it is read: call
     /// [`ChunkReader::check_sha256`] once every record is read.
     pub fn open_hashed(path: &Path, compress: Compress) -> Result<ChunkReader> {
-        ChunkReader::open_with(path, compress, true)
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let digest = Arc::new(Mutex::new(None));
+        let hashing = HashingReader {
+            inner: file,
+            hasher: Sha256::new(),
+            digest: digest.clone(),
+        };
+        let input = decompressed(hashing, compress, None, None);
+        ChunkReader::with_input(path.display().to_string(), input, Some(digest))
     }
 
     /// The decompressed CSV text of a chunk, header line included, for a
-    /// reader that passes it on as it is (`process --exec` with CSV).
-    pub fn open_text(path: &Path, compress: Compress) -> Result<Box<dyn BufRead + Send>> {
+    /// reader that passes it on as it is (`process --exec` with CSV); its
+    /// length is held to `csv_bytes` as in [`ChunkReader::open`], the error
+    /// naming the file.
+    pub fn open_text(
+        path: &Path,
+        compress: Compress,
+        csv_bytes: Option<u64>,
+    ) -> Result<Box<dyn BufRead + Send>> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        Ok(decompressed(file, compress))
+        let label = path.display().to_string();
+        Ok(decompressed(file, compress, csv_bytes, Some(label)))
     }
 
-    fn open_with(path: &Path, compress: Compress, hashed: bool) -> Result<ChunkReader> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let (input, digest) = if hashed {
-            let digest = Arc::new(Mutex::new(None));
-            let hashing = HashingReader {
-                inner: file,
-                hasher: Sha256::new(),
-                digest: digest.clone(),
-            };
-            (decompressed(hashing, compress), Some(digest))
-        } else {
-            (decompressed(file, compress), None)
-        };
+    /// A chunk read from any byte stream (`label` names it in errors): what
+    /// [`ChunkReader::open`] does once the file is open.
+    pub fn from_reader(
+        label: &str,
+        input: impl Read + Send + 'static,
+        compress: Compress,
+        csv_bytes: Option<u64>,
+    ) -> Result<ChunkReader> {
+        let input = decompressed(input, compress, csv_bytes, None);
+        ChunkReader::with_input(label.to_string(), input, None)
+    }
+
+    fn with_input(
+        label: String,
+        input: Box<dyn BufRead + Send>,
+        digest: Option<Arc<Mutex<Option<String>>>>,
+    ) -> Result<ChunkReader> {
         let mut reader = ChunkReader {
-            label: path.display().to_string(),
+            label,
             records: dialect::Reader::new(input),
             header: None,
             digest,
@@ -343,13 +366,70 @@ impl ChunkReader {
     }
 }
 
-fn decompressed(file: impl Read + Send + 'static, compress: Compress) -> Box<dyn BufRead + Send> {
-    match compress {
-        Compress::Gzip => Box::new(BufReader::with_capacity(
+/// The CSV text of a stored chunk, held to `csv_bytes` when given (errors
+/// then start with `label` when given).
+fn decompressed(
+    file: impl Read + Send + 'static,
+    compress: Compress,
+    csv_bytes: Option<u64>,
+    label: Option<String>,
+) -> Box<dyn BufRead + Send> {
+    let text: Box<dyn Read + Send> = match compress {
+        Compress::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compress::None => Box::new(file),
+    };
+    match csv_bytes {
+        Some(expected) => Box::new(BufReader::with_capacity(
             READ_BUFFER,
-            flate2::read::MultiGzDecoder::new(file),
+            ExactLength {
+                inner: text,
+                read: 0,
+                expected,
+                label,
+            },
         )),
-        Compress::None => Box::new(BufReader::with_capacity(READ_BUFFER, file)),
+        None => Box::new(BufReader::with_capacity(READ_BUFFER, text)),
+    }
+}
+
+/// Fails a read once the text is longer than `expected` bytes, or ends
+/// shorter. A gzip file is a series of members and nothing marks the last
+/// one, so a file cut exactly between two members decompresses without an
+/// error, only shorter: this is what tells.
+struct ExactLength<R> {
+    inner: R,
+    read: u64,
+    expected: u64,
+    label: Option<String>,
+}
+
+impl<R: Read> ExactLength<R> {
+    fn error(&self, what: String) -> io::Error {
+        let what = match &self.label {
+            Some(label) => format!("{label}: {what}"),
+            None => what,
+        };
+        io::Error::new(io::ErrorKind::InvalidData, what)
+    }
+}
+
+impl<R: Read> Read for ExactLength<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.expected {
+            return Err(self.error(format!(
+                "more than the {} bytes of CSV {TABLE_FILE} records: the file changed since it was written",
+                self.expected
+            )));
+        }
+        if n == 0 && !buf.is_empty() && self.read < self.expected {
+            return Err(self.error(format!(
+                "the file ends after {} bytes of CSV where {TABLE_FILE} records {}: it is truncated",
+                self.read, self.expected
+            )));
+        }
+        Ok(n)
     }
 }
 
@@ -496,10 +576,197 @@ mod tests {
             let file = format!("000001.{}", compress.extension());
             let path = dir.path().join(&file);
             write_chunk(dir.path(), &file, compress, b"");
-            let reader = ChunkReader::open(&path, compress).unwrap();
+            let reader = ChunkReader::open(&path, compress, Some(0)).unwrap();
             assert_eq!(reader.header(), None);
             let err = reader.require_header().unwrap_err().to_string();
             assert_eq!(err, format!("{} is empty (no header)", path.display()));
+        }
+    }
+
+    mod properties {
+        use std::io::Cursor;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::write_chunk;
+        use crate::dialect::{write_field, write_header, Codec, Field};
+
+        const LABEL: &str = "db/t/000001.csv.gz";
+
+        fn csv_of(header: &[String], rows: &[Vec<Field>]) -> Vec<u8> {
+            let mut csv = Vec::new();
+            write_header(&mut csv, header);
+            for row in rows {
+                for (i, v) in row.iter().enumerate() {
+                    if i > 0 {
+                        csv.push(b',');
+                    }
+                    write_field(&mut csv, v.as_deref(), Codec::Text);
+                }
+                csv.push(b'\n');
+            }
+            csv
+        }
+
+        /// `csv` as gzip members of `member` bytes each, as the writer
+        /// makes them (of `MEMBER_BYTES`).
+        fn members(csv: &[u8], member: usize) -> Vec<u8> {
+            let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(1).unwrap());
+            let mut out = Vec::new();
+            let pieces: Vec<&[u8]> = if csv.is_empty() {
+                vec![csv]
+            } else {
+                csv.chunks(member).collect()
+            };
+            for piece in pieces {
+                let mut buf = vec![0; c.gzip_compress_bound(piece.len())];
+                let n = c.gzip_compress(piece, &mut buf).unwrap();
+                out.extend_from_slice(&buf[..n]);
+            }
+            out
+        }
+
+        /// A chunk's header and rows.
+        type Contents = (Option<Vec<String>>, Vec<Vec<Field>>);
+
+        /// Header and rows of a stored chunk, or the error as `{:#}` shows it.
+        fn read(
+            stored: &[u8],
+            compress: Compress,
+            csv_bytes: Option<u64>,
+        ) -> Result<Contents, String> {
+            let run = || -> Result<_> {
+                let mut r = ChunkReader::from_reader(
+                    LABEL,
+                    Cursor::new(stored.to_vec()),
+                    compress,
+                    csv_bytes,
+                )?;
+                let mut rows = Vec::new();
+                let mut record = Vec::new();
+                while r.read_record(&mut record)? {
+                    rows.push(record.clone());
+                }
+                Ok((r.header().map(<[String]>::to_vec), rows))
+            };
+            run().map_err(|e| format!("{e:#}"))
+        }
+
+        fn value() -> impl Strategy<Value = Field> {
+            let byte = prop_oneof![
+                3 => prop::sample::select(b"\",\r\nNUL\\a\xff".to_vec()),
+                1 => any::<u8>(),
+            ];
+            prop::option::of(prop::collection::vec(byte, 0..10))
+        }
+
+        fn table() -> impl Strategy<Value = (Vec<String>, Vec<Vec<Field>>)> {
+            (1usize..5).prop_flat_map(|n| {
+                (
+                    prop::collection::vec("[a-z\"\n ,]{1,6}", n),
+                    prop::collection::vec(prop::collection::vec(value(), n), 0..12),
+                )
+            })
+        }
+
+        /// A gzip file cut exactly between two members decompresses without
+        /// an error, only shorter: the reason `ChunkReader` holds the text
+        /// to the length `table.json` records.
+        #[test]
+        fn a_gzip_file_cut_between_members_reads_as_a_shorter_valid_one() {
+            let csv = b"\"id\"\n\"1\"\n\"2\"\n";
+            let first = members(&csv[..9], 9);
+            let whole = [first.clone(), members(&csv[9..], 9)].concat();
+            let mut short = Vec::new();
+            flate2::read::MultiGzDecoder::new(&first[..])
+                .read_to_end(&mut short)
+                .unwrap();
+            assert_eq!(short, &csv[..9]);
+            let (_, rows) = read(&first, Compress::Gzip, None).unwrap();
+            assert_eq!(rows, [vec![Some(b"1".to_vec())]]);
+            let err = read(&first, Compress::Gzip, Some(csv.len() as u64)).unwrap_err();
+            assert_eq!(err, format!("{LABEL}: the file ends after 9 bytes of CSV where table.json records {}: it is truncated", csv.len()));
+            assert!(read(&whole, Compress::Gzip, Some(csv.len() as u64)).is_ok());
+            let err = read(&whole, Compress::Gzip, Some(csv.len() as u64 - 1)).unwrap_err();
+            assert!(
+                err.starts_with(&format!(
+                    "{LABEL}: more than the 12 bytes of CSV table.json records"
+                )),
+                "{err}"
+            );
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// What `ChunkWriter` writes, `ChunkReader` reads back: the
+            /// header, every row, and the hash.
+            #[test]
+            fn a_written_chunk_reads_back((header, rows) in table(), gzip in any::<bool>()) {
+                let compress = if gzip { Compress::Gzip } else { Compress::None };
+                let dir = tempfile::tempdir().unwrap();
+                let csv = csv_of(&header, &rows);
+                let stats = write_chunk(dir.path(), "000001.csv", compress, &csv);
+                prop_assert_eq!(stats.csv_bytes, csv.len() as u64);
+                let path = dir.path().join("000001.csv");
+                let mut reader = ChunkReader::open(&path, compress, Some(stats.csv_bytes)).unwrap();
+                prop_assert_eq!(reader.header(), Some(&header[..]));
+                let mut back = Vec::new();
+                let mut record = Vec::new();
+                while reader.read_record(&mut record).unwrap() {
+                    back.push(record.clone());
+                }
+                prop_assert_eq!(&back, &rows);
+                let mut reader = ChunkReader::open_hashed(&path, compress).unwrap();
+                while reader.read_record(&mut record).unwrap() {}
+                reader.check_sha256(&stats.sha256).unwrap();
+            }
+
+            /// A chunk of several members cut at any byte, or with any byte
+            /// changed: an error naming the file, or (a changed byte gzip
+            /// does not check, as the header's time stamp) the same rows,
+            /// never other rows.
+            #[test]
+            fn a_cut_or_changed_chunk_fails_naming_the_file(
+                (header, rows) in table(),
+                member in 1usize..40,
+                at in any::<prop::sample::Index>(),
+                flip in 1u8..=255,
+            ) {
+                let csv = csv_of(&header, &rows);
+                let stored = members(&csv, member);
+                let want = read(&stored, Compress::Gzip, Some(csv.len() as u64)).unwrap();
+                let at = at.index(stored.len());
+                let err = read(&stored[..at], Compress::Gzip, Some(csv.len() as u64)).unwrap_err();
+                prop_assert!(err.starts_with(LABEL), "{}", err);
+                let mut changed = stored.clone();
+                changed[at] ^= flip;
+                match read(&changed, Compress::Gzip, Some(csv.len() as u64)) {
+                    Ok(got) => prop_assert_eq!(got, want),
+                    Err(err) => prop_assert!(err.starts_with(LABEL), "{}", err),
+                }
+                // Plain CSV, cut anywhere.
+                let at = at.min(csv.len().saturating_sub(1));
+                if !csv.is_empty() {
+                    let err = read(&csv[..at], Compress::None, Some(csv.len() as u64)).unwrap_err();
+                    prop_assert!(err.starts_with(LABEL), "{}", err);
+                }
+            }
+
+            /// Any bytes as a gzip chunk, with or without a length: an error
+            /// naming the file, never a panic.
+            #[test]
+            fn any_bytes_as_a_chunk_fail_naming_the_file(
+                bytes in prop::collection::vec(any::<u8>(), 0..200),
+                len in prop::option::of(0u64..300),
+            ) {
+                for compress in [Compress::Gzip, Compress::None] {
+                    if let Err(err) = read(&bytes, compress, len) {
+                        prop_assert!(err.starts_with(LABEL), "{}", err);
+                    }
+                }
+            }
         }
     }
 }

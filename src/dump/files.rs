@@ -4,7 +4,7 @@
 //! names made safe for any file system.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
@@ -93,27 +93,57 @@ pub fn append_json_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         .with_context(|| format!("appending to {}", path.display()))
 }
 
-/// Reads a JSON-lines log. A torn last line (the process died mid-write) is
-/// ignored; a bad line before the last is an error naming the line.
+/// An error message made one line: line ends and other control characters
+/// in it are escaped (a serde error quotes the text it could not read, which
+/// may hold them).
+pub fn one_line(message: impl std::fmt::Display) -> String {
+    let mut out = String::new();
+    for c in message.to_string().chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reads a JSON-lines log (see [`parse_json_lines`]); a missing file has no
+/// lines.
 pub fn read_json_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<io::Result<_>>()
-        .with_context(|| format!("reading {}", path.display()))?;
+    parse_json_lines(&bytes, &path.display().to_string())
+}
+
+/// The values of a JSON-lines log (`label` names it in errors). A torn last
+/// line (the process died mid-write: no line end, maybe half a UTF-8
+/// character) is ignored; a bad line before the last is an error naming the
+/// line.
+pub fn parse_json_lines<T: for<'de> Deserialize<'de>>(bytes: &[u8], label: &str) -> Result<Vec<T>> {
+    let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+        let last = i + 1 == lines.len();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(_) if last => break,
+            Err(e) => bail!("{label} line {}: not UTF-8: {e}", i + 1),
+        };
+        if text.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str(line) {
+        match serde_json::from_str(text) {
             Ok(v) => out.push(v),
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+            Err(_) if last => break,
+            Err(e) => bail!("{label} line {}: {}", i + 1, one_line(e)),
         }
     }
     Ok(out)
@@ -174,5 +204,22 @@ mod tests {
         )
         .unwrap();
         assert!(read_json_lines::<ExportedChunk>(&path).is_err());
+    }
+
+    #[test]
+    fn a_last_line_torn_inside_a_character_is_ignored_too() {
+        // `é` is two bytes; the process died after the first.
+        let line = b"{\"event\":\"autoinc_restored\",\"column\":\"\xc3";
+        let text = [&b"{\"event\":\"truncated\"}\n"[..], line].concat();
+        let events: Vec<crate::journal::Event> = parse_json_lines(&text, "j").unwrap();
+        assert_eq!(events, [crate::journal::Event::Truncated]);
+        let text = [line, &b"\n{\"event\":\"truncated\"}\n"[..]].concat();
+        let err = parse_json_lines::<crate::journal::Event>(&text, "j").unwrap_err();
+        assert!(err.to_string().starts_with("j line 1: not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn errors_quoting_control_characters_stay_one_line() {
+        assert_eq!(one_line("a\nb\t\u{1b}c é"), "a\\nb\\t\\u{1b}c é");
     }
 }

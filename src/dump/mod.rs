@@ -50,8 +50,8 @@ mod growing;
 
 pub use self::chunk::{ChunkReader, ChunkWriter, MAX_LEVEL};
 pub use self::files::{
-    append_json_line, create_private_dir, decode_file_name, hex_lower, read_json_lines,
-    safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
+    append_json_line, create_private_dir, decode_file_name, hex_lower, one_line, parse_json_lines,
+    read_json_lines, safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
 };
 pub use self::format::{
     utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
@@ -62,6 +62,28 @@ pub use self::growing::{first_chunks_first, Growing};
 /// Kept here for the callers that decoded names through the dump; it lives
 /// with the other hex text in [`crate::dialect`].
 pub use crate::dialect::percent_decode;
+
+/// The text of a `manifest.json` (`label` names it in errors). The version
+/// is checked before the shape, so a dump from a newer myspool says so
+/// instead of failing on some field it added.
+pub fn parse_manifest(text: &str, label: &str) -> Result<Manifest> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| anyhow!("{label} is not valid JSON: {}", one_line(e)))?;
+    match value.get("format_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == FORMAT_VERSION as u64 => {}
+        Some(v) => bail!(
+            "{label} has dump format version {v}; this myspool reads version {FORMAT_VERSION}"
+        ),
+        None => bail!("{label} has no format_version: not a myspool dump"),
+    }
+    serde_json::from_value(value).map_err(|e| anyhow!("{label}: {}", one_line(e)))
+}
+
+/// The text of a `table.json` (`label` names it in errors).
+pub fn parse_table(text: &str, label: &str) -> Result<TableDescription> {
+    serde_json::from_str(text)
+        .map_err(|e| anyhow!("{label} is not a valid table description: {}", one_line(e)))
+}
 
 /// The files of a dump, each named once here.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -197,24 +219,7 @@ impl DumpDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        // Check the version before the shape, so a dump from a newer myspool
-        // says so instead of failing on some field it added.
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{} is not valid JSON: {e}", path.display()))?;
-        match value.get("format_version").and_then(|v| v.as_u64()) {
-            Some(v) if v == FORMAT_VERSION as u64 => {}
-            Some(v) => bail!(
-                "{} has dump format version {v}; this myspool reads version {FORMAT_VERSION}",
-                path.display()
-            ),
-            None => bail!(
-                "{} has no format_version: not a myspool dump",
-                path.display()
-            ),
-        }
-        let manifest: Manifest =
-            serde_json::from_value(value).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        Ok(Some(manifest))
+        parse_manifest(&text, &path.display().to_string()).map(Some)
     }
 
     /// Reads the manifest of a directory that must be a dump.
@@ -259,9 +264,7 @@ impl DumpDir {
     pub fn read_table(&self, entry: &TableEntry) -> Result<Option<TableDescription>> {
         let path = self.path(&entry.dir).join(TABLE_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| anyhow!("{} is not a valid table description: {e}", path.display())),
+            Ok(text) => parse_table(&text, &path.display().to_string()).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }

@@ -25,7 +25,6 @@ use super::OnDuplicate;
 pub(super) struct LoadStatement {
     /// Everything after `LOAD DATA LOCAL INFILE '<name>'`.
     pub tail: String,
-    columns: usize,
     header: Vec<String>,
     compress: Compress,
     /// Per column: hex in the chunk, to be sent as the bytes it spells.
@@ -53,7 +52,6 @@ impl LoadStatement {
         };
         LoadStatement {
             tail,
-            columns: header.len(),
             header,
             compress: plan.desc.compress,
             decode_hex,
@@ -67,7 +65,6 @@ impl LoadStatement {
             name: name.as_bytes().to_vec(),
             path,
             compress: self.compress,
-            columns: self.columns,
             header: self.header.clone(),
             decode_hex: self.decode_hex.clone(),
             sha256: sha256.to_string(),
@@ -140,7 +137,6 @@ pub(super) struct InfileRequest {
     name: Vec<u8>,
     pub path: PathBuf,
     compress: Compress,
-    columns: usize,
     header: Vec<String>,
     decode_hex: Vec<bool>,
     sha256: String,
@@ -187,17 +183,56 @@ pub(super) fn infile_handler(slot: InfileSlot) -> LocalInfileHandler {
 fn stream_chunk(req: &mut InfileRequest, out: &mut dyn Write) -> Result<()> {
     let mut reader = ChunkReader::open_hashed(&req.path, req.compress)?;
     reader.expect_header(&req.header)?;
+    let mut buf = Vec::with_capacity(FLUSH_BYTES);
+    let bytes = &mut req.bytes;
+    load_data_rows(
+        &mut reader,
+        &req.header,
+        &req.decode_hex,
+        &mut buf,
+        &mut req.rows_sent,
+        &mut |piece| {
+            out.write_all(piece).context("sending to the server")?;
+            *bytes += piece.len() as u64;
+            Ok(())
+        },
+    )?;
+    // The whole file was read: its checksum must be the recorded one before
+    // the last rows go out (a mismatch leaves the statement short, and the
+    // chunk is rolled back).
+    reader.check_sha256(&req.sha256)?;
+    out.write_all(&buf).context("sending to the server")?;
+    req.bytes += buf.len() as u64;
+    Ok(())
+}
+
+/// LOAD DATA text is handed on in pieces of about this size.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// The rows of a chunk (its header read and checked against `header`) in
+/// LOAD DATA's text format: tab-separated, backslash escapes, `\N` for NULL,
+/// hex columns (`decode_hex`) as the bytes they spell. Every full piece goes
+/// to `send`; the last one is left in `buf`, for the caller to send once the
+/// file proved whole. Counts the rows in `rows`. Pure but for the reader: the
+/// fuzz target `load_data` drives it from memory.
+pub(crate) fn load_data_rows(
+    reader: &mut ChunkReader,
+    header: &[String],
+    decode_hex: &[bool],
+    buf: &mut Vec<u8>,
+    rows: &mut u64,
+    send: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
     let file_label = reader.label().to_string();
     let mut record = Vec::new();
-    let mut buf = Vec::with_capacity(256 * 1024);
     let mut bytes = Vec::new();
     while reader.read_record(&mut record)? {
-        if record.len() != req.columns {
+        if record.len() != header.len() {
             bail!(
                 "{file_label}: line {}: {} fields, expected {}",
                 reader.line(),
                 record.len(),
-                req.columns
+                header.len()
             );
         }
         for (i, field) in record.iter().enumerate() {
@@ -206,36 +241,29 @@ fn stream_chunk(req: &mut InfileRequest, out: &mut dyn Write) -> Result<()> {
             }
             match field {
                 None => buf.extend_from_slice(b"\\N"),
-                Some(v) if req.decode_hex.get(i) == Some(&true) => {
+                Some(v) if decode_hex.get(i) == Some(&true) => {
                     bytes.clear();
                     if dialect::decode_hex_into(v, &mut bytes) {
-                        escape_into(&mut buf, &bytes);
+                        escape_into(buf, &bytes);
                     } else {
                         bail!(
                             "{file_label}: line {}: column {} ({}) is not hexadecimal",
                             reader.line(),
                             i + 1,
-                            req.header[i]
+                            crate::dump::one_line(&header[i])
                         );
                     }
                 }
-                Some(v) => escape_into(&mut buf, v),
+                Some(v) => escape_into(buf, v),
             }
         }
         buf.push(b'\n');
-        req.rows_sent += 1;
-        if buf.len() >= 256 * 1024 {
-            out.write_all(&buf).context("sending to the server")?;
-            req.bytes += buf.len() as u64;
+        *rows += 1;
+        if buf.len() >= FLUSH_BYTES {
+            send(buf)?;
             buf.clear();
         }
     }
-    // The whole file was read: its checksum must be the recorded one before
-    // the last rows go out (a mismatch leaves the statement short, and the
-    // chunk is rolled back).
-    reader.check_sha256(&req.sha256)?;
-    out.write_all(&buf).context("sending to the server")?;
-    req.bytes += buf.len() as u64;
     Ok(())
 }
 

@@ -65,6 +65,7 @@ use crate::dump::{ChunkRecord, DumpDir, Manifest};
 use crate::journal::Journal;
 use crate::progress::{self, peak_rss_bytes, Progress};
 
+pub(crate) use infile::load_data_rows;
 use infile::LoadStatement;
 use jobs::Jobs;
 use loader::LoadingTable;

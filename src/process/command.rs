@@ -108,12 +108,12 @@ fn stdin_feed(format: Format, input: &InputChunk<'_>) -> Result<StdinFeed> {
     let compress = input.table.compress;
     Ok(match format {
         Format::Csv => {
-            let text = ChunkReader::open_text(&input.path, compress)?;
+            let text = ChunkReader::open_text(&input.path, compress, input.csv_bytes())?;
             let rows_recorded = input.chunk.written.as_ref().map_or(0, |w| w.rows);
             Box::new(move |stdin| feed_csv(text, stdin, rows_recorded))
         }
         Format::Jsonl => {
-            let reader = ChunkReader::open(&input.path, compress)?;
+            let reader = ChunkReader::open(&input.path, compress, input.csv_bytes())?;
             Box::new(move |stdin| feed_jsonl(reader, stdin))
         }
     })

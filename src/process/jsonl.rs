@@ -20,7 +20,7 @@ pub(super) fn object_of(names: &[String], record: &[Field]) -> Map<String, Value
 }
 
 /// A line of the command's output: one JSON object.
-pub(super) fn parse_object(line: &str, line_no: u64) -> Result<Map<String, Value>> {
+pub(crate) fn parse_object(line: &str, line_no: u64) -> Result<Map<String, Value>> {
     let value: Value = serde_json::from_str(line)
         .map_err(|e| anyhow!("output line {line_no}: not a JSON object: {e}"))?;
     let Value::Object(object) = value else {
@@ -32,7 +32,7 @@ pub(super) fn parse_object(line: &str, line_no: u64) -> Result<Map<String, Value
 /// The fields of an output object, in the header's order, into `row`: the
 /// object has exactly the header's keys. A value that is not a string
 /// (a number, true) is written as its JSON text.
-pub(super) fn fields_of(
+pub(crate) fn fields_of(
     object: &Map<String, Value>,
     columns: &[String],
     line_no: u64,

@@ -25,7 +25,7 @@
 mod command;
 #[cfg(test)]
 mod fixtures;
-mod jsonl;
+pub(crate) mod jsonl;
 pub mod map;
 mod options;
 mod output_chunk;

@@ -38,6 +38,14 @@ pub(super) struct InputChunk<'a> {
     pub path: PathBuf,
 }
 
+impl InputChunk<'_> {
+    /// The CSV bytes `table.json` records for the chunk: its reader holds the
+    /// file to them (a chunk cut between two gzip members reads as valid).
+    pub fn csv_bytes(&self) -> Option<u64> {
+        self.chunk.written.as_ref().map(|w| w.csv_bytes)
+    }
+}
+
 /// What earlier runs finished of a table.
 #[derive(Debug, Default)]
 struct Kept {

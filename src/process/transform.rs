@@ -29,7 +29,7 @@ pub(super) fn run_transform(
     input: &InputChunk<'_>,
     out: &mut OutputChunk<'_>,
 ) -> Result<u64> {
-    let mut reader = ChunkReader::open(&input.path, input.table.compress)?;
+    let mut reader = ChunkReader::open(&input.path, input.table.compress, input.csv_bytes())?;
     let header = reader.require_header()?.to_vec();
     out.header(t.columns(&header)?)?;
     let mut record = Vec::new();

@@ -48,7 +48,8 @@ impl Run<'_> {
         let work = &self.w.tables[t];
         let record = &work.input.chunks[c];
         let path = self.w.input.path(&work.entry.dir).join(&record.file);
-        let mut reader = ChunkReader::open(&path, work.input.compress)?;
+        let csv_bytes = record.written.as_ref().map(|w| w.csv_bytes);
+        let mut reader = ChunkReader::open(&path, work.input.compress, csv_bytes)?;
         let header = reader.require_header()?.to_vec();
         if self.live[job].get().is_none() {
             let _ = self.live[job].set(LiveChunk::open(work, record.number, header)?);

@@ -19,7 +19,7 @@ mod checkpoint;
 mod chunk;
 mod feeder;
 mod malloc;
-mod protocol;
+pub(crate) mod protocol;
 mod queue;
 mod rejects;
 mod run;
