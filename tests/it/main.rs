@@ -22,6 +22,7 @@ mod harness;
 mod load;
 mod process;
 mod security;
+mod soak;
 mod status;
 mod tls;
 mod types;
