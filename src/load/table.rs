@@ -259,14 +259,14 @@ fn take_lock(control: &mut Conn, plan: &TablePlan, wait_seconds: u32) -> Result<
         if got.flatten() == Some(1) {
             return Ok(());
         }
-        let statement = match holder(control, &name, plan)? {
+        let statement = match holder(control, &name)? {
             // Let go of it meanwhile: try again (a few times).
             Holder::Gone if freed < 3 => {
                 freed += 1;
                 continue;
             }
             Holder::Gone => bail!("the lock {name:?} on the target is free, but GET_LOCK did not take it"),
-            Holder::Changing(statement) => statement,
+            Holder::Busy(statement) => statement,
             Holder::Loading => bail!(
                 "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
                 plan.label()
@@ -283,30 +283,30 @@ fn take_lock(control: &mut Conn, plan: &TablePlan, wait_seconds: u32) -> Result<
     }
 }
 
-/// How long a lock is waited for, at a time, while its holder is changing
-/// the table (see `Holder::Changing`).
+/// How long a lock is waited for, at a time, while its holder is busy (see
+/// `Holder::Busy`).
 const HOLDER_BUSY_WAIT_SECONDS: u32 = 5;
 
 /// Who holds a table's lock.
 enum Holder {
     /// Nobody, any more.
     Gone,
-    /// A session running this statement, an `ALTER TABLE` or `TRUNCATE
-    /// TABLE` of the table: what a load runs on its control connection,
-    /// holding the lock, before and after the chunks (AUTO_INCREMENT and
-    /// the deferred indexes removed and put back). When a load is killed
-    /// during one, the server finishes the statement (an ALTER that puts
-    /// AUTO_INCREMENT back rebuilds the table: seconds to minutes) before it
-    /// notices that the client is gone and ends the session, and with it the
-    /// lock: a rerun waits for that instead of refusing as if another load
-    /// were running.
-    Changing(String),
-    /// A session doing anything else, or idle (or one this user cannot
-    /// see): a load that is alive.
+    /// A session in the middle of this statement. When a load is killed,
+    /// the server finishes the statement its control connection was running
+    /// (an ALTER that puts AUTO_INCREMENT back rebuilds the table: seconds
+    /// to minutes; the load holds the locks of all its tables meanwhile)
+    /// before it notices that the client is gone and ends the session, and
+    /// with it the locks: a rerun waits for the statement instead of
+    /// refusing as if another load were running. A live load's control
+    /// connection is idle but for short statements and these ALTERs; once
+    /// its statement ends, it is seen idle and refused.
+    Busy(String),
+    /// An idle session (a killed client's idle session ends at once), or
+    /// one this user cannot see: a load that is alive.
     Loading,
 }
 
-fn holder(control: &mut Conn, name: &str, plan: &TablePlan) -> Result<Holder> {
+fn holder(control: &mut Conn, name: &str) -> Result<Holder> {
     let context = || format!("looking up the holder of the lock {name:?}");
     let id: Option<Option<u64>> = control
         .exec_first("SELECT IS_USED_LOCK(?)", (name,))
@@ -320,16 +320,8 @@ fn holder(control: &mut Conn, name: &str, plan: &TablePlan) -> Result<Holder> {
             (id,),
         )
         .with_context(context)?;
-    let target = plan.target_sql();
     Ok(match session {
-        Some((command, Some(info)))
-            if command == "Query"
-                && ["ALTER TABLE ", "TRUNCATE TABLE "]
-                    .iter()
-                    .any(|verb| info.starts_with(&format!("{verb}{target}"))) =>
-        {
-            Holder::Changing(info)
-        }
+        Some((command, info)) if command != "Sleep" => Holder::Busy(info.unwrap_or(command)),
         _ => Holder::Loading,
     })
 }
