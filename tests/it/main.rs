@@ -4,8 +4,9 @@
 //! A module per command (`export`, `process`, `load`, `check`, `verify`,
 //! `copy`, `status`, `cli`), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `security`, `tls`, and `harness` (the test servers
-//! themselves). Everything shared lives in `common`.
+//! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
+//! many times), and `harness` (the test servers themselves). Everything
+//! shared lives in `common`.
 //!
 //! All tests run as threads of one process: nothing here may change the
 //! process's environment or current directory, and tests that change a

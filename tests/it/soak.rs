@@ -142,12 +142,17 @@ fn soak_copy_killed_at_random_moments_ends_identical_every_time() {
     let dst = Server::start(&[]);
     let db = db_with(&src, "soak", SOURCE);
     let expected = Expected::read(&src, &db);
-    let work = tempfile::tempdir().unwrap();
+    // Kept if the soak fails (removed at the end otherwise), to be read.
+    let work = tempfile::Builder::new()
+        .prefix("myspool-soak-")
+        .tempdir()
+        .unwrap()
+        .keep();
     let mut rng = Rng::new(seed);
     let mut stats = Stats::default();
     println!("soak: seed {seed}, {kills} kills; source {db}");
 
-    let timing = measure(&Job::new(&src, &dst, &db, work.path(), 0), &expected);
+    let timing = measure(&Job::new(&src, &dst, &db, &work, 0), &expected);
     println!(
         "soak: round 0 (no kill): {:.2} s, first commit at {:.2} s, all {} chunks committed at {:.2} s",
         secs(timing.total),
@@ -159,7 +164,7 @@ fn soak_copy_killed_at_random_moments_ends_identical_every_time() {
     let mut round = 0;
     while stats.kills < kills {
         round += 1;
-        let job = Job::new(&src, &dst, &db, work.path(), round);
+        let job = Job::new(&src, &dst, &db, &work, round);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -197,7 +202,9 @@ fn soak_copy_killed_at_random_moments_ends_identical_every_time() {
         }
         job.check(&expected);
         dst.query(&format!("DROP DATABASE `{}`", job.into));
+        std::fs::remove_dir_all(&job.dir).unwrap();
     }
+    std::fs::remove_dir_all(&work).unwrap();
     stats.rounds = round;
     let kinds: Vec<String> = stats
         .by_kind
@@ -457,12 +464,16 @@ impl<'a> Job<'a> {
         };
         assert!(
             out.status.success(),
-            "round {round} run {attempt}: the copy failed after {} kill(s) ({}):\n{}\n{}\nstate: {}",
+            "round {round} run {attempt}: the copy failed after {} kill(s) ({}):\n{}\n{}\nstate: {}\ntarget sessions: {:?}\nwork directory (kept): {}",
             attempt - 1,
             out.status,
             stdout(&out),
             stderr(&out),
-            self.state()
+            self.state(),
+            self.dst.query_strings(
+                "SELECT ID, COMMAND, TIME, STATE, INFO FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Daemon'"
+            ),
+            self.dir.display()
         );
         let err = stderr(&out);
         let waits: Vec<&str> = err
