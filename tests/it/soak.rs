@@ -744,3 +744,74 @@ fn a_rerun_waits_for_the_alter_a_killed_load_left_running_then_finishes() {
     assert_same_table(&src, &db, &dst, &into, "t", "id");
     assert!(show_create(&dst, &into, "t").contains("AUTO_INCREMENT"));
 }
+
+/// Found by the soak, whose report after each kill comes from `status`:
+/// `status` of the processed dump of a killed `copy` said nothing of the
+/// load (AUTO_INCREMENT removed, indexes dropped, chunks committed or in
+/// doubt) for a table still being processed, although `copy` loads a table
+/// while it is processed. Here the last chunk's processing waits until the
+/// load has removed AUTO_INCREMENT and the indexes, and the copy is killed.
+#[test]
+fn status_of_a_killed_copy_shows_the_load_of_a_table_still_being_processed() {
+    let server = Server::shared(&["--innodb-autoinc-lock-mode=2"]);
+    let db = db_with(
+        &server,
+        "soakstatus",
+        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10), KEY (v));
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_600;",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("job");
+    let d = path_arg(&dir);
+    // The chunk holding id 600 waits (up to 20 s) for the journal to say
+    // the indexes are being dropped (after AUTO_INCREMENT).
+    let exec = format!(
+        r#"input=$(cat)
+case "$input" in *'"600"'*)
+  for i in $(seq 200); do grep -qs indexes_dropping {d}/processed/*/*/load@*.jsonl && break; sleep 0.1; done ;;
+esac
+printf '%s\n' "$input""#
+    );
+    let into = format!("{db}_copy");
+    let args: Vec<String> = [
+        "copy",
+        "--from",
+        &server.url(),
+        "--to",
+        &server.url(),
+        "--table",
+        &format!("{db}.t"),
+        "--dir",
+        &d,
+        "--exec",
+        &exec,
+        "--chunk-rows",
+        "100",
+        "--autoinc",
+        "drop",
+        "--defer-indexes",
+        "--into",
+        &into,
+    ]
+    .map(String::from)
+    .to_vec();
+    let killed = kill_9_when(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "30")], || {
+        count_in_files(&dir, "load@", "indexes_dropping") > 0
+    });
+    assert!(killed, "the copy ended before the kill");
+    let out = myspool(&["status", "--dir", &format!("{d}/processed"), "--json"]);
+    assert_success(&out);
+    let s = json(&out);
+    let t = &s["tables"][0];
+    assert!(
+        t["exported"].as_u64().unwrap() < 6,
+        "still being processed: {t}"
+    );
+    let load = &t["loaded"][0];
+    assert_eq!(load["database"], into.as_str(), "{t}");
+    assert_eq!(load["autoinc_removed"], true, "{t}");
+    assert_eq!(load["indexes_dropped"], true, "{t}");
+    assert_eq!(load["complete"], false, "{t}");
+    assert_success(&myspool(&args));
+    assert_t_copied(&server, &db, &into);
+}
