@@ -21,12 +21,14 @@
 //!
 //! A run that ends before its moment ends the round. Every round ends with
 //! a copy that succeeded and is then checked, independently of any timing:
-//! every table equal to the source in the exact form of every column (text
-//! upper-cased by the processing step), row counts equal,
+//! every table equal to the source in the exact form of every column (with
+//! the processing step's change, see `EXEC`), row counts equal,
 //! `SHOW CREATE TABLE` equal (AUTO_INCREMENT, its counter and the deferred
 //! indexes back), every chunk committed exactly once in the journals,
 //! `status` saying everything is done, `verify` passing, and a rerun doing
 //! nothing.
+//!
+//! After it, the bugs the soak found, each pinned by a deterministic test.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
