@@ -817,3 +817,46 @@ printf '%s\n' "$input""#
     assert_success(&myspool(&args));
     assert_t_copied(&server, &db, &into);
 }
+
+/// Found by the soak (a copy killed 51 ms in): a processing killed while
+/// it wrote its first manifest leaves `--out` holding the lock file and the
+/// manifest's temporary file, and the rerun refused: "--out … is not empty
+/// and holds no myspool manifest". An export killed between its
+/// `<db>/database.sql` and its manifest would have been refused the same
+/// way. Here is that directory, as the killed copy left it.
+#[test]
+fn a_rerun_resumes_into_the_directory_a_run_killed_before_its_manifest_left() {
+    let src = source_server();
+    let (db, dir) = dumped_db(
+        &src,
+        "nomanifest",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t SELECT seq, seq FROM seq_1_to_300;",
+        "t",
+        100,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("processed");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join(".myspool.lock"), "").unwrap();
+    std::fs::write(out.join(".tmp-qTZ7O6"), "").unwrap();
+    let processed = myspool(&[
+        "process",
+        "--dir",
+        &path_arg(dir.path()),
+        "--out",
+        &path_arg(&out),
+        "--exec",
+        "cat",
+    ]);
+    assert_success(&processed);
+    assert_eq!(dumps::table_rows(&out, &db, "t").len(), 300);
+
+    let export = work.path().join("export");
+    std::fs::create_dir_all(export.join(&db)).unwrap();
+    std::fs::write(export.join(".myspool.lock"), "").unwrap();
+    std::fs::write(export.join(&db).join("database.sql"), "").unwrap();
+    std::fs::write(export.join(".tmp-x1"), "").unwrap();
+    let exported = myspool(&export_args(&src, &format!("{db}.t"), &export, &[]));
+    assert_success(&exported);
+    assert_eq!(dumps::table_rows(&export, &db, "t").len(), 300);
+}
