@@ -122,7 +122,8 @@ fn table_status(
 }
 
 /// A table of a dump that a processing is still writing: the input's chunks,
-/// and those of them the processing has finished.
+/// those of them the processing has finished, and the loads of it so far
+/// (`copy` loads a table while it is processed).
 fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Result<TableStatus> {
     let input = DumpDir::new(input).read_table(entry)?;
     let done = dump.processed_chunks(entry).unwrap_or_default();
@@ -139,7 +140,7 @@ fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Resu
         exported: done.len(),
         rows,
         processed: Vec::new(),
-        loaded: Vec::new(),
+        loaded: load_statuses(&dump.path(&entry.dir))?,
         partial: partial_chunks(dump, entry),
     })
 }

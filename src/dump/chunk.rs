@@ -149,7 +149,7 @@ pub const MAX_LEVEL: u32 = 12;
 impl ChunkWriter {
     pub fn create(dir: &Path, file: &str, compress: Compress, level: u32) -> Result<ChunkWriter> {
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".tmp-{file}-"))
+            .prefix(&format!("{}{file}-", super::files::TMP_PREFIX))
             .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
         let (f, tmp) = tmp.into_parts();

@@ -49,12 +49,16 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("creating directory {}", path.display()))
 }
 
+/// How every temporary file of a dump starts (atomic writes, chunks being
+/// written): a run killed mid-write leaves one behind.
+pub(super) const TMP_PREFIX: &str = ".tmp-";
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(TMP_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(bytes)

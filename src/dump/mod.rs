@@ -48,6 +48,8 @@ mod files;
 mod format;
 mod growing;
 
+use self::files::TMP_PREFIX;
+
 pub use self::chunk::{ChunkReader, ChunkWriter, MAX_LEVEL};
 pub use self::files::{
     append_json_line, create_private_dir, decode_file_name, hex_lower, one_line, parse_json_lines,
@@ -232,15 +234,29 @@ impl DumpDir {
         })
     }
 
-    /// True when the directory holds nothing but, at most, the lock file: a
-    /// directory a new dump may be written into.
+    /// True when the directory holds nothing but, at most, the lock file and
+    /// what a first run killed before its manifest leaves (temporary files
+    /// of atomic writes, `<db>/database.sql`): a directory a new dump may be
+    /// written into.
     pub fn is_empty(&self) -> Result<bool> {
-        let entries = fs::read_dir(&self.root)
-            .with_context(|| format!("reading directory {}", self.root.display()))?;
+        Self::holds_only(&self.root, true)
+    }
+
+    fn holds_only(dir: &Path, root: bool) -> Result<bool> {
+        let entries =
+            fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))?;
         for entry in entries {
-            let entry =
-                entry.with_context(|| format!("reading directory {}", self.root.display()))?;
-            if entry.file_name() != LOCK_FILE {
+            let entry = entry.with_context(|| format!("reading directory {}", dir.display()))?;
+            let name = entry.file_name();
+            let left = name.to_string_lossy().starts_with(TMP_PREFIX)
+                || if root {
+                    name == LOCK_FILE
+                        || (entry.file_type().is_ok_and(|t| t.is_dir())
+                            && Self::holds_only(&entry.path(), false)?)
+                } else {
+                    name == DATABASE_FILE
+                };
+            if !left {
                 return Ok(false);
             }
         }
@@ -363,6 +379,24 @@ impl DumpDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_holding_what_a_run_killed_before_its_manifest_left_is_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DumpDir::new(tmp.path());
+        let _lock = dir.lock().unwrap();
+        assert!(dir.is_empty().unwrap());
+        fs::write(tmp.path().join(".tmp-qTZ7O6"), "").unwrap();
+        fs::create_dir(tmp.path().join("shop")).unwrap();
+        fs::write(tmp.path().join("shop").join(DATABASE_FILE), "CREATE …").unwrap();
+        fs::write(tmp.path().join("shop").join(".tmp-x1"), "").unwrap();
+        assert!(dir.is_empty().unwrap());
+        fs::write(tmp.path().join("shop").join("notes.txt"), "").unwrap();
+        assert!(!dir.is_empty().unwrap());
+        fs::remove_file(tmp.path().join("shop").join("notes.txt")).unwrap();
+        fs::write(tmp.path().join(DATABASE_FILE), "").unwrap();
+        assert!(!dir.is_empty().unwrap(), "database.sql belongs in <db>/");
+    }
 
     #[test]
     fn a_briefly_held_lock_is_waited_for_and_a_held_one_refused() {

@@ -274,16 +274,82 @@ const RELOCK_WAIT_SECONDS: u32 = 10;
 
 fn take_lock(control: &mut Conn, plan: &TablePlan, wait_seconds: u32) -> Result<()> {
     let name = lock_name(plan);
-    let got: Option<Option<i64>> = control
-        .exec_first("SELECT GET_LOCK(?, ?)", (&name, wait_seconds))
-        .with_context(|| format!("taking the lock {name:?} on the target"))?;
-    match got.flatten() {
-        Some(1) => Ok(()),
-        _ => bail!(
-            "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
-            plan.label()
-        ),
+    let mut wait = wait_seconds;
+    let mut told = false;
+    let mut freed = 0;
+    loop {
+        let got: Option<Option<i64>> =
+            control
+                .exec_first("SELECT GET_LOCK(?, ?)", (&name, wait))
+                .with_context(|| format!("taking the lock {name:?} on the target"))?;
+        if got.flatten() == Some(1) {
+            return Ok(());
+        }
+        let statement = match holder(control, &name)? {
+            // Let go of it meanwhile: try again (a few times).
+            Holder::Gone if freed < 3 => {
+                freed += 1;
+                continue;
+            }
+            Holder::Gone => bail!("the lock {name:?} on the target is free, but GET_LOCK did not take it"),
+            Holder::Busy(statement) => statement,
+            Holder::Loading => bail!(
+                "another myspool load is loading into {} on this server (it holds the lock {name:?}); wait for it to finish",
+                plan.label()
+            ),
+        };
+        if !told {
+            crate::progress::notice(&format!(
+                "myspool load: waiting for the lock on {}: its holder is still running {statement:.80}… (the last statement of a load that was interrupted, most likely: the server lets go of the lock when the statement ends)",
+                plan.label()
+            ));
+            told = true;
+        }
+        wait = HOLDER_BUSY_WAIT_SECONDS;
     }
+}
+
+/// How long a lock is waited for, at a time, while its holder is busy (see
+/// `Holder::Busy`).
+const HOLDER_BUSY_WAIT_SECONDS: u32 = 5;
+
+/// Who holds a table's lock.
+enum Holder {
+    /// Nobody, any more.
+    Gone,
+    /// A session in the middle of this statement. When a load is killed,
+    /// the server finishes the statement its control connection was running
+    /// (an ALTER that puts AUTO_INCREMENT back rebuilds the table: seconds
+    /// to minutes; the load holds the locks of all its tables meanwhile)
+    /// before it notices that the client is gone and ends the session, and
+    /// with it the locks: a rerun waits for the statement instead of
+    /// refusing as if another load were running. A live load's control
+    /// connection is idle but for short statements and these ALTERs; once
+    /// its statement ends, it is seen idle and refused.
+    Busy(String),
+    /// An idle session (a killed client's idle session ends at once), or
+    /// one this user cannot see: a load that is alive.
+    Loading,
+}
+
+fn holder(control: &mut Conn, name: &str) -> Result<Holder> {
+    let context = || format!("looking up the holder of the lock {name:?}");
+    let id: Option<Option<u64>> = control
+        .exec_first("SELECT IS_USED_LOCK(?)", (name,))
+        .with_context(context)?;
+    let Some(id) = id.flatten() else {
+        return Ok(Holder::Gone);
+    };
+    let session: Option<(String, Option<String>)> = control
+        .exec_first(
+            "SELECT COMMAND, INFO FROM information_schema.PROCESSLIST WHERE ID = ?",
+            (id,),
+        )
+        .with_context(context)?;
+    Ok(match session {
+        Some((command, info)) if command != "Sleep" => Holder::Busy(info.unwrap_or(command)),
+        _ => Holder::Loading,
+    })
 }
 
 /// Best effort: the lock goes with the connection anyway.

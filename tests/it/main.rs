@@ -5,8 +5,9 @@
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
 //! target), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `security`, `tls`, and `harness` (the test servers
-//! themselves). Everything shared lives in `common`.
+//! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
+//! many times), and `harness` (the test servers themselves). Everything
+//! shared lives in `common`.
 //!
 //! All tests run as threads of one process: nothing here may change the
 //! process's environment or current directory, and tests that change a
@@ -25,6 +26,7 @@ mod map;
 mod process;
 mod rerun;
 mod security;
+mod soak;
 mod status;
 mod tls;
 mod types;

@@ -122,3 +122,40 @@ pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// How a run started by [`run_until_killed`] ended.
+pub enum Ended {
+    /// Killed with SIGKILL this long after it started.
+    Killed(Duration),
+    /// Ended by itself this long after it started, with this output.
+    Exited(Duration, Output),
+}
+
+/// Runs `myspool ARGS` with `env`, asks `kill_now(time since the start)`
+/// every 2 ms, and kills it with SIGKILL as soon as that holds. Unlike
+/// [`kill_9_when`], a run that ends first is returned, failed or not.
+pub fn run_until_killed<S: AsRef<str> + std::fmt::Debug>(
+    args: &[S],
+    env: &[(&str, &str)],
+    mut kill_now: impl FnMut(Duration) -> bool,
+) -> Ended {
+    let start = Instant::now();
+    let mut child = spawn_myspool(args, env);
+    loop {
+        let elapsed = start.elapsed();
+        if child.try_wait().expect("polling myspool").is_some() {
+            let out = child.wait_with_output().expect("reaping myspool");
+            return Ended::Exited(elapsed, out);
+        }
+        if kill_now(elapsed) {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaping myspool");
+            return Ended::Killed(elapsed);
+        }
+        assert!(
+            elapsed < Duration::from_secs(300),
+            "myspool {args:?} ran for 5 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
