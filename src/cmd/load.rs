@@ -8,7 +8,7 @@ use myspool::load::{LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
-use super::{LoadArgs, Output};
+use super::{LoadArgs, Output, RestartArg};
 
 /// Load a dump into a server with LOAD DATA LOCAL INFILE.
 ///
@@ -40,6 +40,8 @@ pub struct Args {
     pub to: String,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub restart: RestartArg,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT
     /// removed by --autoinc drop, indexes dropped by --defer-indexes); load nothing.
     #[arg(long)]
@@ -52,6 +54,7 @@ pub fn run(args: Args) -> Result<()> {
     let target = ConnSpec::parse(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
     args.load.apply(&mut opts);
+    opts.restart = args.restart.restart;
     opts.repair = args.repair;
     opts.progress = args.output.progress.into();
     opts.chunk_delay = myspool::hooks::chunk_delay();

@@ -130,12 +130,6 @@ pub struct LoadArgs {
     /// does not empty it again, unless with --restart).
     #[arg(long)]
     pub truncate: bool,
-    /// Forget what earlier loads of this dump into this target did (their
-    /// journals) and load every table again; with --truncate each table is
-    /// emptied first. AUTO_INCREMENT still removed or indexes still dropped
-    /// by an interrupted load are put back when the load finishes.
-    #[arg(long)]
-    pub restart: bool,
     /// Drop secondary indexes before loading and add them back after.
     #[arg(long)]
     pub defer_indexes: bool,
@@ -165,8 +159,19 @@ impl LoadArgs {
 
     pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
         opts.require(self.requirements());
-        opts.restart = self.restart;
     }
+}
+
+/// `--restart`, for the commands that load (`check` loads nothing, so
+/// it has no journal to forget and does not take it).
+#[derive(Args, Debug, Clone)]
+pub struct RestartArg {
+    /// Forget what earlier loads of this dump into this target did (their
+    /// journals) and load every table again; with --truncate each table is
+    /// emptied first. AUTO_INCREMENT still removed or indexes still dropped
+    /// by an interrupted load are put back when the load finishes.
+    #[arg(long)]
+    pub restart: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
