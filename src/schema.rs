@@ -303,7 +303,7 @@ impl TableColumns {
             columns.facts.insert(name.clone(), facts);
             // Generated columns are computed by the target from the other columns;
             // LOAD DATA could not write them anyway.
-            if !generation.is_empty() || extra.contains("GENERATED") {
+            if is_generated_column(&extra, &generation) {
                 columns.generated.push(name);
                 continue;
             }
@@ -343,6 +343,34 @@ fn table_statistics(conn: &mut Conn, table: &TableRef) -> Result<(u64, u64)> {
         ),
         None => (0, 0),
     })
+}
+
+/// Whether a column is generated (computed from the other columns, so
+/// neither exported nor loaded), from `information_schema.COLUMNS`' `EXTRA`
+/// and `GENERATION_EXPRESSION`: the one place export and load decide it.
+///
+/// `EXTRA` says `VIRTUAL GENERATED` or `STORED GENERATED` on MySQL 8 and
+/// MariaDB (`PERSISTENT GENERATED` on older MariaDB), perhaps with more words
+/// (`INVISIBLE`). Since MySQL 8.0.13 it also says `DEFAULT_GENERATED` for
+/// every column with an expression default (`DEFAULT CURRENT_TIMESTAMP`,
+/// `DEFAULT (UUID())`): an ordinary column whose value must be copied, not
+/// recomputed — matching "GENERATED" anywhere in `EXTRA` dropped those
+/// columns silently on MySQL. `GENERATION_EXPRESSION` is non-empty only for
+/// generated columns (MySQL 8 reference manual, "The INFORMATION_SCHEMA
+/// COLUMNS Table"); it decides when `EXTRA` names no kind.
+pub fn is_generated_column(extra: &str, generation_expression: &str) -> bool {
+    let extra = extra.to_ascii_uppercase();
+    let words: Vec<&str> = extra.split_whitespace().collect();
+    let generated_kind = words
+        .windows(2)
+        .any(|w| w[1] == "GENERATED" && matches!(w[0], "VIRTUAL" | "STORED" | "PERSISTENT"));
+    if generated_kind {
+        return true;
+    }
+    if words.contains(&"DEFAULT_GENERATED") {
+        return false;
+    }
+    !generation_expression.trim().is_empty()
 }
 
 /// The expression a SELECT reads a column with to get its dump form: FLOAT
@@ -569,6 +597,38 @@ pub fn text(row: &Row, i: usize) -> Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `EXTRA` and `GENERATION_EXPRESSION` as MySQL 8 and MariaDB 10.11
+    /// report them (MySQL's from its reference manual and SHOW COLUMNS
+    /// output; MariaDB's read here).
+    #[test]
+    fn generated_columns_are_told_from_expression_defaults() {
+        for (extra, expression, generated) in [
+            // MySQL 8.0.13+: expression defaults are ordinary columns.
+            ("DEFAULT_GENERATED", "", false),
+            ("DEFAULT_GENERATED on update CURRENT_TIMESTAMP", "", false),
+            ("DEFAULT_GENERATED INVISIBLE", "", false),
+            ("VIRTUAL GENERATED", "(`a` * 2)", true),
+            ("STORED GENERATED", "concat(`a`,'x')", true),
+            ("VIRTUAL GENERATED INVISIBLE", "(`a` + 1)", true),
+            ("auto_increment", "", false),
+            ("", "", false),
+            // MariaDB: lower case from SHOW, upper from information_schema.
+            ("VIRTUAL GENERATED", "`v` * 2", true),
+            ("PERSISTENT GENERATED", "concat('s',`v`)", true),
+            ("stored generated", "`v`", true),
+            ("on update current_timestamp()", "", false),
+            ("INVISIBLE", "", false),
+            // No kind named, yet an expression: generated.
+            ("", "`a` + 1", true),
+        ] {
+            assert_eq!(
+                is_generated_column(extra, expression),
+                generated,
+                "EXTRA {extra:?}, GENERATION_EXPRESSION {expression:?}"
+            );
+        }
+    }
 
     fn one(db: &str, table: &str) -> TablePattern {
         TablePattern::One(TableRef {

@@ -36,8 +36,7 @@ pub(super) fn target_columns(conn: &mut Conn, db: &str, table: &str) -> Result<V
                 name: text(r, 0)?.unwrap_or_default(),
                 data_type: text(r, 1)?.unwrap_or_default().to_ascii_lowercase(),
                 charset: text(r, 4)?.map(|c| c.to_ascii_lowercase()),
-                generated: !text(r, 2)?.unwrap_or_default().is_empty()
-                    || extra.contains("generated"),
+                generated: schema::is_generated_column(&extra, &text(r, 2)?.unwrap_or_default()),
                 autoinc: extra.contains("auto_increment"),
             })
         })
