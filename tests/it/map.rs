@@ -32,16 +32,7 @@ fn dumped_rows(rows: u64, chunk_rows: u64) -> (String, tempfile::TempDir) {
 
 /// `myspool process --dir DIR --out OUT --map CMD` and `more` arguments.
 fn map_args(dir: &Path, out: &Path, cmd: &str, more: &[&str]) -> Vec<String> {
-    let args = [
-        "process",
-        "--dir",
-        &path_arg(dir),
-        "--out",
-        &path_arg(out),
-        "--map",
-        cmd,
-    ];
-    args.iter().chain(more).map(|s| s.to_string()).collect()
+    process_cli(dir, out, &["--map", cmd], more)
 }
 
 /// A Python worker, written to `dir/name.py`, run as `python3 FILE`.

@@ -24,19 +24,7 @@ fn dumped_people() -> (String, tempfile::TempDir) {
 
 /// `myspool process --dir DIR --out OUT --exec EXEC` and `more` arguments.
 fn process_args(dir: &Path, out: &Path, exec: &str, more: &[&str]) -> Vec<String> {
-    let args = [
-        "process",
-        "--dir",
-        &path_arg(dir),
-        "--out",
-        &path_arg(out),
-        "--exec",
-        exec,
-    ]
-    .map(String::from);
-    args.into_iter()
-        .chain(more.iter().map(|s| s.to_string()))
-        .collect()
+    process_cli(dir, out, &["--exec", exec], more)
 }
 
 /// A script in Python (JSON lines: no CSV convention needed) that uppercases

@@ -15,6 +15,21 @@ pub fn path_arg(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `myspool process --dir DIR --out OUT` with the mode (`["--exec", CMD]`
+/// or `["--map", CMD]`) and `more` arguments.
+pub fn process_cli(dir: &Path, out: &Path, mode: &[&str], more: &[&str]) -> Vec<String> {
+    let paths = [
+        "--dir".to_string(),
+        path_arg(dir),
+        "--out".into(),
+        path_arg(out),
+    ];
+    std::iter::once("process".to_string())
+        .chain(paths)
+        .chain(mode.iter().chain(more).map(|s| s.to_string()))
+        .collect()
+}
+
 /// Export options for `tables` (`DB.TABLE` patterns) of `server` into
 /// `dir`, without progress output.
 pub fn export_options(server: &Server, tables: &[&str], dir: &Path) -> ExportOptions {
