@@ -229,7 +229,10 @@ impl ConnSpec {
                 }
                 _ => "",
             };
-            anyhow::anyhow!("connecting to {self} as {role}: {e}{hint}")
+            anyhow::anyhow!(
+                "connecting to {self} as {role}: {}{hint}",
+                crate::errors::driver_sentence(&e)
+            )
         };
         match self.ssl_mode {
             SslMode::Disabled => Conn::new(opts).map_err(fail),

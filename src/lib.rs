@@ -24,6 +24,7 @@ pub mod conn;
 pub mod copy;
 pub mod dialect;
 pub mod dump;
+pub mod errors;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;

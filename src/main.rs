@@ -12,9 +12,9 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // `{:#}` prints the whole chain of context on one line:
-            // "exporting chunk 000042 of shop.orders: writing …: No space left on device".
-            eprintln!("myspool: error: {e:#}");
+            // The whole chain of context on one line, server errors as
+            // sentences: "loading chunk 000042 of shop.orders: server error 1062 …".
+            eprintln!("myspool: error: {}", myspool::errors::sentence(&e));
             ExitCode::FAILURE
         }
     }

@@ -112,8 +112,9 @@ fn synchronize_snapshots(
                 return Err(e.context("synchronizing snapshots with FLUSH TABLES … WITH READ LOCK"));
             }
             warnings.warn(format!(
-                "could not synchronize the snapshots of {} connections ({e}); each connection takes its own snapshot, so tables may be from moments apart. Use --jobs 1 for one snapshot, or grant RELOAD and LOCK TABLES",
-                plan.jobs
+                "could not synchronize the snapshots of {} connections ({}); each connection takes its own snapshot, so tables may be from moments apart. Use --jobs 1 for one snapshot, or grant RELOAD and LOCK TABLES",
+                plan.jobs,
+                crate::errors::sentence(&e)
             ));
             conns.iter_mut().try_for_each(start_snapshot)?;
             Ok("per-connection-snapshots")

@@ -15,6 +15,7 @@ use mysql::LocalInfileHandler;
 
 use crate::dialect::{self, Encoding};
 use crate::dump::{ChunkReader, Compress};
+use crate::errors;
 use crate::progress;
 use crate::sql::ident;
 
@@ -160,7 +161,7 @@ pub(super) fn infile_handler(slot: InfileSlot) -> LocalInfileHandler {
         match guard.as_mut() {
             Some(req) if req.name == name => {
                 if let Err(e) = stream_chunk(req, out) {
-                    req.error = Some(format!("{e:#}"));
+                    req.error = Some(errors::sentence(&e));
                 }
             }
             Some(req) => {

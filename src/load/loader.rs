@@ -13,6 +13,7 @@ use mysql::{Conn, Row};
 
 use crate::conn::server_error_code;
 use crate::dump::{ChunkRecord, ChunkStats};
+use crate::errors;
 use crate::journal::{Event, Journal};
 use crate::progress;
 use crate::schema::text;
@@ -112,7 +113,7 @@ impl<'a> Loader<'a> {
                 }
                 Err(Failure::Transient(e)) => e,
                 Err(Failure::Lost(e)) => {
-                    self.reconnect().with_context(|| format!("{e:#}"))?;
+                    self.reconnect().with_context(|| errors::sentence(&e))?;
                     if let Some(rows) = self.committed_before_loss(table, chunk)? {
                         return Ok(ChunkLoaded {
                             rows,
@@ -127,9 +128,10 @@ impl<'a> Loader<'a> {
             retries += 1;
             let backoff = Duration::from_millis(100 << retries.min(6));
             progress::notice(&format!(
-                "myspool load: chunk {:06} of {}: {err:#}; retrying in {} ms",
+                "myspool load: chunk {:06} of {}: {}; retrying in {} ms",
                 chunk.number,
                 table.plan.label(),
+                errors::sentence(&err),
                 backoff.as_millis()
             ));
             thread::sleep(backoff);
@@ -306,11 +308,42 @@ impl<'a> Loader<'a> {
 /// connection first, or the end of the load.
 fn classify(e: mysql::Error) -> Failure {
     let e = anyhow::Error::new(e);
-    match server_error_code(&e) {
-        Some(1213) | Some(1205) => Failure::Transient(e),
-        Some(1053) | Some(1927) | Some(2006) | Some(2013) | Some(4031) => Failure::Lost(e),
-        Some(_) => Failure::Fatal(e),
-        None => Failure::Lost(e),
+    match retry_kind(server_error_code(&e)) {
+        RetryKind::Again => Failure::Transient(e),
+        RetryKind::Reconnect => Failure::Lost(e),
+        RetryKind::Never => Failure::Fatal(e),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RetryKind {
+    /// The statement failed, the session and its transaction are gone
+    /// or rolled back: try the chunk again on the same connection.
+    Again,
+    /// The session is gone or cannot be trusted: a new connection, then a
+    /// look at the journal's table to see whether the commit got through.
+    Reconnect,
+    Never,
+}
+
+/// The decision behind [`classify`], by server error code (`None`: not a
+/// server error — the connection broke).
+fn retry_kind(code: Option<u16>) -> RetryKind {
+    match code {
+        // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT: the transaction was
+        // rolled back (deadlock) or the statement was (wait timeout, and
+        // the loader rolls back before retrying).
+        Some(1213) | Some(1205) => RetryKind::Again,
+        // ER_SERVER_SHUTDOWN, MariaDB's ER_CONNECTION_KILLED, the client's
+        // CR_SERVER_GONE_ERROR / CR_SERVER_LOST; MySQL 8's
+        // ER_CLIENT_INTERACTION_TIMEOUT (4031, disconnected for inactivity),
+        // ER_SESSION_WAS_KILLED (3169) and ER_QUERY_INTERRUPTED (1317, a
+        // KILL QUERY: the session lives but what its transaction holds is
+        // unknown, so it is replaced rather than trusted).
+        Some(1053) | Some(1927) | Some(2006) | Some(2013) | Some(4031) | Some(3169)
+        | Some(1317) => RetryKind::Reconnect,
+        Some(_) => RetryKind::Never,
+        None => RetryKind::Reconnect,
     }
 }
 
@@ -328,4 +361,31 @@ fn show_warnings(conn: &mut Conn) -> Vec<Warning> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlocks_and_lock_waits_are_tried_again() {
+        assert_eq!(retry_kind(Some(1213)), RetryKind::Again);
+        assert_eq!(retry_kind(Some(1205)), RetryKind::Again);
+    }
+
+    #[test]
+    fn a_lost_or_killed_session_is_replaced_on_both_servers() {
+        for code in [1053, 1927, 2006, 2013, 4031, 3169, 1317] {
+            assert_eq!(retry_kind(Some(code)), RetryKind::Reconnect, "{code}");
+        }
+        assert_eq!(retry_kind(None), RetryKind::Reconnect);
+    }
+
+    #[test]
+    fn data_and_schema_errors_end_the_load() {
+        // duplicate key, unknown column, data too long, unknown collation
+        for code in [1062, 1054, 1406, 1273] {
+            assert_eq!(retry_kind(Some(code)), RetryKind::Never, "{code}");
+        }
+    }
 }

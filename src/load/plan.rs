@@ -6,6 +6,7 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use crate::dump::{self, ChunkRecord, DumpDir, Manifest, TableDescription, TableEntry};
+use crate::errors;
 use crate::sql::{self, qualified};
 
 use super::preflight::{preflight, AutoincVerdict, ServerFacts, TargetTable};
@@ -90,7 +91,7 @@ pub(super) fn plan_load(
     for entry in &manifest.tables {
         match plan_table(control, dir, entry, opts) {
             Ok(plan) => plans.push(plan),
-            Err(e) => dump_problems.push(format!("{e:#}")),
+            Err(e) => dump_problems.push(errors::sentence(&e)),
         }
     }
     let targets: Vec<TargetTable> = plans.iter().map(TablePlan::target).collect();

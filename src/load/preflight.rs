@@ -7,6 +7,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 use serde::Serialize;
 
+use crate::errors;
 use crate::schema::text;
 
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
@@ -199,7 +200,7 @@ pub(super) fn preflight(
     }
     if req.skip_binlog {
         if let Err(e) = skip_binlog(conn) {
-            found.problems.push(format!("{e:#}"));
+            found.problems.push(errors::sentence(&e));
         }
     }
     for table in tables {

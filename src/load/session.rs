@@ -88,10 +88,16 @@ fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
 
 /// `--skip-binlog` on one session. Trying it is the only sure test of the
 /// privilege (SUPER, BINLOG ADMIN, a role: it differs by server and version).
+/// MySQL 8 asks for SYSTEM_VARIABLES_ADMIN or SESSION_VARIABLES_ADMIN
+/// (sql_log_bin is a restricted session variable there; SUPER still works
+/// but is deprecated), MariaDB for SUPER or, since 10.5.2, BINLOG ADMIN.
 pub(super) fn skip_binlog(conn: &mut Conn) -> Result<()> {
     conn.query_drop("SET SESSION sql_log_bin = 0").map_err(|e| {
         anyhow!(
-            "--skip-binlog needs a privilege to SET sql_log_bin (SUPER, or BINLOG ADMIN on MariaDB) that this user lacks: {e}"
+            "--skip-binlog needs a privilege to SET sql_log_bin that this user lacks \
+             (MariaDB: BINLOG ADMIN or SUPER; MySQL 8: SYSTEM_VARIABLES_ADMIN or \
+             SESSION_VARIABLES_ADMIN): {}",
+            crate::errors::driver_sentence(&e)
         )
     })
 }
