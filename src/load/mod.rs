@@ -38,6 +38,7 @@
 //! the server's answer).
 
 mod check;
+mod compat;
 mod infile;
 mod jobs;
 mod loader;
