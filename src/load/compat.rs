@@ -67,8 +67,19 @@ pub struct TargetCatalog {
 }
 
 impl TargetCatalog {
+    /// `utf8_…` is an alias of `utf8mb3_…` on both servers (MariaDB 10.6+
+    /// and MySQL 8 list only the `utf8mb3` names).
     fn has_collation(&self, name: &str) -> bool {
-        self.collations.contains(&name.to_ascii_lowercase())
+        let name = name.to_ascii_lowercase();
+        self.collations.contains(&name)
+            || name
+                .strip_prefix("utf8_")
+                .is_some_and(|rest| self.collations.contains(&format!("utf8mb3_{rest}")))
+    }
+
+    fn has_charset(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.charsets.contains(&name) || (name == "utf8" && self.charsets.contains("utf8mb3"))
     }
 }
 
@@ -265,7 +276,7 @@ impl File<'_> {
         for (kind, token) in named_collations(tokens, target.flavor) {
             let name = token.text.to_ascii_lowercase();
             let exists = match kind {
-                Named::Charset => target.charsets.contains(&name),
+                Named::Charset => target.has_charset(&name),
                 Named::Collation => target.has_collation(&name),
             };
             if kind == Named::Charset {

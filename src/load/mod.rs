@@ -75,6 +75,7 @@ use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use compat::CollationMap;
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
@@ -169,7 +170,12 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         "load",
         rows_to_load(&plans, opts.follow.is_some()),
     ));
-    let warnings = autoinc_warnings(&plans);
+    let mut warnings = autoinc_warnings(&plans);
+    // The schema's (printed by the preflight) kept for the summary.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        warnings.extend(c.mappings.iter().map(|m| format!("schema mapped: {m}")));
+        warnings.extend(c.warnings.iter().cloned());
+    }
     let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
         .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
