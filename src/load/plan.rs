@@ -112,7 +112,13 @@ pub(super) fn plan_load(
         }
         plan.creation = creation;
     }
-    // Said before anything is created, whether the load goes on or not.
+    let mut problems = found.problems;
+    problems.extend(dump_problems);
+    problems.extend(shared_targets(&plans));
+    if !problems.is_empty() {
+        bail!("nothing was loaded: {}", problems.join("; "));
+    }
+    // Said once the load is allowed, before anything is created.
     for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
         for m in &c.mappings {
             progress::notice(&format!("myspool load: schema mapped: {m}"));
@@ -120,12 +126,6 @@ pub(super) fn plan_load(
         for w in &c.warnings {
             progress::notice(&format!("myspool load: warning: {w}"));
         }
-    }
-    let mut problems = found.problems;
-    problems.extend(dump_problems);
-    problems.extend(shared_targets(&plans));
-    if !problems.is_empty() {
-        bail!("nothing was loaded: {}", problems.join("; "));
     }
     Ok(plans)
 }

@@ -127,7 +127,10 @@ pub(super) fn raw_bytes_ok(dumped: &[ColumnDescription], columns: &[TargetColumn
         let Some(t) = columns.iter().find(|t| t.name == d.name) else {
             return false;
         };
-        if t.data_type == "json" {
+        // MariaDB's UUID, INET4 and INET6 take their text form only from a
+        // text string: read as binary, '::1' is "Incorrect inet6 value"
+        // (seen on 10.11.19).
+        if matches!(t.data_type.as_str(), "json" | "uuid" | "inet4" | "inet6") {
             return false;
         }
         match d.encoding {
@@ -249,8 +252,10 @@ mod tests {
         assert!(!ok(Encoding::Text, target("varchar", Some("latin1"))));
         assert!(!ok(Encoding::Hex, target("bit", None)));
         assert!(!ok(Encoding::Hex, target("geometry", None)));
-        // MySQL refuses binary strings for JSON.
+        // MySQL refuses binary strings for JSON, MariaDB for UUID and INET6.
         assert!(!ok(Encoding::Text, target("json", None)));
+        assert!(!ok(Encoding::Text, target("uuid", None)));
+        assert!(!ok(Encoding::Text, target("inet6", None)));
         assert!(!raw_bytes_ok(&[dumped(Encoding::Text)], &[]));
     }
 
