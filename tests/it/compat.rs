@@ -251,3 +251,30 @@ fn mariadb_only_schemas_load_into_mariadb_without_refusal() {
     assert_eq!(count(&dst, &format!("`{into}`.keyless")), 20);
     assert!(show_create(&dst, &into, "hosts").contains("ENGINE=Aria"));
 }
+
+#[test]
+fn a_target_table_with_a_generated_invisible_primary_key_is_explained() {
+    // What MySQL 8.0.30+ makes of a keyless CREATE with
+    // sql_generate_invisible_primary_key=ON, made here by hand.
+    let src = source_server();
+    let dst = target_server();
+    let (db, dir) = dumped_db(
+        &src,
+        "gipk",
+        "CREATE TABLE auto_1 (c1 VARCHAR(50), c2 INT); INSERT INTO auto_1 SELECT 'x', seq FROM seq_1_to_10;",
+        "auto_1",
+        100,
+    );
+    dst.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.auto_1 (my_row_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT INVISIBLE PRIMARY KEY, c1 VARCHAR(50), c2 INT)"
+    ));
+    let out = myspool(&load_args(dir.path(), &dst, &["--progress", "none"]));
+    let error = assert_one_line_error(&out);
+    assert!(
+        error.contains(
+            "column(s) not in the dump: my_row_id (my_row_id is the primary key MySQL 8.0.30+ adds"
+        ),
+        "{error}"
+    );
+    assert_eq!(count(&dst, &format!("`{db}`.auto_1")), 0);
+}
