@@ -29,8 +29,9 @@
 //!
 //! One file per step: `options`, `preflight` (server facts, the options
 //! that change what a load needs, AUTO_INCREMENT policy: the one preflight
-//! of `load` and `check`), `privileges`, `check` (the preflight without a
-//! dump), `target` (what the target table looks like), `plan` (each dump
+//! of `load` and `check`), `compat` (a dump's schema against the target's
+//! catalog and vendor: collations mapped or refused, the SQL the CREATE
+//! runs), `privileges`, `check` (the preflight without a dump), `target` (what the target table looks like), `plan` (each dump
 //! table and where it goes), `table` (a target
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
