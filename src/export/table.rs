@@ -11,7 +11,7 @@ use mysql::Conn;
 use super::plan;
 use super::resume::{self, Redo};
 use super::summary::Warnings;
-use crate::dump::{self, Compress, DumpDir, TableDescription, TableEntry};
+use crate::dump::{self, Compress, DumpDir, LeftOutColumn, TableDescription, TableEntry};
 use crate::schema::{self, SourceTable, TableRef};
 
 /// A table during a run.
@@ -136,6 +136,13 @@ fn plan_table(
         table: entry.table.clone(),
         columns: source.columns.iter().map(|c| c.desc.clone()).collect(),
         generated_columns: source.generated_columns.clone(),
+        left_out: Some(
+            source
+                .generated_columns
+                .iter()
+                .map(|name| LeftOutColumn::generated(name))
+                .collect(),
+        ),
         key: source.key.clone(),
         chunk_rows,
         planned_rows,
