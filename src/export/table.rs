@@ -120,15 +120,19 @@ fn plan_table(
         &table_dir.join(dump::SCHEMA_FILE),
         format!("{};\n", source.create_sql).as_bytes(),
     )?;
-    let chunk_rows = settings.chunk_rows.unwrap_or_else(|| {
-        plan::auto_chunk_rows(source.avg_row_length, source.estimated_rows, settings.jobs)
-    });
-    let (chunks, planned_rows) = plan::plan_chunks(
+    let size = match settings.chunk_rows {
+        Some(n) => plan::ChunkSize::Rows(n),
+        None => plan::ChunkSize::Auto {
+            avg_row_length: source.avg_row_length,
+            jobs: settings.jobs,
+        },
+    };
+    let (chunks, planned_rows, chunk_rows) = plan::plan_chunks(
         control,
         source,
         settings.where_clause,
         settings.compress,
-        chunk_rows,
+        size,
     )
     .with_context(|| format!("planning the chunks of {}", source.table))?;
     let desc = TableDescription {
