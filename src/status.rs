@@ -20,6 +20,8 @@ pub struct Status {
     pub exported_complete: bool,
     /// Set when the dump was made by `myspool process`.
     pub processed_from: Option<String>,
+    /// The source's binlog coordinates of the rows in the dump, or why none.
+    pub coordinates: Option<dump::Coordinates>,
     pub tables: Vec<TableStatus>,
     /// Commands that would continue what is unfinished.
     pub next: Vec<String>,
@@ -82,6 +84,7 @@ pub fn status(dir: &Path) -> Result<Status> {
         dir: dir.to_path_buf(),
         exported_complete: manifest.complete,
         processed_from: manifest.processed.as_ref().map(|p| p.from.clone()),
+        coordinates: manifest.coordinates.clone(),
         tables,
         next,
     })

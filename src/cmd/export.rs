@@ -157,6 +157,9 @@ fn print_summary(summary: &ExportSummary) {
     if let Some(c) = &summary.consistency {
         println!("  consistency: {c}");
     }
+    if let Some(c) = &summary.coordinates {
+        println!("  binlog coordinates: {}", c.describe());
+    }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", human_bytes(rss));
     }

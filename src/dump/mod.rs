@@ -56,9 +56,9 @@ pub use self::files::{
     read_json_lines, safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
 };
 pub use self::format::{
-    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
-    ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk,
-    ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, Coordinates,
+    CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord,
+    ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
 /// Kept here for the callers that decoded names through the dump; it lives
