@@ -40,6 +40,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(c) = &s.coordinates {
         println!("  binlog coordinates: {}", c.describe());
     }
+    for o in &s.objects {
+        println!("  objects of {}: {}", o.db, o.counts.describe());
+    }
     for t in &s.tables {
         println!(
             "  {}.{}: {} of {} chunks {}, {} rows",

@@ -27,6 +27,7 @@
 
 mod coordinates;
 mod encode;
+mod objects;
 mod options;
 mod pipeline;
 mod plan;
@@ -85,6 +86,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
             settings,
             server_version,
             &patterns,
+            start::Objects {
+                wanted: opts.objects,
+                triggers: opts.triggers,
+            },
         )?,
     };
 

@@ -41,6 +41,7 @@ mod check;
 mod infile;
 mod jobs;
 mod loader;
+mod objects;
 mod options;
 mod plan;
 mod preflight;
@@ -74,6 +75,7 @@ use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
@@ -93,6 +95,8 @@ pub struct LoadSummary {
     pub chunks_skipped: u64,
     /// Chunk attempts repeated after a deadlock, lock wait timeout or lost connection.
     pub retries: u64,
+    /// The views, triggers, routines and events created, per database.
+    pub objects: Vec<ObjectsLoaded>,
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
@@ -162,6 +166,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let mut control = session.connect_for_preflight()?;
     let facts = ServerFacts::read(&mut control)?;
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
 
     let progress = Mutex::new(Progress::new(
         opts.progress,
@@ -169,11 +174,25 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         rows_to_load(&plans, opts.follow.is_some()),
     ));
     let warnings = autoinc_warnings(&plans);
+    objects::drop_triggers_before_data(&mut control, &objects)?;
     let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
         .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let objects = if opts.follow.is_some() {
+        // A dump being written may have got its objects.sql since the
+        // start (a processed dump copies it along): read and check again.
+        load_objects_plan(&mut control, &dir, &manifest, opts)?
+    } else {
+        objects
+    };
+    let objects = if objects.is_empty() {
+        Vec::new()
+    } else {
+        // A session of their own: each object sets its sql_mode on it.
+        objects::create_objects(&mut session.connect()?, &objects, &opts.definer)?
+    };
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -183,10 +202,27 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         chunks_skipped: tables.iter().map(|t| t.chunks_skipped).sum(),
         tables,
         retries,
+        objects,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
     })
+}
+
+/// The dump's schema objects for this load (none with `--no-objects` or
+/// `--repair`), their definers checked on the target.
+fn load_objects_plan(
+    control: &mut Conn,
+    dir: &DumpDir,
+    manifest: &Manifest,
+    opts: &LoadOptions,
+) -> Result<Vec<objects::DatabaseObjects>> {
+    if !opts.objects || opts.repair {
+        return Ok(Vec::new());
+    }
+    let plan = objects::plan(dir, manifest, opts.into.as_deref())?;
+    objects::check_definers(control, &plan, &opts.definer)?;
+    Ok(plan)
 }
 
 fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {

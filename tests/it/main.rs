@@ -24,6 +24,7 @@ mod faults;
 mod harness;
 mod load;
 mod map;
+mod objects;
 mod process;
 mod rerun;
 mod security;
