@@ -139,4 +139,10 @@ fn print_summary(s: &CopySummary) {
         s.load.retries,
         human_duration(s.load.seconds)
     );
+    for o in &s.load.objects {
+        println!("  objects of {}: {} created", o.db, o.counts.describe());
+    }
+    if let Some(c) = &s.export.coordinates {
+        println!("  source binlog coordinates: {}", c.describe());
+    }
 }

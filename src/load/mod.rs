@@ -174,8 +174,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         rows_to_load(&plans, opts.follow.is_some()),
     ));
     let warnings = autoinc_warnings(&plans);
-    objects::drop_triggers_before_data(&mut control, &objects)?;
-    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
+    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, &objects, opts, &progress)
         .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
@@ -270,6 +269,7 @@ fn load_tables(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
     progress: &Mutex<Progress>,
 ) -> Result<(Vec<TableLoadSummary>, u64)> {
@@ -279,7 +279,7 @@ fn load_tables(
     for plan in plans.iter() {
         lock_target(control, plan)?;
     }
-    let (mut tables, to_load) = prepare_targets(control, dir, plans, opts)?;
+    let (mut tables, to_load) = prepare_targets(control, dir, plans, objects, opts)?;
     let mut pending = Vec::new();
     let loading: Vec<LoadingTable> = to_load
         .into_iter()
@@ -319,9 +319,13 @@ fn prepare_targets(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
     let journals = rerun::open_journals(control, dir, plans, opts)?;
+    // Once every target passed the rerun's checks (a refusal leaves the
+    // target untouched), before any row goes in.
+    objects::drop_triggers_before_data(control, objects)?;
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();

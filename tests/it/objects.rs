@@ -83,7 +83,7 @@ fn views_triggers_routines_and_events_round_trip() {
         .collect();
     assert_eq!(
         order,
-        ["greet", "bump", "z_base", "m_mid", "a_top", "t_bi", "t_ai", "nightly"],
+        ["greet", "bump", "z_base", "m_mid", "a_top", "t_ai", "t_bi", "nightly"],
         "{text}"
     );
 
@@ -134,6 +134,23 @@ fn views_triggers_routines_and_events_round_trip() {
     let again = myspool(&load_args(dump.path(), &dst, &["--json"]));
     assert_success(&again);
     assert_eq!(json(&again)["objects"][0]["triggers"], 2);
+
+    // A reload into the tables, which have the triggers now: they are
+    // dropped before the data and made again after it, so they do not fire.
+    assert_success(&myspool(&load_args(
+        dump.path(),
+        &dst,
+        &["--restart", "--truncate"],
+    )));
+    assert_eq!(count(&dst, &format!("`{db}`.t WHERE note = 'fired'")), 0);
+    assert_eq!(count(&dst, &format!("`{db}`.audit")), 2);
+    assert_eq!(
+        count(
+            &dst,
+            &format!("information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'")
+        ),
+        2
+    );
 }
 
 #[test]
@@ -315,4 +332,39 @@ fn no_objects_leaves_them_out_and_triggers_takes_named_tables_triggers() {
         )),
         "{status}"
     );
+}
+
+#[test]
+fn copy_through_a_processing_step_creates_them_too() {
+    let src = source_server();
+    let dst = target_server();
+    let db = db_with(&src, "objcopy", OBJECTS);
+    let work = tempfile::tempdir().unwrap();
+    let into = format!("{db}_copy");
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &src.url(),
+        "--to",
+        &dst.url(),
+        "--table",
+        &format!("{db}.*"),
+        "--dir",
+        &path_arg(work.path()),
+        "--exec",
+        "cat",
+        "--into",
+        &into,
+        "--definer",
+        "strip",
+        "--json",
+    ]);
+    assert_success(&out);
+    let summary = json(&out);
+    assert_eq!(summary["load"]["objects"][0]["views"], 3, "{summary}");
+    assert_eq!(
+        dst.scalar(&format!("SELECT n FROM `{into}`.a_top")),
+        Some("90".into())
+    );
+    assert_same_table(&src, &db, &dst, &into, "audit", "id");
 }
