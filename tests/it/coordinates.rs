@@ -40,18 +40,34 @@ fn writer(src: &Server, db: &str, stop: Arc<AtomicBool>) -> thread::JoinHandle<u
     })
 }
 
-/// `mariadb-binlog --start-position=POS FILE LATER_FILES… | mariadb` onto
-/// `target`.
-fn replay_binlog(src: &Server, file: &str, position: u64, target: &Server) {
+/// Where a replay starts.
+enum From<'a> {
+    /// `mariadb-binlog --start-position=POS FILE LATER_FILES…`.
+    Position(&'a str, u64),
+    /// `mariadb-binlog --start-position=GTID ALL_FILES…` (each GTID is
+    /// exclusive: the events after it).
+    Gtid(&'a str),
+}
+
+/// The source's binlog from `from`, `| mariadb` onto `target`.
+fn replay_binlog(src: &Server, from: From, target: &Server) {
+    let first = match from {
+        From::Position(file, _) => file,
+        From::Gtid(_) => "",
+    };
     let logs: Vec<String> = src
         .query_strings("SHOW BINARY LOGS")
         .into_iter()
         .filter_map(|r| r[0].clone())
-        .filter(|name| name.as_str() >= file)
+        .filter(|name| name.as_str() >= first)
         .map(|name| path_arg(&src.datadir().join(name)))
         .collect();
+    let start = match from {
+        From::Position(_, position) => position.to_string(),
+        From::Gtid(gtid) => gtid.to_string(),
+    };
     let mut binlog = Command::new("mariadb-binlog")
-        .arg(format!("--start-position={position}"))
+        .arg(format!("--start-position={start}"))
         .args(&logs)
         .stdout(Stdio::piped())
         .spawn()
@@ -71,8 +87,9 @@ fn replay_binlog(src: &Server, file: &str, position: u64, target: &Server) {
 }
 
 /// Export `db.t` with `jobs` while the writer runs, load it, replay the
-/// binlog from the manifest's position: the target equals the source.
-fn replay_proof(jobs: &str, read: &str) {
+/// binlog from the manifest's position (or its GTID): the target equals
+/// the source.
+fn replay_proof(jobs: &str, read: &str, by_gtid: bool) {
     let src = binlog_source();
     let dst = target_server();
     let db = db_with(
@@ -120,7 +137,13 @@ fn replay_proof(jobs: &str, read: &str) {
         hex_rows(&src, &db, "t", "id"),
         "the export saw every change: nothing is left to replay"
     );
-    replay_binlog(&src, file, position, &dst);
+    let gtid = coords["gtid"].as_str().unwrap();
+    let from = if by_gtid {
+        From::Gtid(gtid)
+    } else {
+        From::Position(file, position)
+    };
+    replay_binlog(&src, from, &dst);
     assert_same_table(&src, &db, &dst, &db, "t", "id");
 
     // status shows the same coordinates.
@@ -133,12 +156,17 @@ fn replay_proof(jobs: &str, read: &str) {
 
 #[test]
 fn synchronized_snapshots_record_the_position_to_replay_from() {
-    replay_proof("2", "under_lock");
+    replay_proof("2", "under_lock", false);
+}
+
+#[test]
+fn the_recorded_gtid_position_replays_as_well() {
+    replay_proof("2", "under_lock", true);
 }
 
 #[test]
 fn a_single_snapshot_records_its_own_position_without_a_lock() {
-    replay_proof("1", "binlog_snapshot");
+    replay_proof("1", "binlog_snapshot", false);
 }
 
 /// The manifest's `coordinates`.
