@@ -220,7 +220,7 @@ fn load_objects_plan(
         return Ok(Vec::new());
     }
     let plan = objects::plan(dir, manifest, opts.into.as_deref())?;
-    objects::check_definers(control, &plan, &opts.definer)?;
+    objects::preflight(control, &plan, &opts.definer)?;
     Ok(plan)
 }
 

@@ -92,12 +92,127 @@ pub(super) fn plan(
     Ok(plan)
 }
 
-/// Refuses, before anything is created, objects whose definer the target
-/// lacks, naming each object and the account it needs.
-pub(super) fn check_definers(
+/// Refuses, before anything is created, objects the loading user may not
+/// create (the privileges their kinds need, and SUPER or SET USER to give
+/// them another definer) and objects whose definer the target lacks,
+/// naming each object and the account it needs.
+pub(super) fn preflight(
     conn: &mut Conn,
     plan: &[DatabaseObjects],
     policy: &DefinerPolicy,
+) -> Result<()> {
+    let current: Option<String> = conn.query_first("SELECT CURRENT_USER()")?;
+    let current = definer_account(&current.unwrap_or_default());
+    let mut problems = Vec::new();
+    for d in plan {
+        let kinds: Vec<ObjectKind> = d.objects.iter().map(|o| o.kind).collect();
+        let needed = needed_privileges(&kinds);
+        if let Some(missing) =
+            super::privileges::missing_privileges(conn, &d.target_db, "", &needed)?
+        {
+            problems.push(format!(
+                "the loading user lacks {} on {} for the objects of {}",
+                missing.join(", "),
+                d.target_db,
+                d.db
+            ));
+        }
+    }
+    let foreign = plan.iter().flat_map(|d| &d.objects).any(|o| match policy {
+        DefinerPolicy::Strip => false,
+        DefinerPolicy::Set { user, host } => (user.clone(), host.clone()) != current,
+        DefinerPolicy::Keep => definer_account(&o.definer) != current,
+    });
+    if binlog_needs_super(conn, plan)? {
+        problems.push(
+            "creating or replacing triggers and functions while the target writes a binary log needs SUPER (or log_bin_trust_function_creators=ON on the target; --skip-binlog does not lift this)".to_string(),
+        );
+    }
+    if foreign && !may_set_definer(conn)? {
+        problems.push(
+            "giving objects another definer than the loading user needs SUPER or SET USER (MariaDB), SET_USER_ID or SET_ANY_DEFINER (MySQL 8)".to_string(),
+        );
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{}: grant them, or load with --definer strip (the loading user becomes the definer) or --no-objects",
+            problems.join("; ")
+        );
+    }
+    check_definers(conn, plan, policy, &current)
+}
+
+/// The database privileges creating these kinds of objects needs.
+fn needed_privileges(kinds: &[ObjectKind]) -> Vec<&'static str> {
+    let mut needed = Vec::new();
+    for kind in [
+        ObjectKind::Function,
+        ObjectKind::Procedure,
+        ObjectKind::View,
+        ObjectKind::Trigger,
+        ObjectKind::Event,
+    ] {
+        if !kinds.contains(&kind) {
+            continue;
+        }
+        // DROP … IF EXISTS (before each CREATE) is checked even when there
+        // is nothing to drop: ALTER ROUTINE for a routine, DROP for a view.
+        let privileges: &[&str] = match kind {
+            ObjectKind::Function | ObjectKind::Procedure => &["CREATE ROUTINE", "ALTER ROUTINE"],
+            ObjectKind::View => &["CREATE VIEW", "DROP"],
+            ObjectKind::Trigger => &["TRIGGER"],
+            ObjectKind::Event => &["EVENT"],
+        };
+        for privilege in privileges {
+            if !needed.contains(privilege) {
+                needed.push(privilege);
+            }
+        }
+    }
+    needed
+}
+
+/// Whether the server will refuse this user the dump's triggers and
+/// functions (error 1419, even for `DROP TRIGGER IF EXISTS`): with the
+/// binary log open and `log_bin_trust_function_creators` OFF, only SUPER
+/// may create them (a body could write what a replica replays differently).
+fn binlog_needs_super(conn: &mut Conn, plan: &[DatabaseObjects]) -> Result<bool> {
+    let has = plan
+        .iter()
+        .flat_map(|d| &d.objects)
+        .any(|o| matches!(o.kind, ObjectKind::Trigger | ObjectKind::Function));
+    if !has {
+        return Ok(false);
+    }
+    let row: Option<(Option<u64>, Option<u64>)> = conn
+        .query_first("SELECT @@GLOBAL.log_bin, @@GLOBAL.log_bin_trust_function_creators")
+        .context("reading log_bin and log_bin_trust_function_creators")?;
+    let (log_bin, trusted) = row.unwrap_or_default();
+    if log_bin != Some(1) || trusted == Some(1) {
+        return Ok(false);
+    }
+    Ok(super::privileges::missing_privileges(conn, "", "", &["SUPER"])?.is_some())
+}
+
+/// Whether the user holds a global privilege that lets it name another
+/// definer. True when that cannot be told (a role is active).
+fn may_set_definer(conn: &mut Conn) -> Result<bool> {
+    let any = ["SUPER", "SET USER", "SET_USER_ID", "SET_ANY_DEFINER"];
+    // missing_privileges answers None when it holds them all, or cannot tell.
+    for privilege in any {
+        if super::privileges::missing_privileges(conn, "", "", &[privilege])?.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Refuses objects whose definer the target lacks.
+fn check_definers(
+    conn: &mut Conn,
+    plan: &[DatabaseObjects],
+    policy: &DefinerPolicy,
+    current: &(String, String),
 ) -> Result<()> {
     let mut needed: Vec<(String, (String, String))> = Vec::new();
     for d in plan {
@@ -115,6 +230,8 @@ pub(super) fn check_definers(
     for (label, account) in needed {
         let exists = match known.iter().find(|(a, _)| *a == account) {
             Some((_, e)) => *e,
+            // The loading user exists (it may not read mysql.user).
+            None if account == *current => true,
             None => {
                 let e = account_exists(conn, &account)?;
                 known.push((account.clone(), e));
@@ -325,6 +442,23 @@ mod tests {
 
     const VIEW: &str = "CREATE ALGORITHM=UNDEFINED DEFINER=`app`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1 AS `1`";
     const PROC: &str = "CREATE DEFINER=`o``brien`@`localhost` PROCEDURE `p`()\nBEGIN SELECT 'DEFINER=`x`@`y`'; END";
+
+    #[test]
+    fn privileges_follow_the_kinds_of_objects() {
+        use ObjectKind::*;
+        assert_eq!(
+            needed_privileges(&[View, Procedure, Function, View, Event]),
+            [
+                "CREATE ROUTINE",
+                "ALTER ROUTINE",
+                "CREATE VIEW",
+                "DROP",
+                "EVENT"
+            ]
+        );
+        assert_eq!(needed_privileges(&[Trigger]), ["TRIGGER"]);
+        assert!(needed_privileges(&[]).is_empty());
+    }
 
     #[test]
     fn definer_kept_stripped_or_replaced() {

@@ -368,3 +368,49 @@ fn copy_through_a_processing_step_creates_them_too() {
     );
     assert_same_table(&src, &db, &dst, &into, "audit", "id");
 }
+
+#[test]
+fn a_user_who_may_not_create_them_is_refused_before_anything_is_created() {
+    let src = source_server();
+    let dst = target_server();
+    let db = db_with(&src, "objgrants", OBJECTS);
+    let dump = tempfile::tempdir().unwrap();
+    export_db(&src, &db, dump.path(), &[]);
+    let into = format!("{db}_user");
+    let name = format!("objuser_{}", std::process::id());
+    let url = user_with_grants(
+        &dst,
+        &name,
+        &[(&into, "SELECT, INSERT, CREATE, DROP, ALTER, INDEX")],
+    );
+    let load = |more: &[&str]| {
+        let mut args = vec!["load", "--dir", dump.path().to_str().unwrap(), "--to", &url];
+        args.extend(["--into", &into]);
+        args.extend(more);
+        myspool(&args)
+    };
+    let error = assert_one_line_error(&load(&["--definer", "strip"]));
+    assert!(
+        error.contains(&format!(
+            "the loading user lacks CREATE ROUTINE, ALTER ROUTINE, CREATE VIEW, TRIGGER, EVENT on {into} for the objects of {db}"
+        )) && error.contains("binary log needs SUPER (or log_bin_trust_function_creators=ON")
+            && !error.contains("SET USER"),
+        "{error}"
+    );
+    assert_eq!(table_count(&dst, &into), 0, "{error}");
+    // Keeping the source's definer (another account) needs SUPER too.
+    let error = assert_one_line_error(&load(&[]));
+    assert!(error.contains("needs SUPER or SET USER"), "{error}");
+
+    // The target writes a binary log: triggers and functions need SUPER.
+    dst.query(&format!(
+        "GRANT CREATE ROUTINE, ALTER ROUTINE, CREATE VIEW, TRIGGER, EVENT ON `{into}`.* TO '{name}'@'%';
+         GRANT SUPER ON *.* TO '{name}'@'%'"
+    ));
+    let out = load(&["--definer", "strip"]);
+    assert_success(&out);
+    assert_eq!(
+        dst.scalar(&format!("SELECT n FROM `{into}`.a_top")),
+        Some("90".into())
+    );
+}
