@@ -4,8 +4,9 @@
 //! every table's chunks (`plan`: every Nth key becomes a chunk boundary,
 //! and chunk `i` is read with one `SELECT … WHERE <range> ORDER BY <key>`,
 //! never `LIMIT offset`), start the reading connections' snapshots
-//! (`snapshot`), run the pipeline (`pipeline`) and mark the dump
-//! complete.
+//! (`snapshot`, which also reads their binlog `coordinates`), run the
+//! pipeline (`pipeline`) and mark the dump complete. A new dump also gets
+//! the schema `objects` of the databases exported whole.
 //!
 //! Each job has one reading connection and three threads joined by bounded
 //! queues: the reader drains the server, the encoder writes CSV, the writer
