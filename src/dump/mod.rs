@@ -59,8 +59,9 @@ pub use self::files::{
 };
 pub use self::format::{
     utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, Coordinates,
-    CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord,
-    ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, LeftOutColumn, Manifest,
+    OutputRecord, ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry,
+    FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
 pub use self::objects::{
