@@ -11,7 +11,7 @@ use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
 use super::compat::CollationMap;
-use super::Requirements;
+use super::{DefinerPolicy, Requirements};
 
 /// What to do about an AUTO_INCREMENT column on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -63,6 +63,11 @@ pub struct LoadOptions {
     /// load every table again; temporary changes still in force are kept
     /// in the new journals, to be undone when the load finishes.
     pub restart: bool,
+    /// Create the dump's views, triggers, routines and events after the
+    /// data (`--no-objects` turns it off).
+    pub objects: bool,
+    /// `--definer`: what becomes of their DEFINER.
+    pub definer: DefinerPolicy,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -91,6 +96,8 @@ impl LoadOptions {
             collation_map: CollationMap::default(),
             repair: false,
             restart: false,
+            objects: true,
+            definer: DefinerPolicy::Keep,
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
