@@ -58,6 +58,10 @@ pub struct Args {
     /// lets each take its own; locked insists; per-connection never locks.
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Auto)]
     pub consistency: ConsistencyArg,
+    /// At most this many bytes of CSV a second, all jobs together (10M,
+    /// 500K; K, M, G are 1024-fold): to share the source with its users.
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -103,6 +107,7 @@ fn options(args: Args) -> Result<ExportOptions> {
     opts.jobs = args.jobs;
     opts.compress = args.compress.into();
     opts.level = args.level;
+    opts.max_rate = args.max_rate;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
         ConsistencyArg::Locked => Consistency::Locked,

@@ -29,6 +29,7 @@ mod encode;
 mod options;
 mod pipeline;
 mod plan;
+mod rate;
 mod read;
 mod resume;
 mod snapshot;
@@ -46,6 +47,7 @@ use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
 pub use options::{Consistency, ExportOptions, Hooks, DEFAULT_LEVEL};
+pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
 pub use summary::{ExportSummary, TableSummary};
 

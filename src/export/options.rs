@@ -49,6 +49,8 @@ pub struct ExportOptions {
     /// Told of every finished chunk, for a reader of the dump in this
     /// process (`copy`); the caller calls its `finish` when this returns.
     pub announce: Option<Arc<Growing>>,
+    /// `--max-rate`: CSV bytes a second, at most, for the whole export.
+    pub max_rate: Option<u64>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -67,6 +69,7 @@ impl ExportOptions {
             consistency: Consistency::Auto,
             progress: ProgressMode::Auto,
             announce: None,
+            max_rate: None,
             hooks: Hooks::default(),
         }
     }
