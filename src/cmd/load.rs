@@ -78,6 +78,18 @@ fn print_summary(summary: &LoadSummary) {
     for t in &summary.tables {
         println!("  {}", table_line(t));
     }
+    for s in &summary.swapped {
+        println!(
+            "  {}.{} swapped in{}{}",
+            s.db,
+            s.table,
+            if s.now { "" } else { " by an earlier run" },
+            s.kept_as
+                .as_deref()
+                .map(|k| format!(", the old table kept as {k}"))
+                .unwrap_or_default()
+        );
+    }
     println!(
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries

@@ -136,6 +136,15 @@ pub struct LoadArgs {
     /// Do not write the load to the target's binary log (SET sql_log_bin=0).
     #[arg(long)]
     pub skip_binlog: bool,
+    /// Load each table into a shadow table beside it (T_myspool_new) and,
+    /// once every table is loaded, swap the shadows in with one atomic
+    /// RENAME per database: readers see the old tables or the new ones,
+    /// never a half-loaded one. The old tables are then dropped.
+    #[arg(long)]
+    pub swap: bool,
+    /// With --swap: keep each old table as T_old_YYYYMMDD_HHMMSS.
+    #[arg(long, requires = "swap")]
+    pub keep_old: bool,
 }
 
 impl LoadArgs {
@@ -152,6 +161,7 @@ impl LoadArgs {
             truncate: self.truncate,
             defer_indexes: self.defer_indexes,
             skip_binlog: self.skip_binlog,
+            swap: self.swap,
             into: self.into.clone(),
             repair: false,
         }
@@ -159,6 +169,7 @@ impl LoadArgs {
 
     pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
         opts.require(self.requirements());
+        opts.keep_old = self.keep_old;
     }
 }
 

@@ -48,6 +48,7 @@ mod privileges;
 mod rerun;
 mod schedule;
 mod session;
+mod swap;
 mod table;
 mod target;
 mod verdict;
@@ -77,6 +78,7 @@ pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
+pub use swap::Swapped;
 
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +98,9 @@ pub struct LoadSummary {
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// `--swap`: each table swapped in (by this run or an earlier one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swapped: Vec<Swapped>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +151,9 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     if opts.restart && opts.repair {
         bail!("--restart and --repair do not go together: --repair only puts back what a load changed, --restart forgets that load and loads again (and puts them back when it finishes)");
     }
+    if opts.swap && opts.truncate {
+        bail!("--swap loads every table into a new, empty table: --truncate has nothing to empty; leave it out");
+    }
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -174,6 +182,19 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    // Only once every table is in: one RENAME per database swaps them all.
+    let swapped = if opts.swap && !opts.repair {
+        Session::of(opts).ensure_alive(&mut control)?;
+        swap::swap_tables(
+            &mut control,
+            &dir,
+            &plans,
+            &session.endpoint(),
+            opts.keep_old,
+        )?
+    } else {
+        Vec::new()
+    };
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -186,6 +207,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
+        swapped,
     })
 }
 

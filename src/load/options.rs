@@ -60,6 +60,11 @@ pub struct LoadOptions {
     /// load every table again; temporary changes still in force are kept
     /// in the new journals, to be undone when the load finishes.
     pub restart: bool,
+    /// Load each table into a shadow table and swap it in when all are
+    /// loaded (`load::swap`).
+    pub swap: bool,
+    /// With `swap`: keep each old table under a dated name.
+    pub keep_old: bool,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -87,6 +92,8 @@ impl LoadOptions {
             skip_binlog: false,
             repair: false,
             restart: false,
+            swap: false,
+            keep_old: false,
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
@@ -104,6 +111,7 @@ impl LoadOptions {
             truncate: self.truncate,
             defer_indexes: self.defer_indexes,
             skip_binlog: self.skip_binlog,
+            swap: self.swap,
             into: self.into.clone(),
             repair: self.repair,
         }
@@ -119,9 +127,11 @@ impl LoadOptions {
             truncate,
             defer_indexes,
             skip_binlog,
+            swap,
             into,
             repair: _,
         } = req;
+        self.swap = swap;
         self.jobs = jobs;
         self.autoinc = autoinc;
         self.on_duplicate = on_duplicate;
