@@ -13,7 +13,7 @@ use myspool::ConnSpec;
 
 use super::export::CompressArg;
 use super::process::FormatArg;
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Export, optionally process, and load, as one resumable job.
 ///
@@ -67,6 +67,8 @@ pub struct Args {
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
+    #[command(flatten)]
     pub restart: RestartArg,
     #[command(flatten)]
     pub output: Output,
@@ -83,6 +85,7 @@ pub fn run(args: Args) -> Result<()> {
     export.hooks = Hooks::from_env();
     let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
     args.load.apply(&mut load);
+    args.replica_lag.apply(&mut load)?;
     load.restart = args.restart.restart;
     load.progress = args.output.progress.into();
     load.chunk_delay = myspool::hooks::chunk_delay();

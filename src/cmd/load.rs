@@ -8,7 +8,7 @@ use myspool::load::{LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Load a dump into a server with LOAD DATA LOCAL INFILE.
 ///
@@ -41,6 +41,8 @@ pub struct Args {
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
+    #[command(flatten)]
     pub restart: RestartArg,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT
     /// removed by --autoinc drop, indexes dropped by --defer-indexes); load nothing.
@@ -54,6 +56,7 @@ pub fn run(args: Args) -> Result<()> {
     let target = ConnSpec::parse(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
     args.load.apply(&mut opts);
+    args.replica_lag.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
     opts.progress = args.output.progress.into();
@@ -94,6 +97,13 @@ fn print_summary(summary: &LoadSummary) {
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries
     );
+    if summary.replica_pauses > 0 {
+        println!(
+            "  paused {} time(s) for lagging replicas, {} in all",
+            summary.replica_pauses,
+            human_duration(summary.replica_pause_seconds)
+        );
+    }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }

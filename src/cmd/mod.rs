@@ -173,6 +173,32 @@ impl LoadArgs {
     }
 }
 
+/// `--max-replica-lag` and its replicas, for the commands that load.
+#[derive(Args, Debug, Clone)]
+pub struct ReplicaLagArgs {
+    /// Pause between chunks while a --replica lags more than this many
+    /// seconds behind the target (Seconds_Behind_Master); a replica whose
+    /// replication is stopped counts as too far behind: the load waits.
+    #[arg(long, value_name = "SECONDS", requires = "replicas")]
+    pub max_replica_lag: Option<u64>,
+    /// A replica of the target to watch, mysql://user@host[:port]
+    /// (repeatable; needs REPLICATION CLIENT, or SLAVE MONITOR on MariaDB).
+    #[arg(long = "replica", value_name = "URL", requires = "max_replica_lag")]
+    pub replicas: Vec<String>,
+}
+
+impl ReplicaLagArgs {
+    pub fn apply(&self, opts: &mut myspool::load::LoadOptions) -> anyhow::Result<()> {
+        opts.max_replica_lag = self.max_replica_lag;
+        opts.replicas = self
+            .replicas
+            .iter()
+            .map(|r| myspool::ConnSpec::parse(r))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(())
+    }
+}
+
 /// `--restart`, for the commands that load (`check` loads nothing, so
 /// it has no journal to forget and does not take it).
 #[derive(Args, Debug, Clone)]

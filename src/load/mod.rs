@@ -51,6 +51,7 @@ mod session;
 mod swap;
 mod table;
 mod target;
+mod throttle;
 mod verdict;
 
 use std::path::PathBuf;
@@ -73,6 +74,7 @@ use loader::LoadingTable;
 use plan::{plan_load, TablePlan};
 use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
+use throttle::Throttle;
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
@@ -98,6 +100,10 @@ pub struct LoadSummary {
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// `--max-replica-lag`: how often the load paused for a replica, and
+    /// for how long in all.
+    pub replica_pauses: u64,
+    pub replica_pause_seconds: f64,
     /// `--swap`: each table swapped in (by this run or an earlier one).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swapped: Vec<Swapped>,
@@ -154,6 +160,14 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     if opts.swap && opts.truncate {
         bail!("--swap loads every table into a new, empty table: --truncate has nothing to empty; leave it out");
     }
+    let throttle = match (opts.max_replica_lag, opts.replicas.is_empty()) {
+        (Some(limit), false) => Some(Throttle::connect(&opts.replicas, limit)?),
+        (Some(_), true) => {
+            bail!("--max-replica-lag needs the replicas to watch: give each as --replica URL")
+        }
+        (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
+        (None, true) => None,
+    };
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -177,11 +191,19 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         rows_to_load(&plans, opts.follow.is_some()),
     ));
     let warnings = autoinc_warnings(&plans);
-    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
-        .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
+    let (tables, retries) = load_tables(
+        &mut control,
+        &dir,
+        &mut plans,
+        opts,
+        &progress,
+        throttle.as_ref(),
+    )
+    .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let pauses = throttle.map(|t| t.pauses()).unwrap_or_default();
     // Only once every table is in: one RENAME per database swaps them all.
     let swapped = if opts.swap && !opts.repair {
         Session::of(opts).ensure_alive(&mut control)?;
@@ -207,6 +229,8 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
+        replica_pauses: pauses.count,
+        replica_pause_seconds: pauses.seconds,
         swapped,
     })
 }
@@ -258,6 +282,7 @@ fn load_tables(
     plans: &mut [TablePlan],
     opts: &LoadOptions,
     progress: &Mutex<Progress>,
+    throttle: Option<&Throttle>,
 ) -> Result<(Vec<TableLoadSummary>, u64)> {
     Session::of(opts).ensure_alive(control)?;
     // Every lock before any change: a table that another load holds stops
@@ -281,7 +306,11 @@ fn load_tables(
             }
         })
         .collect();
-    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &Jobs::of(opts), progress)?;
+    let jobs = Jobs {
+        throttle,
+        ..Jobs::of(opts)
+    };
+    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &jobs, progress)?;
     let mut retries = 0;
     for (table, outcome) in loading.iter().zip(outcomes) {
         let ts = &mut tables[table.index];

@@ -65,6 +65,10 @@ pub struct LoadOptions {
     pub swap: bool,
     /// With `swap`: keep each old table under a dated name.
     pub keep_old: bool,
+    /// `--max-replica-lag`: pause between chunks while one of `replicas`
+    /// lags more than this many seconds (`load::throttle`).
+    pub max_replica_lag: Option<u64>,
+    pub replicas: Vec<ConnSpec>,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -94,6 +98,8 @@ impl LoadOptions {
             restart: false,
             swap: false,
             keep_old: false,
+            max_replica_lag: None,
+            replicas: Vec::new(),
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
