@@ -182,7 +182,7 @@ pub struct ReplicaLagArgs {
     #[arg(long, value_name = "SECONDS", requires = "replicas")]
     pub max_replica_lag: Option<u64>,
     /// A replica of the target to watch, mysql://user@host[:port]
-    /// (repeatable; needs REPLICATION CLIENT, or SLAVE MONITOR on MariaDB).
+    /// (repeatable; needs REPLICATION CLIENT, on MariaDB SLAVE MONITOR).
     #[arg(long = "replica", value_name = "URL", requires = "max_replica_lag")]
     pub replicas: Vec<String>,
 }
