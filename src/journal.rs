@@ -137,6 +137,12 @@ impl State {
         self.complete || !self.committed.is_empty()
     }
 
+    /// Nothing left to do: complete, and with `--swap` swapped in and the
+    /// old table settled.
+    pub fn finished(&self) -> bool {
+        self.complete && (self.shadow.is_none() || self.swap.as_ref().is_some_and(|s| s.settled))
+    }
+
     /// The temporary changes still in force, as the events that announced
     /// them (what `--restart` carries over to the new journal).
     pub fn pending_changes(&self) -> Vec<Event> {
@@ -439,8 +445,11 @@ mod tests {
         assert!(s.swap.as_ref().unwrap().swapped);
         // Swapped in, the shadow is the target now: nothing to carry over.
         assert!(s.pending_changes().is_empty());
+        apply(&mut s, Event::Complete { at: None });
+        assert!(!s.finished(), "loaded, not yet swapped in");
         apply(&mut s, Event::OldSettled { dropped: true });
         assert!(s.swap.as_ref().unwrap().settled);
+        assert!(s.finished());
     }
 
     #[test]

@@ -132,4 +132,5 @@ fn print_summary(s: &CopySummary) {
         s.load.retries,
         human_duration(s.load.seconds)
     );
+    super::load::print_swaps_and_pauses(&s.load);
 }

@@ -81,29 +81,11 @@ fn print_summary(summary: &LoadSummary) {
     for t in &summary.tables {
         println!("  {}", table_line(t));
     }
-    for s in &summary.swapped {
-        println!(
-            "  {}.{} swapped in{}{}",
-            s.db,
-            s.table,
-            if s.now { "" } else { " by an earlier run" },
-            s.kept_as
-                .as_deref()
-                .map(|k| format!(", the old table kept as {k}"))
-                .unwrap_or_default()
-        );
-    }
     println!(
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries
     );
-    if summary.replica_pauses > 0 {
-        println!(
-            "  paused {} time(s) for lagging replicas, {} in all",
-            summary.replica_pauses,
-            human_duration(summary.replica_pause_seconds)
-        );
-    }
+    print_swaps_and_pauses(summary);
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }
@@ -137,4 +119,28 @@ fn table_line(t: &TableLoadSummary) -> String {
             .map(|a| format!(", AUTO_INCREMENT: {a}"))
             .unwrap_or_default(),
     )
+}
+
+/// `--swap`'s tables and `--max-replica-lag`'s pauses, if any (`load` and
+/// `copy` alike).
+pub(super) fn print_swaps_and_pauses(summary: &LoadSummary) {
+    for s in &summary.swapped {
+        println!(
+            "  {}.{} swapped in{}{}",
+            s.db,
+            s.table,
+            if s.now { "" } else { " by an earlier run" },
+            s.kept_as
+                .as_deref()
+                .map(|k| format!(", the old table kept as {k}"))
+                .unwrap_or_default()
+        );
+    }
+    if summary.replica_pauses > 0 {
+        println!(
+            "  paused {} time(s) for lagging replicas, {} in all",
+            summary.replica_pauses,
+            human_duration(summary.replica_pause_seconds)
+        );
+    }
 }
