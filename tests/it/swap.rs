@@ -155,9 +155,34 @@ fn killed_at_then_rerun(point: &str, keep_old: bool) {
         "myspool was not killed at {point}: {}",
         stderr(&out)
     );
+    // status: loaded, not finished until swapped in and the old table
+    // settled.
+    let st = json(&myspool(&[
+        "status",
+        "--dir",
+        &path_arg(dir.path()),
+        "--json",
+    ]));
+    let complete: Vec<bool> = st["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["loaded"][0]["complete"].as_bool().unwrap())
+        .collect();
+    // Killed after the first table's old table was dropped, that table
+    // is finished.
+    let first_done = point == "swap-after-drop";
+    assert_eq!(complete, [first_done, false], "{st}");
     let out = myspool(&args);
     assert_success(&out);
     assert_swapped_once(&dst, &into, keep_old);
+    let st = json(&myspool(&[
+        "status",
+        "--dir",
+        &path_arg(dir.path()),
+        "--json",
+    ]));
+    assert_eq!(st["tables"][0]["loaded"][0]["complete"], true, "{st}");
     // And again: nothing left to do.
     let out = myspool(&args);
     assert_success(&out);
