@@ -64,6 +64,9 @@ pub struct Args {
     /// gzip compression level, 0 (store), 1 (fastest) to 12 (smallest; libdeflate's levels).
     #[arg(long, value_name = "N", default_value_t = myspool::export::DEFAULT_LEVEL)]
     pub level: u32,
+    /// The export reads at most this many bytes of CSV a second (10M, 500K).
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -80,6 +83,7 @@ pub fn run(args: Args) -> Result<()> {
     export.chunk_rows = args.chunk_rows;
     export.compress = args.compress.into();
     export.level = args.level;
+    export.max_rate = args.max_rate;
     export.jobs = args.load.jobs;
     export.progress = args.output.progress.into();
     export.hooks = Hooks::from_env();

@@ -349,6 +349,7 @@ fn swap_database(
     for ((plan, journal), step) in plans.iter().zip(&mut journals).zip(&steps) {
         if matches!(step, Step::Rename { .. } | Step::RecordSwapped) {
             journal.record(Event::Swapped)?;
+            hooks::stop_at("swap-before-drop");
         }
         let old = journal.state().swap.as_ref().and_then(|s| s.old.clone());
         if step != &Step::Done {

@@ -204,6 +204,12 @@ fn killed_right_after_the_rename_a_rerun_records_it_and_drops_the_old_tables() {
 }
 
 #[test]
+fn killed_before_the_old_table_is_dropped_a_rerun_drops_or_keeps_it() {
+    killed_at_then_rerun("swap-before-drop", false);
+    killed_at_then_rerun("swap-before-drop", true);
+}
+
+#[test]
 fn killed_after_the_drop_a_rerun_finds_it_done() {
     killed_at_then_rerun("swap-after-drop", false);
 }
