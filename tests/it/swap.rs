@@ -360,3 +360,71 @@ fn copy_swaps_too() {
     assert_success(&myspool(&args));
     assert_swapped_once(&dst, &into, true);
 }
+
+/// A reader polling both tables for the whole time: every pair it saw.
+struct Reader {
+    done: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(u64, u64)>>,
+}
+
+impl Reader {
+    fn start(dst: &Server, db: &str) -> Reader {
+        let done = Arc::new(AtomicBool::new(false));
+        let (stop, mut conn) = (done.clone(), dst.conn());
+        let q = format!("SELECT (SELECT COUNT(*) FROM `{db}`.t), (SELECT COUNT(*) FROM `{db}`.u)");
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            loop {
+                let last = stop.load(Ordering::SeqCst);
+                let pair: (u64, u64) = conn
+                    .query_first(&q)
+                    .unwrap_or_else(|e| panic!("the reader failed: {e}"))
+                    .unwrap();
+                if seen.last() != Some(&pair) {
+                    seen.push(pair);
+                }
+                if last {
+                    return seen;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        Reader { done, thread }
+    }
+
+    fn seen(self) -> Vec<(u64, u64)> {
+        self.done.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+#[test]
+fn killed_at_moments_spread_over_the_load_a_rerun_swaps_once_and_readers_see_old_or_new() {
+    let (src, dst) = (source_server(), target_server());
+    let (_, dir) = dumped_pair(&src, "swaprand");
+    // Spread over planning, the chunks and the swap (the load takes about
+    // 0.5-0.7 s with this delay on an idle machine); a run that ends first
+    // is fine.
+    for (i, kill_ms) in [40u64, 120, 200, 280, 360, 440, 520]
+        .into_iter()
+        .enumerate()
+    {
+        let into = old_target(&dst, &format!("swaprand{i}"));
+        let reader = Reader::start(&dst, &into);
+        let args = swap_cli(&dir, &dst, &into, &["--keep-old"]);
+        let ended = run_until_killed(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "25")], |t| {
+            t >= Duration::from_millis(kill_ms)
+        });
+        if let Ended::Exited(t, out) = ended {
+            assert_success(&out);
+            eprintln!("(the load ended by itself after {t:?}, before {kill_ms} ms)");
+        }
+        assert_success(&myspool(&args));
+        let seen = reader.seen();
+        assert!(
+            seen == [(50, 7), (300, 100)] || seen == [(300, 100)],
+            "killed after {kill_ms} ms, the reader saw {seen:?}"
+        );
+        assert_swapped_once(&dst, &into, true);
+    }
+}
