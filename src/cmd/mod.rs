@@ -145,6 +145,12 @@ pub struct LoadArgs {
     /// With --swap: keep each old table as T_old_YYYYMMDD_HHMMSS.
     #[arg(long, requires = "swap")]
     pub keep_old: bool,
+    /// Create tables with collation TO where the dump's schema names FROM
+    /// (repeatable). Without it, a collation the target lacks is mapped to
+    /// its documented closest equivalent (MySQL 8's utf8mb4_0900_ai_ci to
+    /// MariaDB's utf8mb4_uca1400_nopad_ai_ci, …) or the load is refused.
+    #[arg(long, value_name = "FROM=TO", value_parser = myspool::load::CollationMap::parse_arg)]
+    pub collation_map: Vec<(String, String)>,
 }
 
 impl LoadArgs {
@@ -164,6 +170,7 @@ impl LoadArgs {
             swap: self.swap,
             into: self.into.clone(),
             repair: false,
+            collation_map: myspool::load::CollationMap(self.collation_map.clone()),
         }
     }
 

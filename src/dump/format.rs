@@ -127,6 +127,13 @@ pub struct TableDescription {
     pub columns: Vec<ColumnDescription>,
     /// Generated columns of the source: not exported, recomputed by the target.
     pub generated_columns: Vec<String>,
+    /// Every column of the source the export left out of the CSV, and why, so
+    /// that `verify` can tell a target column the source had from one added
+    /// since. `None` in dumps written before it was recorded (their
+    /// `generated_columns` is all they say); a processed dump keeps its
+    /// input's. Optional, so the format version did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<Vec<LeftOutColumn>>,
     pub key: KeyDescription,
     pub chunk_rows: u64,
     /// Rows counted while planning (the final count is the sum of the chunks').
@@ -149,6 +156,28 @@ pub struct ColumnDescription {
     pub encoding: Encoding,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub invisible: bool,
+}
+
+/// A source column the dump holds no values for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeftOutColumn {
+    pub name: String,
+    /// Why: [`LeftOutColumn::GENERATED`], or a reason a later myspool adds
+    /// (a reader treats one it does not know as a column whose values were
+    /// not copied).
+    pub reason: String,
+}
+
+impl LeftOutColumn {
+    /// A generated column: the target computes it from the other columns.
+    pub const GENERATED: &'static str = "generated";
+
+    pub fn generated(name: &str) -> LeftOutColumn {
+        LeftOutColumn {
+            name: name.to_string(),
+            reason: Self::GENERATED.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -57,8 +57,8 @@ pub use self::files::{
 };
 pub use self::format::{
     utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
-    ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk,
-    ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    ExportSettings, ExportedChunk, KeyDescription, KeyKind, LeftOutColumn, Manifest, OutputRecord,
+    ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
 /// Kept here for the callers that decoded names through the dump; it lives

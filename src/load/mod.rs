@@ -29,15 +29,18 @@
 //!
 //! One file per step: `options`, `preflight` (server facts, the options
 //! that change what a load needs, AUTO_INCREMENT policy: the one preflight
-//! of `load` and `check`), `privileges`, `check` (the preflight without a
-//! dump), `target` (what the target table looks like), `plan` (each dump
+//! of `load` and `check`), `compat` (a dump's schema against the target's
+//! catalog and vendor: collations mapped or refused, the SQL the CREATE
+//! runs), `privileges`, `check` (the preflight without a dump), `target` (what the target table looks like), `plan` (each dump
 //! table and where it goes), `table` (a target
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
-//! the server's answer).
+//! the server's answer), `swap` (`--swap`: shadow tables renamed in),
+//! `throttle` (`--max-replica-lag`).
 
 mod check;
+mod compat;
 mod infile;
 mod jobs;
 mod loader;
@@ -77,6 +80,7 @@ use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 use throttle::Throttle;
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use compat::CollationMap;
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
@@ -190,7 +194,12 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         "load",
         rows_to_load(&plans, opts.follow.is_some()),
     ));
-    let warnings = autoinc_warnings(&plans);
+    let mut warnings = autoinc_warnings(&plans);
+    // The schema's (printed by the preflight) kept for the summary.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        warnings.extend(c.mappings.iter().map(|m| format!("schema mapped: {m}")));
+        warnings.extend(c.warnings.iter().cloned());
+    }
     let (tables, retries) = load_tables(
         &mut control,
         &dir,

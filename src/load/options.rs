@@ -10,6 +10,7 @@ use crate::conn::ConnSpec;
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
+use super::compat::CollationMap;
 use super::Requirements;
 
 /// What to do about an AUTO_INCREMENT column on the target.
@@ -53,6 +54,8 @@ pub struct LoadOptions {
     pub truncate: bool,
     pub defer_indexes: bool,
     pub skip_binlog: bool,
+    /// `--collation-map FROM=TO` (see `compat`).
+    pub collation_map: CollationMap,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
     /// deferred indexes); load nothing.
     pub repair: bool,
@@ -94,6 +97,7 @@ impl LoadOptions {
             truncate: false,
             defer_indexes: false,
             skip_binlog: false,
+            collation_map: CollationMap::default(),
             repair: false,
             restart: false,
             swap: false,
@@ -120,6 +124,7 @@ impl LoadOptions {
             swap: self.swap,
             into: self.into.clone(),
             repair: self.repair,
+            collation_map: self.collation_map.clone(),
         }
     }
 
@@ -136,6 +141,7 @@ impl LoadOptions {
             swap,
             into,
             repair: _,
+            collation_map,
         } = req;
         self.swap = swap;
         self.jobs = jobs;
@@ -145,5 +151,6 @@ impl LoadOptions {
         self.defer_indexes = defer_indexes;
         self.skip_binlog = skip_binlog;
         self.into = into;
+        self.collation_map = collation_map;
     }
 }

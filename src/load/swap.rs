@@ -220,23 +220,22 @@ pub(super) fn prepare_shadow(
     journal.record(Event::ShadowCreating {
         table: plan.table.clone(),
     })?;
-    let create = if plan.swap_target_exists {
-        format!("CREATE TABLE {shadow} LIKE {}", plan.final_sql())
+    if plan.swap_target_exists {
+        control
+            .query_drop(format!("CREATE TABLE {shadow} LIKE {}", plan.final_sql()))
+            .with_context(|| format!("creating the shadow table {shadow}"))?;
     } else {
         super::table::ensure_database(control, dir, plan)?;
-        match renamed_create(&plan.schema_sql, &plan.table) {
-            Some(sql) => sql,
-            None => bail!(
+        // schema.sql as the preflight adapted it to the target.
+        let Some(create) = renamed_create(&plan.schema_sql, &plan.table) else {
+            bail!(
                 "{}: schema.sql does not start with CREATE TABLE `name`, so the shadow table cannot be created from it; create {} first",
                 plan.entry.dir,
                 plan.final_sql()
-            ),
-        }
-    };
-    control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
-    control
-        .query_drop(&create)
-        .with_context(|| format!("creating the shadow table {shadow}"))?;
+            );
+        };
+        super::table::run_create(control, plan, &create)?;
+    }
     plan.exists = true;
     plan.created = true;
     Ok(())

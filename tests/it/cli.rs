@@ -77,6 +77,8 @@ fn every_documented_option_is_accepted_by_clap() {
                 "--truncate",
                 "--defer-indexes",
                 "--skip-binlog",
+                "--collation-map",
+                "--dir",
             ][..],
         ),
         ("verify", &["--dir", "--to"][..]),

@@ -17,6 +17,7 @@ mod common;
 
 mod check;
 mod cli;
+mod compat;
 mod copy;
 mod export;
 mod faults;
