@@ -76,6 +76,8 @@ pub struct LoadStatus {
     pub database: String,
     pub committed: usize,
     pub in_doubt: Vec<u32>,
+    /// Every chunk in, every temporary change undone, and with `--swap`
+    /// the table swapped in.
     pub complete: bool,
     pub autoinc_removed: bool,
     pub indexes_dropped: bool,
@@ -237,7 +239,7 @@ fn load_statuses(table_dir: &Path) -> Result<Vec<LoadStatus>> {
             database,
             committed: state.committed.len(),
             in_doubt: state.in_doubt.iter().copied().collect(),
-            complete: state.complete,
+            complete: state.finished(),
             autoinc_removed: state.autoinc_dropped.is_some(),
             indexes_dropped: state.indexes_dropped.is_some(),
         })

@@ -14,7 +14,7 @@ use myspool::ConnSpec;
 use super::export::CompressArg;
 use super::load::ObjectArgs;
 use super::process::FormatArg;
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Export, optionally process, and load, as one resumable job.
 ///
@@ -65,8 +65,13 @@ pub struct Args {
     /// gzip compression level, 0 (store), 1 (fastest) to 12 (smallest; libdeflate's levels).
     #[arg(long, value_name = "N", default_value_t = myspool::export::DEFAULT_LEVEL)]
     pub level: u32,
+    /// The export reads at most this many bytes of CSV a second (10M, 500K).
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
     #[command(flatten)]
     pub restart: RestartArg,
     /// (--no-objects also leaves them out of the export.)
@@ -85,6 +90,7 @@ pub fn run(args: Args) -> Result<()> {
     export.chunk_rows = args.chunk_rows;
     export.compress = args.compress.into();
     export.level = args.level;
+    export.max_rate = args.max_rate;
     export.jobs = args.load.jobs;
     export.progress = args.output.progress.into();
     export.hooks = Hooks::from_env();
@@ -93,6 +99,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
     args.load.apply(&mut load);
     args.objects.apply(&mut load)?;
+    args.replica_lag.apply(&mut load)?;
     load.restart = args.restart.restart;
     load.progress = args.output.progress.into();
     load.chunk_delay = myspool::hooks::chunk_delay();
@@ -145,4 +152,5 @@ fn print_summary(s: &CopySummary) {
     if let Some(c) = &s.export.coordinates {
         println!("  source binlog coordinates: {}", c.describe());
     }
+    super::load::print_swaps_and_pauses(&s.load);
 }

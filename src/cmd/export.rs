@@ -65,6 +65,10 @@ pub struct Args {
     /// Also keep the triggers of the tables named one by one (DB.TABLE).
     #[arg(long, conflicts_with = "no_objects")]
     pub triggers: bool,
+    /// At most this many bytes of CSV a second, all jobs together (10M,
+    /// 500K; K, M, G are 1024-fold): to share the source with its users.
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -110,6 +114,7 @@ fn options(args: Args) -> Result<ExportOptions> {
     opts.jobs = args.jobs;
     opts.compress = args.compress.into();
     opts.level = args.level;
+    opts.max_rate = args.max_rate;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
         ConsistencyArg::Locked => Consistency::Locked,

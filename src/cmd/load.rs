@@ -8,7 +8,7 @@ use myspool::load::{DefinerPolicy, LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Load a dump into a server with LOAD DATA LOCAL INFILE.
 ///
@@ -40,6 +40,8 @@ pub struct Args {
     pub to: String,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
     #[command(flatten)]
     pub restart: RestartArg,
     #[command(flatten)]
@@ -80,6 +82,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut opts = LoadOptions::new(target, args.dir);
     args.load.apply(&mut opts);
     args.objects.apply(&mut opts)?;
+    args.replica_lag.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
     opts.progress = args.output.progress.into();
@@ -120,6 +123,7 @@ fn print_summary(summary: &LoadSummary) {
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries
     );
+    print_swaps_and_pauses(summary);
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }
@@ -153,4 +157,28 @@ fn table_line(t: &TableLoadSummary) -> String {
             .map(|a| format!(", AUTO_INCREMENT: {a}"))
             .unwrap_or_default(),
     )
+}
+
+/// `--swap`'s tables and `--max-replica-lag`'s pauses, if any (`load` and
+/// `copy` alike).
+pub(super) fn print_swaps_and_pauses(summary: &LoadSummary) {
+    for s in &summary.swapped {
+        println!(
+            "  {}.{} swapped in{}{}",
+            s.db,
+            s.table,
+            if s.now { "" } else { " by an earlier run" },
+            s.kept_as
+                .as_deref()
+                .map(|k| format!(", the old table kept as {k}"))
+                .unwrap_or_default()
+        );
+    }
+    if summary.replica_pauses > 0 {
+        println!(
+            "  paused {} time(s) for lagging replicas, {} in all",
+            summary.replica_pauses,
+            human_duration(summary.replica_pause_seconds)
+        );
+    }
 }

@@ -32,6 +32,7 @@ mod objects;
 mod options;
 mod pipeline;
 mod plan;
+mod rate;
 mod read;
 mod resume;
 mod snapshot;
@@ -49,6 +50,7 @@ use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
 pub use options::{Consistency, ExportOptions, Hooks, DEFAULT_LEVEL};
+pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
 pub use summary::{ExportSummary, TableSummary};
 

@@ -54,6 +54,8 @@ pub struct ExportOptions {
     /// Told of every finished chunk, for a reader of the dump in this
     /// process (`copy`); the caller calls its `finish` when this returns.
     pub announce: Option<Arc<Growing>>,
+    /// `--max-rate`: CSV bytes a second, at most, for the whole export.
+    pub max_rate: Option<u64>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -74,6 +76,7 @@ impl ExportOptions {
             triggers: false,
             progress: ProgressMode::Auto,
             announce: None,
+            max_rate: None,
             hooks: Hooks::default(),
         }
     }

@@ -19,6 +19,7 @@ use crate::progress::Progress;
 use super::loader::{Loader, LoaderSettings, LoadingTable};
 use super::schedule::{ChunksOutcome, Schedule};
 use super::table::{finish_target, relock_target};
+use super::throttle::Throttle;
 use super::{locked, poisoned, LoadOptions};
 
 /// How often the control connection says something while the jobs load.
@@ -31,6 +32,8 @@ pub(super) struct Jobs<'a> {
     /// The dump's writer, when the dump is still being written (`copy`).
     pub follow: Option<&'a Growing>,
     pub loader: LoaderSettings<'a>,
+    /// `--max-replica-lag`: asked before each chunk.
+    pub throttle: Option<&'a Throttle>,
 }
 
 impl<'a> Jobs<'a> {
@@ -39,6 +42,7 @@ impl<'a> Jobs<'a> {
             count: opts.jobs,
             follow: opts.follow.as_deref(),
             loader: LoaderSettings::of(opts),
+            throttle: None,
         }
     }
 }
@@ -127,6 +131,9 @@ impl Shared<'_> {
     fn job(&self, finished: &Sender<usize>) -> Result<()> {
         let mut loader = Loader::connect(self.jobs.loader)?;
         while !self.abort.load(Ordering::SeqCst) {
+            if let Some(throttle) = self.jobs.throttle {
+                throttle.wait_for_replicas(&self.abort)?;
+            }
             let Some((t, chunk)) = self.next_chunk()? else {
                 return Ok(());
             };

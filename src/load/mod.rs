@@ -37,7 +37,8 @@
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
 //! the server's answer), `objects` (views, triggers, routines and events,
-//! created after the data).
+//! created after the data), `swap` (`--swap`: shadow tables renamed in),
+//! `throttle` (`--max-replica-lag`).
 
 mod check;
 mod compat;
@@ -52,8 +53,10 @@ mod privileges;
 mod rerun;
 mod schedule;
 mod session;
+mod swap;
 mod table;
 mod target;
+mod throttle;
 mod verdict;
 
 use std::path::PathBuf;
@@ -76,6 +79,7 @@ use loader::LoadingTable;
 use plan::{plan_load, TablePlan};
 use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
+use throttle::Throttle;
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use compat::CollationMap;
@@ -83,6 +87,7 @@ pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
+pub use swap::Swapped;
 
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +109,13 @@ pub struct LoadSummary {
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// `--max-replica-lag`: how often the load paused for a replica, and
+    /// for how long in all.
+    pub replica_pauses: u64,
+    pub replica_pause_seconds: f64,
+    /// `--swap`: each table swapped in (by this run or an earlier one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swapped: Vec<Swapped>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +166,17 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     if opts.restart && opts.repair {
         bail!("--restart and --repair do not go together: --repair only puts back what a load changed, --restart forgets that load and loads again (and puts them back when it finishes)");
     }
+    if opts.swap && opts.truncate {
+        bail!("--swap loads every table into a new, empty table: --truncate has nothing to empty; leave it out");
+    }
+    let throttle = match (opts.max_replica_lag, opts.replicas.is_empty()) {
+        (Some(limit), false) => Some(Throttle::connect(&opts.replicas, limit)?),
+        (Some(_), true) => {
+            bail!("--max-replica-lag needs the replicas to watch: give each as --replica URL")
+        }
+        (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
+        (None, true) => None,
+    };
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -183,11 +206,34 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         warnings.extend(c.mappings.iter().map(|m| format!("schema mapped: {m}")));
         warnings.extend(c.warnings.iter().cloned());
     }
-    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, &objects, opts, &progress)
-        .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
+    let (tables, retries) = load_tables(
+        &mut control,
+        &dir,
+        &mut plans,
+        &objects,
+        opts,
+        &progress,
+        throttle.as_ref(),
+    )
+    .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let pauses = throttle.map(|t| t.pauses()).unwrap_or_default();
+    // Only once every table is in: one RENAME per database swaps them all.
+    let swapped = if opts.swap && !opts.repair {
+        Session::of(opts).ensure_alive(&mut control)?;
+        swap::swap_tables(
+            &mut control,
+            &dir,
+            &plans,
+            &session.endpoint(),
+            opts.keep_old,
+        )?
+    } else {
+        Vec::new()
+    };
+    // The objects after the swap: triggers belong on the new tables.
     let objects = if opts.follow.is_some() {
         // A dump being written may have got its objects.sql since the
         // start (a processed dump copies it along): read and check again.
@@ -214,6 +260,9 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
+        replica_pauses: pauses.count,
+        replica_pause_seconds: pauses.seconds,
+        swapped,
     })
 }
 
@@ -281,6 +330,7 @@ fn load_tables(
     objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
     progress: &Mutex<Progress>,
+    throttle: Option<&Throttle>,
 ) -> Result<(Vec<TableLoadSummary>, u64)> {
     Session::of(opts).ensure_alive(control)?;
     // Every lock before any change: a table that another load holds stops
@@ -304,7 +354,11 @@ fn load_tables(
             }
         })
         .collect();
-    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &Jobs::of(opts), progress)?;
+    let jobs = Jobs {
+        throttle,
+        ..Jobs::of(opts)
+    };
+    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &jobs, progress)?;
     let mut retries = 0;
     for (table, outcome) in loading.iter().zip(outcomes) {
         let ts = &mut tables[table.index];

@@ -68,6 +68,15 @@ pub struct LoadOptions {
     pub objects: bool,
     /// `--definer`: what becomes of their DEFINER.
     pub definer: DefinerPolicy,
+    /// Load each table into a shadow table and swap it in when all are
+    /// loaded (`load::swap`).
+    pub swap: bool,
+    /// With `swap`: keep each old table under a dated name.
+    pub keep_old: bool,
+    /// `--max-replica-lag`: pause between chunks while one of `replicas`
+    /// lags more than this many seconds (`load::throttle`).
+    pub max_replica_lag: Option<u64>,
+    pub replicas: Vec<ConnSpec>,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -98,6 +107,10 @@ impl LoadOptions {
             restart: false,
             objects: true,
             definer: DefinerPolicy::Keep,
+            swap: false,
+            keep_old: false,
+            max_replica_lag: None,
+            replicas: Vec::new(),
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
@@ -115,6 +128,7 @@ impl LoadOptions {
             truncate: self.truncate,
             defer_indexes: self.defer_indexes,
             skip_binlog: self.skip_binlog,
+            swap: self.swap,
             into: self.into.clone(),
             repair: self.repair,
             collation_map: self.collation_map.clone(),
@@ -131,10 +145,12 @@ impl LoadOptions {
             truncate,
             defer_indexes,
             skip_binlog,
+            swap,
             into,
             repair: _,
             collation_map,
         } = req;
+        self.swap = swap;
         self.jobs = jobs;
         self.autoinc = autoinc;
         self.on_duplicate = on_duplicate;

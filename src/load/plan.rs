@@ -16,18 +16,25 @@ use super::preflight::{
 use super::target::{
     autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
 };
-use super::LoadOptions;
+use super::{swap, LoadOptions};
 
 /// One table of the dump and where it goes.
 pub(super) struct TablePlan {
     pub entry: TableEntry,
     pub desc: TableDescription,
     pub target_db: String,
+    /// The table the chunks go into: the dump's, or with `--swap` its
+    /// shadow (`swap::shadow_name`).
+    pub table: String,
     /// The CREATE TABLE to run, as the preflight adapted it to the target.
     pub schema_sql: String,
     /// How the table is created when missing (`preflight::Creation`).
     pub creation: Option<Creation>,
+    /// `table` exists.
     pub exists: bool,
+    /// `--swap`, and whether the table the shadow replaces exists.
+    pub swap: bool,
+    pub swap_target_exists: bool,
     /// Created by this run, from schema.sql.
     pub created: bool,
     pub autoinc_column: Option<String>,
@@ -39,7 +46,13 @@ pub(super) struct TablePlan {
 }
 
 impl TablePlan {
+    /// The table the chunks go into.
     pub(super) fn target_sql(&self) -> String {
+        qualified(&self.target_db, &self.table)
+    }
+
+    /// The table readers use: the dump's name in the target database.
+    pub(super) fn final_sql(&self) -> String {
         qualified(&self.target_db, &self.desc.table)
     }
 
@@ -48,7 +61,7 @@ impl TablePlan {
         TargetTable {
             db: self.target_db.clone(),
             table: self.desc.table.clone(),
-            exists: self.exists,
+            exists: self.exists || self.swap_target_exists,
             autoinc_column: self.autoinc_column.clone(),
             create: self.create_source.clone(),
         }
@@ -145,22 +158,41 @@ fn plan_table(
     check_chunk_files(dir, entry, &desc, opts.follow.is_some())?;
     let target_db = opts.requirements().target_db(&desc.db);
     let label = format!("{target_db}.{}", desc.table);
-    let columns = target_columns(conn, &target_db, &desc.table)?;
+    let swap = opts.requirements().swap;
+    let table = if swap {
+        swap::shadow_name(&desc.table)
+    } else {
+        desc.table.clone()
+    };
+    let mut columns = target_columns(conn, &target_db, &table)?;
     let exists = !columns.is_empty();
-    if !exists && desc.columns.iter().any(|c| c.data_type == "unknown") {
+    let mut swap_target_exists = false;
+    if swap {
+        // The shadow is made like the target: judge the dump against the
+        // target (a table in the shadow's way is `rerun`'s to refuse).
+        let target = target_columns(conn, &target_db, &desc.table)?;
+        swap_target_exists = !target.is_empty();
+        if swap_target_exists {
+            columns = target;
+        }
+    }
+    let known = !columns.is_empty();
+    if !known && desc.columns.iter().any(|c| c.data_type == "unknown") {
         bail!(
             "{label} does not exist, and this processed dump's columns ({}) are not those of its schema.sql: create the table first",
             desc.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    let raw_bytes = exists && raw_bytes_ok(&desc.columns, &columns);
-    let create_source = match exists {
+    let raw_bytes = known && raw_bytes_ok(&desc.columns, &columns);
+    // Created from the dump only when neither the table nor (`--swap`)
+    // the target its shadow would be made like exists.
+    let create_source = match known {
         true => None,
         false => Some(CreateSource::of_dump(
             conn, dir, &entry.dir, &desc.db, &target_db,
         )?),
     };
-    let autoinc_column = if exists {
+    let autoinc_column = if known {
         check_columns(&label, &desc, &columns)?;
         autoinc_column_of(&columns)
     } else {
@@ -170,8 +202,11 @@ fn plan_table(
         entry: entry.clone(),
         desc,
         target_db,
+        table,
         schema_sql,
         exists,
+        swap,
+        swap_target_exists,
         created: false,
         autoinc_column,
         verdict: AutoincVerdict::NoColumn,

@@ -13,6 +13,7 @@ use crate::schema::text;
 use super::compat::{self, Adapted, CollationMap, Flavor, SchemaSource, TargetCatalog};
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
+use super::swap::{shadow_name, unswappable};
 use super::target::{autoinc_column_of, target_columns};
 use super::{AutoincPolicy, OnDuplicate};
 
@@ -127,6 +128,8 @@ pub struct Requirements {
     pub truncate: bool,
     pub defer_indexes: bool,
     pub skip_binlog: bool,
+    /// `--swap`: each table is loaded into a shadow table and renamed in.
+    pub swap: bool,
     /// Every table goes into this database instead of its own.
     pub into: Option<String>,
     /// `load --repair`: nothing is loaded, so neither `local_infile` nor the
@@ -425,11 +428,28 @@ fn table_preflight(
         replace: req.on_duplicate == OnDuplicate::Replace,
         drop_autoinc: verdict == AutoincVerdict::Drop,
         defer_indexes: req.defer_indexes,
+        swap: req.swap,
     });
-    if let Some(missing) = missing_privileges(conn, &table.db, &table.table, &needed)? {
+    // With --swap the work is done on the shadow table, and the RENAME
+    // and DROP need theirs on the database (a grant on the table's own
+    // name does not cover its shadow).
+    let on_table = if req.swap {
+        found
+            .problems
+            .extend(unswappable(conn, &table.db, &table.table)?);
+        shadow_name(&table.table)
+    } else {
+        table.table.clone()
+    };
+    if let Some(missing) = missing_privileges(conn, &table.db, &on_table, &needed)? {
         found.problems.push(format!(
-            "the target user lacks {} on {label}",
-            missing.join(", ")
+            "the target user lacks {} on {label}{}",
+            missing.join(", "),
+            if req.swap {
+                " (--swap needs CREATE, DROP and ALTER on its database)"
+            } else {
+                ""
+            }
         ));
     }
     Ok(verdict)

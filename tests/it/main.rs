@@ -3,7 +3,7 @@
 //!
 //! A module per command (`export`, `process`, `load`, `check`, `verify`,
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
-//! target), then the suites that cut across them: `types`
+//! target; `swap`: `load --swap`; `throttle`: replica lag and `--max-rate`), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
 //! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
 //! many times), and `harness` (the test servers themselves). Everything
@@ -31,6 +31,8 @@ mod rerun;
 mod security;
 mod soak;
 mod status;
+mod swap;
+mod throttle;
 mod tls;
 mod types;
 mod verify;

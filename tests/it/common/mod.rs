@@ -17,7 +17,7 @@ use std::process::Command;
 pub use compare::*;
 pub use fixtures::*;
 pub use run::*;
-pub use server::{source_server, target_server, Server};
+pub use server::{replicated_pair, source_server, target_server, wait_for_replica, Server};
 
 /// Occurrences of `needle` in the files whose name starts with `prefix`,
 /// anywhere under `dir` (journals and logs of a running myspool).
