@@ -13,6 +13,8 @@ use crate::dump::{
     self, DumpDir, ExportedChunk, Manifest, OutputRecord, TableDescription, TableEntry,
 };
 use crate::journal;
+use crate::process::claims::held_units;
+pub use crate::process::claims::HeldUnit;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -36,6 +38,9 @@ pub struct TableStatus {
     pub loaded: Vec<LoadStatus>,
     /// In a dump `process --map` is writing: the chunks part done.
     pub partial: Vec<PartialChunk>,
+    /// In a dump cooperating `process` runners are writing: the chunks they
+    /// hold now.
+    pub held: Vec<HeldUnit>,
 }
 
 /// A chunk `process --map` left part done: its input rows answered by its
@@ -55,6 +60,8 @@ pub struct OutputStatus {
     pub failed: Vec<u32>,
     /// Chunks `--map` left part done.
     pub partial: Vec<PartialChunk>,
+    /// Chunks cooperating runners hold now: which runner, since when.
+    pub held: Vec<HeldUnit>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +125,7 @@ fn table_status(
             .collect(),
         loaded: load_statuses(&table_dir)?,
         partial: Vec::new(),
+        held: Vec::new(),
     })
 }
 
@@ -142,6 +150,7 @@ fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Resu
         processed: Vec::new(),
         loaded: load_statuses(&dump.path(&entry.dir))?,
         partial: partial_chunks(dump, entry),
+        held: held_units(&dump.path(&entry.dir)),
     })
 }
 
@@ -188,6 +197,7 @@ fn output_status(
         done: done.len(),
         failed,
         partial: partial_chunks(&out, entry),
+        held: held_units(&out_table_dir),
     }
 }
 

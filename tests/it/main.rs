@@ -25,6 +25,7 @@ mod load;
 mod map;
 mod process;
 mod rerun;
+mod runners;
 mod security;
 mod soak;
 mod status;

@@ -9,6 +9,7 @@ pub mod dumps;
 pub mod fixtures;
 pub mod run;
 pub mod server;
+pub mod slurm;
 
 use std::path::Path;
 use std::process::Command;
