@@ -79,7 +79,10 @@ pub struct LoadStatus {
 pub fn status(dir: &Path) -> Result<Status> {
     let dump = DumpDir::new(dir);
     let manifest = dump.require_manifest()?;
-    let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    let mut outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    // Runners that started together may each have listed their output.
+    let mut seen = std::collections::BTreeSet::new();
+    outputs.retain(|o| seen.insert(o.out.clone()));
     let mut tables = Vec::new();
     for entry in &manifest.tables {
         tables.push(table_status(&dump, &manifest, entry, &outputs)?);

@@ -533,19 +533,28 @@ pub fn held_units(table_dir: &Path) -> Vec<HeldUnit> {
         .collect()
 }
 
-/// Removes what claims leave behind once the output is complete: the work
-/// directories of claims that were lost or abandoned. The done directories
-/// stay: a runner that stalled past its lease and wakes later must still
-/// find its unit committed.
+/// Removes what claims leave behind once the output is complete: the
+/// leases, heartbeats and work directories of every claim, and temporary
+/// files. The done directories stay: a runner that stalled past its lease
+/// and wakes later must still find its chunk committed (it then checks
+/// nothing else: a claim it might make finds the chunk done).
 pub(crate) fn tidy(table_dir: &Path) {
     let Ok(entries) = fs::read_dir(table_dir.join(CLAIMS_DIR)) else {
         return;
     };
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().contains(".work.") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".work.") {
             let _ = fs::remove_dir_all(e.path());
+        } else if leftover(&name) {
+            let _ = fs::remove_file(e.path());
         }
     }
+}
+
+/// A claim file of no use once its chunk is committed.
+fn leftover(name: &str) -> bool {
+    name.contains(".lease.") || name.contains(".beat.") || name.starts_with(".tmp-")
 }
 
 #[cfg(test)]
@@ -623,5 +632,18 @@ mod tests {
         assert!(held_units(&table).is_empty());
         assert!(b.finish(|| Ok(())).unwrap());
         assert!(!a.finish(|| panic!("finished twice")).unwrap());
+        tidy(&table);
+        let mut left: Vec<String> = fs::read_dir(table.join(CLAIMS_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["000001.done", "000002.done"]);
+        // A claim made after the tidying finds the chunk done.
+        assert!(Claims::new(&out, &units, lease, None)
+            .unwrap()
+            .next()
+            .unwrap()
+            .is_none());
     }
 }
