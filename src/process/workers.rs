@@ -185,23 +185,15 @@ impl Run<'_> {
         match result {
             Ok(done) => match claims.commit(claim, &done, &work.out_dir, &file) {
                 Ok(true) => {
-                    if !self.succeeded(work, done) {
-                        claims.stop();
-                    }
+                    self.succeeded(work, done);
                 }
                 Ok(false) => lost(),
-                Err(e) => {
-                    claims.stop();
-                    self.give_up(label, chunk.number, e);
-                }
+                Err(e) => self.give_up(label, chunk.number, e),
             },
             Err(e) => match claims.release(claim) {
                 Ok(true) => self.failed(work, chunk.number, e),
                 Ok(false) => lost(),
-                Err(e) => {
-                    claims.stop();
-                    self.give_up(label, chunk.number, e);
-                }
+                Err(e) => self.give_up(label, chunk.number, e),
             },
         }
     }
@@ -289,6 +281,10 @@ impl Run<'_> {
     /// A failure that is not the chunk's own (the journal, the input): stop.
     fn give_up(&self, table: String, chunk: u32, e: anyhow::Error) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(claims) = self.w.claims {
+            // Threads waiting for a chunk to claim stop waiting.
+            claims.stop();
+        }
         if let Ok(mut f) = self.failed.lock() {
             f.push(FailedChunk {
                 table,

@@ -226,6 +226,50 @@ fn status_names_the_runner_holding_each_chunk_and_load_refuses_an_unfinished_out
 
 use std::time::Duration;
 
+#[test]
+fn a_failing_chunk_is_tried_once_by_each_runner_and_a_rerun_finishes_it() {
+    let (db, dir) = dumped_items();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let flag = work.path().join("fixed");
+    let exec = format!(
+        "if [ \"$MYSPOOL_CHUNK\" = 3 ] && [ ! -e {} ]; then echo \"boom on $(hostname)\" >&2; exit 3; fi; sleep 0.1; cat",
+        flag.display()
+    );
+    let args = runner_args(dir.path(), &out, &exec, &["--jobs", "1"]);
+    let runners: Vec<Child> = ["m1", "m2"].iter().map(|m| start(&args, m)).collect();
+    for o in runners.into_iter().map(finish) {
+        assert!(!o.status.success());
+        let summary = json(&o);
+        let failed = summary["failed"].as_array().unwrap();
+        assert_eq!(failed.len(), 1, "{summary:#}");
+        assert_eq!(failed[0]["chunk"], 3);
+        assert_eq!(summary["complete"], false);
+    }
+    assert!(!dumps::manifest(&out).complete);
+    assert_eq!(dumps::committed_chunks(&out.join(&db).join("items")), 19);
+
+    std::fs::write(&flag, "").unwrap();
+    let o = myspool(&args);
+    assert_success(&o);
+    let summary = json(&o);
+    assert_eq!(
+        summary["chunks_processed"], 1,
+        "only the failed chunk is redone"
+    );
+    assert!(dumps::manifest(&out).complete);
+    assert_eq!(
+        dumps::table_rows(&out, &db, "items"),
+        dumps::table_rows(dir.path(), &db, "items")
+    );
+    // A runner that comes once the output is complete finds nothing to do.
+    let before = dumps::description(&out, &db, "items");
+    let o = myspool(&args);
+    assert_success(&o);
+    assert_eq!(json(&o)["chunks_processed"], 0);
+    assert_eq!(dumps::description(&out, &db, "items"), before);
+}
+
 /// A real scheduler: a Slurm job array of 4 runners (scripts/slurm-process.sbatch,
 /// unchanged) over one dump, on a single-node Slurm started for the test.
 #[test]

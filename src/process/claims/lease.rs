@@ -71,6 +71,16 @@ impl Unit {
         }
     }
 
+    /// `NNNNNN`, or `finish`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `.claims` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn lease_path(&self, generation: u64) -> PathBuf {
         self.dir.join(format!("{}.lease.{generation}", self.name))
     }
@@ -168,12 +178,20 @@ impl Unit {
     /// claim exists or another generation committed first.
     pub fn commit(&self, record: &Committed) -> Result<bool> {
         let work = self.work_dir(record.generation);
-        dump::write_json_atomic(&work.join(CLAIM_FILE), record)?;
-        dump::sync_dir(&work)?;
         // A newer claim means a takeover: its holder is redoing the unit,
         // and committing now would only race it.
         if self.lost(record.generation)? {
             return Ok(false);
+        }
+        let written = dump::write_json_atomic(&work.join(CLAIM_FILE), record)
+            .and_then(|_| dump::sync_dir(&work));
+        match written {
+            Ok(()) if !self.lost(record.generation)? => {}
+            Ok(()) => return Ok(false),
+            // The work directory was removed by the runner that completed
+            // the output after a takeover.
+            Err(_) if self.lost(record.generation)? => return Ok(false),
+            Err(e) => return Err(e),
         }
         match fs::rename(&work, self.done_dir()) {
             Ok(()) => dump::sync_dir(&self.dir)?,
@@ -279,6 +297,21 @@ mod tests {
             unit.lost(2).unwrap(),
             "a committed unit is no one's any more"
         );
+    }
+
+    #[test]
+    fn a_commit_whose_work_was_tidied_away_after_a_takeover_is_lost_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = Unit::new(dir.path(), "000007");
+        assert!(unit.try_claim(1, &holder("a")).unwrap());
+        assert!(unit.try_claim(2, &holder("b")).unwrap());
+        fs::create_dir(unit.work_dir(2)).unwrap();
+        assert!(unit.commit(&record(2, "b")).unwrap());
+        // The output was completed and tidied: generation 1's work and the
+        // leases are gone.
+        fs::remove_file(unit.lease_path(2)).unwrap();
+        assert!(!unit.commit(&record(1, "a")).unwrap());
+        assert_eq!(unit.committed().unwrap(), Some(record(2, "b")));
     }
 
     #[test]

@@ -265,15 +265,34 @@ impl Claims {
             return Ok(Step::Held);
         }
         st.generation = g + 1;
-        if unit.is_done()? {
-            // Committed between the look and the claim.
-            let _ = unit.beat(g + 1, RELEASED);
-            st.done = true;
-            return Ok(Step::Done);
-        }
         let work_dir = unit.work_dir(g + 1);
-        dump::create_private_dir(&work_dir)?;
-        unit.beat(g + 1, &beat_text(0))?;
+        let started = match unit.is_done() {
+            // Committed between the look and the claim.
+            Ok(true) => Err(None),
+            Ok(false) => dump::create_private_dir(&work_dir)
+                .and_then(|_| unit.beat(g + 1, &beat_text(0)))
+                .map_err(Some),
+            Err(e) => Err(Some(e)),
+        };
+        if let Err(e) = started {
+            // A runner that stalled right after its claim may find the
+            // unit committed, and the output tidied, when it wakes.
+            if unit.lost(g + 1)? {
+                if index != usize::MAX {
+                    crate::progress::notice(&format!(
+                        "myspool process: lost the claim on chunk {} in {}: this runner stalled past its lease and another runner took the chunk over",
+                        unit.name(),
+                        unit.dir().display()
+                    ));
+                    if let Ok(mut lost) = self.lost.lock() {
+                        lost.push(index);
+                    }
+                }
+                st.done = unit.is_done()?;
+                return Ok(if st.done { Step::Done } else { Step::Held });
+            }
+            return Err(e.unwrap_or_else(|| anyhow!("claim {} lost", g + 1)));
+        }
         st.mine = true;
         if g > 0 {
             self.taken_over.fetch_add(1, Ordering::SeqCst);
@@ -534,8 +553,7 @@ pub fn held_units(table_dir: &Path) -> Vec<HeldUnit> {
 }
 
 /// Removes what claims leave behind once the output is complete: the
-/// leases, heartbeats and work directories of every claim, and temporary
-/// files. The done directories stay: a runner that stalled past its lease
+/// leases, heartbeats and work directories of every claim. The done directories stay: a runner that stalled past its lease
 /// and wakes later must still find its chunk committed (it then checks
 /// nothing else: a claim it might make finds the chunk done).
 pub(crate) fn tidy(table_dir: &Path) {
@@ -552,9 +570,11 @@ pub(crate) fn tidy(table_dir: &Path) {
     }
 }
 
-/// A claim file of no use once its chunk is committed.
+/// A claim file of no use once its chunk is committed. (Temporary files
+/// stay: a runner that stalled in the middle of writing one renames it when
+/// it wakes, and must not fail for that.)
 fn leftover(name: &str) -> bool {
-    name.contains(".lease.") || name.contains(".beat.") || name.starts_with(".tmp-")
+    !name.starts_with(".tmp-") && (name.contains(".lease.") || name.contains(".beat."))
 }
 
 #[cfg(test)]
