@@ -46,6 +46,10 @@ pub struct Holder {
     /// The holder's kernel boot and process namespace (see `Runner`).
     #[serde(default)]
     pub machine: String,
+    /// The holder's `--lease`, in seconds: an observer waits at least that
+    /// long (runners given different leases do not take over live claims).
+    #[serde(default)]
+    pub lease_secs: u64,
 }
 
 /// What a committed unit records: who committed it, and its output.
@@ -230,6 +234,7 @@ mod tests {
             pid: 42,
             since: "2026-01-01T00:00:00Z".into(),
             machine: String::new(),
+            lease_secs: 60,
         }
     }
 

@@ -114,6 +114,12 @@ pub fn expired(seen: &Seen, now: Instant, lease: Duration, holder_gone: bool) ->
         || now.saturating_duration_since(seen.since) >= lease
 }
 
+/// How long an observer waits on a claim: its own `--lease`, or the
+/// holder's if longer (the holder renews every third of its own).
+pub fn observed_lease(own: Duration, holder: Option<&Holder>) -> Duration {
+    holder.map_or(own, |h| own.max(Duration::from_secs(h.lease_secs)))
+}
+
 /// What this runner knows of one unit.
 #[derive(Debug, Default)]
 struct UnitState {
@@ -253,13 +259,15 @@ impl Claims {
         if g > 0 {
             let now = Instant::now();
             observe(&mut st.seen, g, unit.read_beat(g), now);
-            let gone = unit.holder(g).is_some_and(|h| self.runner.is_gone(&h));
+            let holder = unit.holder(g);
+            let gone = holder.as_ref().is_some_and(|h| self.runner.is_gone(h));
+            let lease = observed_lease(self.lease, holder.as_ref());
             let seen = st.seen.as_ref().ok_or_else(|| anyhow!("no observation"))?;
-            if !expired(seen, now, self.lease, gone) {
+            if !expired(seen, now, lease, gone) {
                 return Ok(Step::Held);
             }
         }
-        let holder = self.runner.holder();
+        let holder = self.runner.holder(self.lease);
         if !unit.try_claim(g + 1, &holder)? {
             // Another runner claimed it first.
             return Ok(Step::Held);
@@ -614,6 +622,16 @@ mod tests {
         assert!(expired(seen.as_ref().unwrap(), at(120), lease, true));
         observe(&mut seen, 2, Some(RELEASED.into()), at(121));
         assert!(expired(seen.as_ref().unwrap(), at(121), lease, false));
+    }
+
+    #[test]
+    fn an_observer_waits_the_longer_of_its_lease_and_the_holders() {
+        let me = Runner::this().unwrap();
+        let (short, long) = (Duration::from_secs(10), Duration::from_secs(600));
+        let holder = me.holder(long);
+        assert_eq!(observed_lease(short, Some(&holder)), long);
+        assert_eq!(observed_lease(long, Some(&me.holder(short))), long);
+        assert_eq!(observed_lease(short, None), short);
     }
 
     #[test]

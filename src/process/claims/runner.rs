@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
@@ -38,7 +38,7 @@ impl Runner {
     }
 
     /// A new claim's holder record, with a token no other claim has.
-    pub fn holder(&self) -> Holder {
+    pub fn holder(&self, lease: Duration) -> Holder {
         let n = self.claims.fetch_add(1, Ordering::SeqCst);
         Holder {
             token: format!("{}-{}-{}-{n}", self.host, self.pid, self.started),
@@ -46,6 +46,7 @@ impl Runner {
             pid: self.pid,
             since: dump::utc_now(),
             machine: self.machine.clone(),
+            lease_secs: lease.as_secs(),
         }
     }
 
@@ -114,7 +115,7 @@ mod tests {
         assert!(!is_dead_state("123 (my spool) S 1 2"));
         assert!(process_alive(std::process::id()));
         let me = Runner::this().unwrap();
-        let mut other = me.holder();
+        let mut other = me.holder(Duration::from_secs(60));
         assert!(!me.is_gone(&other), "this process runs");
         other.pid = u32::MAX;
         assert!(me.is_gone(&other));
@@ -125,6 +126,9 @@ mod tests {
     #[test]
     fn every_claim_has_its_own_token() {
         let me = Runner::this().unwrap();
-        assert_ne!(me.holder().token, me.holder().token);
+        assert_ne!(
+            me.holder(Duration::from_secs(60)).token,
+            me.holder(Duration::from_secs(60)).token
+        );
     }
 }
