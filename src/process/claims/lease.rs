@@ -187,8 +187,8 @@ impl Unit {
         if self.lost(record.generation)? {
             return Ok(false);
         }
-        let written = dump::write_json_atomic(&work.join(CLAIM_FILE), record)
-            .and_then(|_| dump::sync_dir(&work));
+        // Written whole and fsynced, with the directory.
+        let written = dump::write_json_atomic(&work.join(CLAIM_FILE), record);
         match written {
             Ok(()) if !self.lost(record.generation)? => {}
             Ok(()) => return Ok(false),

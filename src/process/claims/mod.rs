@@ -277,9 +277,9 @@ impl Claims {
         let started = match unit.is_done() {
             // Committed between the look and the claim.
             Ok(true) => Err(None),
-            Ok(false) => dump::create_private_dir(&work_dir)
-                .and_then(|_| unit.beat(g + 1, &beat_text(0)))
-                .map_err(Some),
+            // No heartbeat yet: an observer counts from the claim itself
+            // (a missing heartbeat that stays missing expires like any).
+            Ok(false) => dump::create_private_dir(&work_dir).map_err(Some),
             Err(e) => Err(Some(e)),
         };
         if let Err(e) = started {
