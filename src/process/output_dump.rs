@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::dialect::Encoding;
 use crate::dump::{
@@ -39,7 +39,9 @@ impl OutputDump {
         }
         let lock = match cooperating {
             true => None,
-            false => Some(dir.lock()?),
+            false => Some(dir.lock().context(
+                "with --map (and in copy) one process at a time writes an output; several runners share one only with --exec",
+            )?),
         };
         let manifest = match dir.read_manifest()? {
             Some(m) => {
