@@ -270,6 +270,30 @@ fn a_failing_chunk_is_tried_once_by_each_runner_and_a_rerun_finishes_it() {
     assert_eq!(dumps::description(&out, &db, "items"), before);
 }
 
+#[test]
+fn a_second_map_run_on_one_output_is_refused_naming_exec_runners() {
+    let (_, dir) = dumped_items();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let args = process_cli(dir.path(), &out, &["--map", "sleep 30; cat"], &[]);
+    let first = start(&args, "m1");
+    wait_until(
+        Duration::from_secs(60),
+        "the first run to lock the output",
+        || out.join(myspool::dump::LOCK_FILE).exists(),
+    );
+    let second = myspool(&args);
+    assert!(!second.status.success());
+    let err = stderr(&second);
+    assert!(
+        err.contains("another myspool process is working on")
+            && err.contains("several runners share one only with --exec"),
+        "{err}"
+    );
+    signal(&first, "-KILL");
+    finish(first);
+}
+
 /// A real scheduler: a Slurm job array of 4 runners (scripts/slurm-process.sbatch,
 /// unchanged) over one dump, on a single-node Slurm started for the test.
 #[test]
