@@ -13,6 +13,8 @@ use crate::dump::{
     self, DumpDir, ExportedChunk, Manifest, OutputRecord, TableDescription, TableEntry,
 };
 use crate::journal;
+use crate::process::claims::held_units;
+pub use crate::process::claims::HeldUnit;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -48,6 +50,9 @@ pub struct TableStatus {
     pub loaded: Vec<LoadStatus>,
     /// In a dump `process --map` is writing: the chunks part done.
     pub partial: Vec<PartialChunk>,
+    /// In a dump cooperating `process` runners are writing: the chunks they
+    /// hold now.
+    pub held: Vec<HeldUnit>,
 }
 
 /// A chunk `process --map` left part done: its input rows answered by its
@@ -67,6 +72,8 @@ pub struct OutputStatus {
     pub failed: Vec<u32>,
     /// Chunks `--map` left part done.
     pub partial: Vec<PartialChunk>,
+    /// Chunks cooperating runners hold now: which runner, since when.
+    pub held: Vec<HeldUnit>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,7 +93,10 @@ pub struct LoadStatus {
 pub fn status(dir: &Path) -> Result<Status> {
     let dump = DumpDir::new(dir);
     let manifest = dump.require_manifest()?;
-    let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    let mut outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    // Runners that started together may each have listed their output.
+    let mut seen = std::collections::BTreeSet::new();
+    outputs.retain(|o| seen.insert(o.out.clone()));
     let mut tables = Vec::new();
     for entry in &manifest.tables {
         tables.push(table_status(&dump, &manifest, entry, &outputs)?);
@@ -146,6 +156,7 @@ fn table_status(
             .collect(),
         loaded: load_statuses(&table_dir)?,
         partial: Vec::new(),
+        held: Vec::new(),
     })
 }
 
@@ -170,6 +181,7 @@ fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Resu
         processed: Vec::new(),
         loaded: load_statuses(&dump.path(&entry.dir))?,
         partial: partial_chunks(dump, entry),
+        held: held_units(&dump.path(&entry.dir)),
     })
 }
 
@@ -216,6 +228,7 @@ fn output_status(
         done: done.len(),
         failed,
         partial: partial_chunks(&out, entry),
+        held: held_units(&out_table_dir),
     }
 }
 

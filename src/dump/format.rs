@@ -273,7 +273,7 @@ pub struct ChunkRecord {
 
 /// What a finished chunk holds: rows, bytes on disk, CSV bytes, SHA-256 of the
 /// file as stored (so `sha256sum` checks it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChunkStats {
     pub rows: u64,
     pub bytes: u64,
@@ -290,7 +290,7 @@ pub struct ExportedChunk {
 }
 
 /// A line of a table's `process.log` in a processing's output dump.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessedChunk {
     pub number: u32,
     pub columns: Vec<String>,

@@ -17,6 +17,9 @@
 //!   <db>/<table>/000001.checkpoint --map: one JSON line per checkpoint of that chunk
 //!   <db>/<table>/rejects.jsonl     --map: the rows rejected, with their key and reason
 //!   worker-01.stderr           --map: the stderr of each worker (bounded)
+//!   <db>/<table>/.claims/      --exec: the claims of cooperating runners on
+//!                              its chunks (see `process::claims`); .claims/
+//!                              at the root holds the claim that completes it
 //!   <db>/<table>/load@<host:port>@<db>.jsonl
 //!                              the load journal of one target (see `journal`)
 //! ```
@@ -107,6 +110,11 @@ pub const EXPORT_LOG: &str = "export.log";
 pub const PROCESS_LOG: &str = "process.log";
 /// In a dump that was processed: one JSON line per output directory.
 pub const OUTPUTS_LOG: &str = "outputs.jsonl";
+/// Cooperating `process` runners' claims, in each table's directory and in
+/// the output's root.
+pub const CLAIMS_DIR: &str = ".claims";
+/// A unit the cooperating runners committed: `<unit>.done` in `CLAIMS_DIR`.
+const DONE_SUFFIX: &str = ".done";
 /// The advisory lock two myspool processes take before writing a dump.
 pub const LOCK_FILE: &str = ".myspool.lock";
 
@@ -366,7 +374,20 @@ impl DumpDir {
                 .collect());
         }
         let log: Vec<ProcessedChunk> = read_json_lines(&self.path(&entry.dir).join(PROCESS_LOG))?;
-        Ok(log.into_iter().map(|p| p.number).collect())
+        let mut done: Vec<u32> = log.into_iter().map(|p| p.number).collect();
+        // Cooperating runners record a chunk by its claim's done directory.
+        if let Ok(entries) = fs::read_dir(self.path(&entry.dir).join(CLAIMS_DIR)) {
+            done.extend(entries.flatten().filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(DONE_SUFFIX)?
+                    .parse::<u32>()
+                    .ok()
+            }));
+        }
+        done.sort_unstable();
+        done.dedup();
+        Ok(done)
     }
 
     /// The chunks of a table that `process --map` left part done, with the

@@ -284,6 +284,14 @@ fn load_objects_plan(
 
 fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
     let manifest = dir.require_manifest()?;
+    if !manifest.complete && manifest.processed.is_some() {
+        bail!(
+            "the processing into {} is not complete ({}): run the same `myspool process` command again, or wait for the runners still working (`myspool status --dir {}`)",
+            dir.root().display(),
+            crate::process::missing_work(dir, &manifest),
+            dir.root().display()
+        );
+    }
     if !manifest.complete {
         bail!(
             "the dump in {} is not complete (its export was interrupted or is running): finish it with the same export command first",

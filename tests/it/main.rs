@@ -28,6 +28,7 @@ mod map;
 mod objects;
 mod process;
 mod rerun;
+mod runners;
 mod security;
 mod soak;
 mod status;

@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod mysql8;
 pub mod run;
 pub mod server;
+pub mod slurm;
 
 use std::path::Path;
 use std::process::Command;
