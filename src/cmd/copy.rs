@@ -35,9 +35,10 @@ pub struct Args {
     /// Source server URL.
     #[arg(long, value_name = "URL")]
     pub from: String,
-    /// Target server URL.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server URL; once per node of a Galera cluster to load
+    /// through every node.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     /// Table to copy, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
@@ -81,7 +82,9 @@ pub fn run(args: Args) -> Result<()> {
     export.jobs = args.load.jobs;
     export.progress = args.output.progress.into();
     export.hooks = Hooks::from_env();
-    let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
+    let (target, nodes) = super::targets(&args.to)?;
+    let mut load = LoadOptions::new(target, &args.dir);
+    load.nodes = nodes;
     args.load.apply(&mut load);
     load.restart = args.restart.restart;
     load.progress = args.output.progress.into();

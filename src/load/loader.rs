@@ -53,6 +53,14 @@ impl<'a> LoaderSettings<'a> {
             chunk_delay: opts.chunk_delay,
         }
     }
+
+    /// The settings of job `n`, which loads through node `n`.
+    pub(super) fn of_job(self, n: usize) -> LoaderSettings<'a> {
+        LoaderSettings {
+            session: self.session.on_node(n),
+            ..self
+        }
+    }
 }
 
 /// One loading connection with its LOCAL INFILE handler.
@@ -73,6 +81,9 @@ enum Failure {
 }
 
 const MAX_ATTEMPTS: u64 = 6;
+/// How long a lost connection is tried again: a restarting server's crash
+/// recovery, a Galera cluster forming a new Primary Component.
+const RECONNECT_WAIT: Duration = Duration::from_secs(60);
 
 impl<'a> Loader<'a> {
     pub(super) fn connect(settings: LoaderSettings<'a>) -> Result<Loader<'a>> {
@@ -138,9 +149,10 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Reconnects, waiting for a restarting server for up to a minute.
+    /// Reconnects, waiting for a restarting server (or a Galera node of
+    /// the Primary Component) for up to a minute.
     fn reconnect(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + RECONNECT_WAIT;
         loop {
             match Self::open(self.settings.session, &self.slot) {
                 Ok(conn) => {
@@ -148,7 +160,10 @@ impl<'a> Loader<'a> {
                     return Ok(());
                 }
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(e.context("the target went away and did not come back within 60 s"))
+                    return Err(e.context(format!(
+                        "the target went away and did not come back within {} s",
+                        RECONNECT_WAIT.as_secs()
+                    )))
                 }
                 Err(_) => thread::sleep(Duration::from_millis(500)),
             }
@@ -342,6 +357,15 @@ fn retry_kind(code: Option<u16>) -> RetryKind {
         // unknown, so it is replaced rather than trusted).
         Some(1053) | Some(1927) | Some(2006) | Some(2013) | Some(4031) | Some(3169)
         | Some(1317) => RetryKind::Reconnect,
+        // Galera: ER_UNKNOWN_COM_ERROR "WSREP has not yet prepared node for
+        // application use" (the node left the Primary Component, or is
+        // joining) and ER_ERROR_DURING_COMMIT "Error while appending
+        // streaming replication fragment (provider status: Not connected to
+        // Primary Component)": the transaction is gone and this node takes
+        // no writes for now. A new connection goes to a node that is ready
+        // (`Session::connect`), waiting for one; if the commit got through
+        // before, the journal's in-doubt chunk is counted first.
+        Some(1047) | Some(1180) => RetryKind::Reconnect,
         Some(_) => RetryKind::Never,
         None => RetryKind::Reconnect,
     }
@@ -379,6 +403,16 @@ mod tests {
             assert_eq!(retry_kind(Some(code)), RetryKind::Reconnect, "{code}");
         }
         assert_eq!(retry_kind(None), RetryKind::Reconnect);
+    }
+
+    #[test]
+    fn a_galera_node_outside_the_primary_component_is_left_for_another() {
+        // 1047: WSREP has not yet prepared node for application use;
+        // 1180: Error while appending streaming replication fragment.
+        assert_eq!(retry_kind(Some(1047)), RetryKind::Reconnect);
+        assert_eq!(retry_kind(Some(1180)), RetryKind::Reconnect);
+        // A certification conflict comes back as a deadlock.
+        assert_eq!(retry_kind(Some(1213)), RetryKind::Again);
     }
 
     #[test]

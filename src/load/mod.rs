@@ -38,6 +38,7 @@
 //! the server's answer).
 
 mod check;
+mod galera;
 mod infile;
 mod jobs;
 mod loader;
@@ -74,6 +75,7 @@ use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use galera::{GaleraFacts, GaleraSummary};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
@@ -96,6 +98,9 @@ pub struct LoadSummary {
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// Set when the target is a Galera cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub galera: Option<GaleraSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,19 +166,44 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     // --skip-binlog is set on it by the preflight (`plan_load`).
     let mut control = session.connect_for_preflight()?;
     let facts = ServerFacts::read(&mut control)?;
+    let nodes = if opts.nodes.is_empty() {
+        vec![session.endpoint()]
+    } else {
+        galera::check_nodes(&session, &facts)?
+    };
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    if let Some(g) = &facts.galera {
+        progress::notice(&format!("myspool load: the target is {}", g.describe()));
+    }
+    let paused_before = galera::flow_control_paused_ns(&mut control);
 
     let progress = Mutex::new(Progress::new(
         opts.progress,
         "load",
         rows_to_load(&plans, opts.follow.is_some()),
     ));
-    let warnings = autoinc_warnings(&plans);
+    let mut warnings = autoinc_warnings(&plans);
     let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
         .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let galera = facts.galera.as_ref().map(|g| {
+        for warning in galera::check_autoinc_counters(&session, &plans) {
+            progress::notice(&format!("myspool load: warning: {warning}"));
+            warnings.push(warning);
+        }
+        let paused_after = galera::flow_control_paused_ns(&mut control);
+        let paused = paused_after
+            .unwrap_or(0)
+            .saturating_sub(paused_before.unwrap_or(0));
+        GaleraSummary::new(
+            nodes,
+            g.cluster_size,
+            paused,
+            started.elapsed().as_secs_f64(),
+        )
+    });
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -186,6 +216,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
+        galera,
     })
 }
 

@@ -5,7 +5,7 @@
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
 //! target), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
+//! trouble), `galera` (a 3-node cluster as the target), `security`, `tls`, `soak` (`copy` killed at random moments,
 //! many times), and `harness` (the test servers themselves). Everything
 //! shared lives in `common`.
 //!
@@ -20,6 +20,7 @@ mod cli;
 mod copy;
 mod export;
 mod faults;
+mod galera;
 mod harness;
 mod load;
 mod map;
