@@ -132,8 +132,15 @@ fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
 
 /// A Galera node that is not ready (`wsrep_ready` OFF: outside the Primary
 /// Component, or joining) refuses every statement with 1047: not a node to
-/// load through now. Other servers have no `wsrep_ready`.
+/// load through now. Other servers have no `wsrep_ready` (MySQL) or have it
+/// OFF with `wsrep_on` OFF (MariaDB).
 fn require_ready(conn: &mut Conn, node: &ConnSpec) -> Result<()> {
+    let on: Option<(String, String)> = conn
+        .query_first("SHOW VARIABLES LIKE 'wsrep_on'")
+        .context("reading wsrep_on")?;
+    if !on.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
+        return Ok(());
+    }
     let ready: Option<(String, String)> = conn
         .query_first("SHOW STATUS LIKE 'wsrep_ready'")
         .context("reading wsrep_ready")?;

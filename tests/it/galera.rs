@@ -183,3 +183,36 @@ fn myspool_killed_mid_load_into_the_cluster_reruns_exactly_once() {
     assert_eq!(summary["duplicates"], 0, "{summary}");
     assert_every_node_holds(&c, &db);
 }
+
+#[test]
+fn a_node_cut_off_from_the_primary_component_is_left_and_the_load_finishes() {
+    let (db, dir) = dumped_t("gal_isolate", 8000, 200);
+    let c = cluster_alone();
+    // Job 0 loads through node 1 (also the control node), job 1 through node 3.
+    let args = [
+        "load",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[0].url(),
+        "--to",
+        &c.nodes[2].url(),
+        "--jobs",
+        "2",
+    ];
+    let child = spawn_myspool(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "40")]);
+    wait_until(Duration::from_secs(60), "chunks to commit", || {
+        committed(dir.path()) >= 6
+    });
+    // Node 3 leaves the cluster's Primary Component (as behind a network
+    // partition): it refuses statements (1047) and commits (1180).
+    c.nodes[2].query("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 1'");
+    assert!(committed(dir.path()) < 40, "the load ended before the cut");
+    let out = child.wait_with_output().unwrap();
+    c.nodes[2].query("SET GLOBAL wsrep_provider_options = 'gmcast.isolate = 0'");
+    assert_success(&out);
+    eprintln!("{}", stderr(&out));
+    assert!(stderr(&out).contains("retrying"), "{}", stderr(&out));
+    c.wait_synced_all();
+    assert_every_node_holds(&c, &db);
+}

@@ -138,6 +138,14 @@ impl Cluster {
         self.wait_size(3);
     }
 
+    /// Waits until every node is back in the cluster and `Synced`.
+    pub fn wait_synced_all(&self) {
+        for node in &self.nodes {
+            wait_synced(node);
+        }
+        self.wait_size(3);
+    }
+
     /// Waits until every running node sees `size` members.
     pub fn wait_size(&self, size: usize) {
         for node in self.nodes.iter().filter(|n| n.is_running()) {
