@@ -93,6 +93,18 @@ impl GaleraFacts {
         })
     }
 
+    /// Takes `other`'s write-set limits where they are tighter: each node
+    /// holds the transactions it runs to its own.
+    fn tighten(&mut self, other: &GaleraFacts) {
+        let tighter = |a: u64, b: u64| match (a, b) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.max_ws_rows = tighter(self.max_ws_rows, other.max_ws_rows);
+        self.max_ws_size = tighter(self.max_ws_size, other.max_ws_size);
+    }
+
     /// One line for the user: which node, which cluster, in what state.
     pub fn describe(&self) -> String {
         format!(
@@ -235,7 +247,8 @@ pub(super) fn cluster_mismatch(
 /// The nodes given with several `--to`, checked to be of the target's
 /// cluster before anything moves; their endpoints, the target's first. A
 /// node that cannot be reached now is said and kept: it may come back.
-pub(super) fn check_nodes(session: &Session, facts: &ServerFacts) -> Result<Vec<String>> {
+/// `facts` takes the tightest write-set limits of all of them.
+pub(super) fn check_nodes(session: &Session, facts: &mut ServerFacts) -> Result<Vec<String>> {
     let mut nodes = session.all_nodes();
     let Some(target) = nodes.next() else {
         return Ok(Vec::new());
@@ -258,12 +271,16 @@ pub(super) fn check_nodes(session: &Session, facts: &ServerFacts) -> Result<Vec<
                 continue;
             }
         };
-        problems.extend(cluster_mismatch(
+        let mismatch = cluster_mismatch(
             &target.endpoint(),
             facts.galera.as_ref(),
             &node.endpoint(),
             facts_there.as_ref(),
-        ));
+        );
+        match (&mut facts.galera, facts_there) {
+            (Some(g), Some(there)) if mismatch.is_none() => g.tighten(&there),
+            _ => problems.extend(mismatch),
+        }
     }
     if !problems.is_empty() {
         bail!("nothing was loaded: {}", problems.join("; "));
@@ -493,6 +510,20 @@ mod tests {
             write_set_problem(&g, "d.t", "chunk 000001", 4000, 2_000_000),
             None
         );
+    }
+
+    #[test]
+    fn the_tightest_limits_of_the_nodes_hold() {
+        let mut a = facts();
+        let mut b = facts();
+        b.max_ws_rows = 200;
+        b.max_ws_size = 1 << 20;
+        a.tighten(&b);
+        assert_eq!((a.max_ws_rows, a.max_ws_size), (200, 1 << 20));
+        b.max_ws_rows = 0;
+        b.max_ws_size = 1 << 30;
+        a.tighten(&b);
+        assert_eq!((a.max_ws_rows, a.max_ws_size), (200, 1 << 20));
     }
 
     #[test]

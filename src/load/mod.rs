@@ -165,11 +165,11 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let session = Session::of(opts);
     // --skip-binlog is set on it by the preflight (`plan_load`).
     let mut control = session.connect_for_preflight()?;
-    let facts = ServerFacts::read(&mut control)?;
+    let mut facts = ServerFacts::read(&mut control)?;
     let nodes = if opts.nodes.is_empty() {
         vec![session.endpoint()]
     } else {
-        galera::check_nodes(&session, &facts)?
+        galera::check_nodes(&session, &mut facts)?
     };
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
     if let Some(g) = &facts.galera {

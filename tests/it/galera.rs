@@ -125,9 +125,10 @@ fn a_myisam_table_is_refused_by_name_before_anything_moves() {
 fn a_chunk_over_wsrep_max_ws_rows_is_refused_before_anything_moves() {
     let (db, dir) = dumped_t("gal_ws_rows", 600, 300);
     let c = cluster_alone();
-    c.nodes[0].query("SET GLOBAL wsrep_max_ws_rows = 200");
-    let out = myspool(&load_args(dir.path(), &c.nodes[0], &[]));
-    c.nodes[0].query("SET GLOBAL wsrep_max_ws_rows = 0");
+    // A node holds its own transactions to its own limit: node 2's counts.
+    c.nodes[1].query("SET GLOBAL wsrep_max_ws_rows = 200");
+    let out = myspool(&load_through_all(&c, dir.path(), &[]));
+    c.nodes[1].query("SET GLOBAL wsrep_max_ws_rows = 0");
     let err = assert_one_line_error(&out);
     assert!(
         err.contains(&format!(
@@ -137,6 +138,38 @@ fn a_chunk_over_wsrep_max_ws_rows_is_refused_before_anything_moves() {
     );
     assert!(err.contains("--chunk-rows 200"), "{err}");
     assert_eq!(table_count(&c.nodes[0], &db), 0, "nothing may move");
+}
+
+#[test]
+fn a_chunk_the_server_refuses_as_too_big_is_not_tried_again() {
+    // As a node would refuse a chunk the preflight did not hold to its
+    // limit: 1180 "wsrep_max_ws_rows exceeded", the code a node outside
+    // the Primary Component also answers with, is not retried.
+    let (db, dir) = dumped_t("gal_ws_server", 600, 300);
+    let c = cluster_alone();
+    let node = &c.nodes[0];
+    node.query(&format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT AUTO_INCREMENT PRIMARY KEY, \
+         v VARCHAR(40), n INT)"
+    ));
+    // Set after the preflight read it: the load is stopped by the server.
+    let child = spawn_myspool(
+        &load_args(dir.path(), node, &["--jobs", "1"]),
+        &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "1000")],
+    );
+    // The journal's first line: the preflight is done, the first chunk
+    // waits for its LOAD DATA.
+    wait_until(Duration::from_secs(60), "the load's journal", || {
+        count_in_files(dir.path(), "load@", "\"event\"") > 0
+    });
+    node.query("SET GLOBAL wsrep_max_ws_rows = 200");
+    let out = child.wait_with_output().unwrap();
+    node.query("SET GLOBAL wsrep_max_ws_rows = 0");
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("wsrep_max_ws_rows exceeded"), "{err}");
+    assert!(!err.contains("retrying"), "{err}");
+    assert_eq!(count(node, &format!("`{db}`.t")), 0);
 }
 
 #[test]
