@@ -334,6 +334,29 @@ pub(super) fn check_autoinc_counters(session: &Session, plans: &[TablePlan]) -> 
     warnings
 }
 
+/// What the load reports about the cluster once its chunks are in: the
+/// summary (flow control since `paused_before` on the control node), and
+/// the warnings of [`check_autoinc_counters`], each said now too.
+pub(super) fn after_load(
+    session: &Session,
+    control: &mut Conn,
+    plans: &[TablePlan],
+    g: &GaleraFacts,
+    nodes: Vec<String>,
+    paused_before: Option<u64>,
+    seconds: f64,
+) -> (GaleraSummary, Vec<String>) {
+    let warnings = check_autoinc_counters(session, plans);
+    for warning in &warnings {
+        progress::notice(&format!("myspool load: warning: {warning}"));
+    }
+    let paused = flow_control_paused_ns(control)
+        .unwrap_or(0)
+        .saturating_sub(paused_before.unwrap_or(0));
+    let summary = GaleraSummary::new(nodes, g.cluster_size, paused, seconds);
+    (summary, warnings)
+}
+
 /// Flow control on one node: the time writers were paused so far.
 pub(super) fn flow_control_paused_ns(conn: &mut Conn) -> Option<u64> {
     let status = name_values(

@@ -189,20 +189,18 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         p.finish();
     }
     let galera = facts.galera.as_ref().map(|g| {
-        for warning in galera::check_autoinc_counters(&session, &plans) {
-            progress::notice(&format!("myspool load: warning: {warning}"));
-            warnings.push(warning);
-        }
-        let paused_after = galera::flow_control_paused_ns(&mut control);
-        let paused = paused_after
-            .unwrap_or(0)
-            .saturating_sub(paused_before.unwrap_or(0));
-        GaleraSummary::new(
+        let seconds = started.elapsed().as_secs_f64();
+        let (summary, said) = galera::after_load(
+            &session,
+            &mut control,
+            &plans,
+            g,
             nodes,
-            g.cluster_size,
-            paused,
-            started.elapsed().as_secs_f64(),
-        )
+            paused_before,
+            seconds,
+        );
+        warnings.extend(said);
+        summary
     });
     Ok(LoadSummary {
         dir: opts.dir.clone(),
