@@ -103,7 +103,9 @@ impl<'a> Session<'a> {
 
 /// Session settings of every target connection.
 fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
-    // Values exactly as dumped (conn::set_exact_session), explicit 0 kept in
+    // Values exactly as dumped (conn::set_exact_session; on Galera with the
+    // causality wait, so a chunk committed through another node is counted
+    // and never loaded twice), explicit 0 kept in
     // an AUTO_INCREMENT column, zero dates accepted, strict conversions (which
     // LOAD DATA LOCAL turns into warnings, and warnings fail the chunk).
     // Foreign keys are not checked: tables and chunks arrive in key order,
@@ -118,12 +120,6 @@ fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
     }
     // A long table can leave the control connection idle for hours.
     conn::keep_session_when_idle(conn).context("setting up the target session")?;
-    // On a Galera node, reads wait until the node has applied what other
-    // nodes committed before them: a chunk committed through another node
-    // (a job there, a run before) is then counted, and never loaded twice.
-    // Elsewhere 0 (MariaDB) or no such variable (MySQL, ignored).
-    conn::set_optional(conn, "wsrep_sync_wait = IF(@@wsrep_on, 1, 0)")
-        .context("setting up the target session")?;
     if skip_binlog {
         self::skip_binlog(conn)?;
     }

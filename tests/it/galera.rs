@@ -99,6 +99,18 @@ fn jobs_spread_over_the_nodes_and_every_node_ends_identical() {
     for n in 0..3 {
         assert!(after[n] > before[n], "no chunk committed through node {n}");
     }
+    // verify of each node right away: its reads wait for the node to apply
+    // what the others committed (wsrep_sync_wait).
+    for node in &c.nodes {
+        let verify = [
+            "verify",
+            "--dir",
+            &path_arg(dir.path()),
+            "--to",
+            &node.url(),
+        ];
+        assert_success(&myspool(&verify));
+    }
     assert_every_node_holds(&c, &db);
 }
 
