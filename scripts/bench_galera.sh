@@ -124,7 +124,7 @@ URL=()
 for n in 0 1 2; do URL+=("mysql://root@127.0.0.1:$(port $n 0)"); done
 
 log "filling bench.t with $ROWS rows"
-q 0 "CREATE DATABASE bench; CREATE TABLE bench.t (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+q 0 "CREATE DATABASE bench; USE bench; CREATE TABLE bench.t (id BIGINT AUTO_INCREMENT PRIMARY KEY,
   k INT NOT NULL, s VARCHAR(64), d DECIMAL(12,2), at DATETIME(6), KEY (k));
   INSERT INTO bench.t SELECT seq, (seq * 7919) % 1000003, CONCAT('row ', seq, ' é \"q\"'),
   seq / 100, '2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_$ROWS"
