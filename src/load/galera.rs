@@ -6,12 +6,12 @@
 //! Things Galera does that shape this:
 //! - Every transaction is replicated at COMMIT as one write set, certified on
 //!   every node: a chunk's transaction must fit `wsrep_max_ws_rows` and
-//!   `wsrep_max_ws_size`, or the node refuses it after the whole LOAD DATA
-//!   ran. Splitting a chunk into several transactions would break "one chunk,
-//!   one transaction, one journal line" that a rerun's exactly-once rests on,
-//!   so such a chunk is refused before anything moves instead. With
-//!   streaming replication (`wsrep_trx_fragment_size` > 0) the limits apply
-//!   to each fragment, and a chunk is not held to them.
+//!   `wsrep_max_ws_size`, or the node refuses it once the rows are sent
+//!   (1180 "wsrep_max_ws_rows exceeded" from the LOAD DATA; 1105 "Maximum
+//!   writeset size exceeded" at COMMIT). Splitting a chunk into several
+//!   transactions would break "one chunk, one transaction, one journal line"
+//!   that a rerun's exactly-once rests on, so such a chunk is refused before
+//!   anything moves instead.
 //! - Only InnoDB is replicated: rows loaded into a MyISAM or Aria table stay
 //!   on the node that took them.
 //! - Galera needs `innodb_autoinc_lock_mode=2` and `binlog_format=ROW`.
@@ -53,7 +53,7 @@ pub struct GaleraFacts {
     pub max_ws_rows: u64,
     /// `wsrep_max_ws_size` in bytes.
     pub max_ws_size: u64,
-    /// `wsrep_trx_fragment_size` (0: no streaming replication).
+    /// `wsrep_trx_fragment_size` (0: no streaming replication), reported.
     pub trx_fragment_size: u64,
     /// `wsrep_auto_increment_control`: the node sets its own
     /// auto_increment_increment/offset from the cluster size.
@@ -194,9 +194,6 @@ pub(super) fn write_set_problem(
     rows: u64,
     csv_bytes: u64,
 ) -> Option<String> {
-    if g.trx_fragment_size > 0 {
-        return None;
-    }
     let why = |what: String, limit: &str, fitting: u64| {
         format!(
             "{chunk} of {label} would be one transaction of {what}, over the cluster's {limit}: \
@@ -528,11 +525,6 @@ mod tests {
         let p = write_set_problem(&g, "d.t", "chunk 000001", 4000, 2_000_000).unwrap();
         assert!(p.contains("wsrep_max_ws_size (1000000 bytes)"), "{p}");
         assert!(p.contains("--chunk-rows 1500"), "{p}");
-        g.trx_fragment_size = 10_000;
-        assert_eq!(
-            write_set_problem(&g, "d.t", "chunk 000001", 4000, 2_000_000),
-            None
-        );
     }
 
     #[test]
