@@ -35,7 +35,8 @@
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
-//! the server's answer).
+//! the server's answer), `galera` (a Galera cluster as the target: its
+//! facts, checks and summary).
 
 mod check;
 mod galera;
