@@ -36,9 +36,10 @@ pub struct Args {
     /// Source server URL.
     #[arg(long, value_name = "URL")]
     pub from: String,
-    /// Target server URL.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server URL; once per node of a Galera cluster to load
+    /// through every node.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     /// Table to copy, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
@@ -96,7 +97,9 @@ pub fn run(args: Args) -> Result<()> {
     export.hooks = Hooks::from_env();
     export.objects = !args.objects.no_objects;
     export.triggers = args.triggers;
-    let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
+    let (target, nodes) = super::targets(&args.to)?;
+    let mut load = LoadOptions::new(target, &args.dir);
+    load.nodes = nodes;
     args.load.apply(&mut load);
     args.objects.apply(&mut load)?;
     args.replica_lag.apply(&mut load)?;

@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use myspool::load::{DefinerPolicy, LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
-use myspool::ConnSpec;
 
 use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
@@ -35,9 +34,10 @@ pub struct Args {
     /// Dump directory to load.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Target server: mysql://user[:password]@host[:port][/db]
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server: mysql://user[:password]@host[:port][/db]. Given once
+    /// per node of a Galera cluster, the jobs load through every node.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -78,8 +78,9 @@ impl ObjectArgs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let target = ConnSpec::parse(&args.to)?;
+    let (target, nodes) = super::targets(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
+    opts.nodes = nodes;
     args.load.apply(&mut opts);
     args.objects.apply(&mut opts)?;
     args.replica_lag.apply(&mut opts)?;
@@ -124,6 +125,9 @@ fn print_summary(summary: &LoadSummary) {
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries
     );
     print_swaps_and_pauses(summary);
+    if let Some(g) = &summary.galera {
+        println!("  {}", g.describe());
+    }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }

@@ -243,3 +243,12 @@ pub enum OnDuplicate {
     Ignore,
     Replace,
 }
+
+/// The `--to` URLs: the target, and more nodes of its Galera cluster.
+fn targets(urls: &[String]) -> Result<(ConnSpec, Vec<ConnSpec>)> {
+    let mut specs = urls.iter().map(|u| ConnSpec::parse(u));
+    let target = specs
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--to is required"))??;
+    Ok((target, specs.collect::<Result<_>>()?))
+}

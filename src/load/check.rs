@@ -58,6 +58,9 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
     let mut conn = opts.target.connect("target")?;
     let facts = ServerFacts::read(&mut conn)?;
     let mut notes = vec![format!("server version {}", facts.version)];
+    if let Some(g) = &facts.galera {
+        notes.push(format!("the target is {}", g.describe()));
+    }
     let mut tables = Vec::new();
     for (db, table) in tables_named(&mut conn, opts, &mut notes)? {
         let target = TargetTable::read(&mut conn, db, table)?;

@@ -94,11 +94,11 @@ pub(super) fn load_chunks(
         let _ = finished_tx.send(t);
     }
     thread::scope(|scope| {
-        for _ in 0..jobs.count.min(total) {
+        for n in 0..jobs.count.min(total) {
             let finished_tx = finished_tx.clone();
             let shared = &shared;
             scope.spawn(move || {
-                if let Err(e) = shared.job(&finished_tx) {
+                if let Err(e) = shared.job(n, &finished_tx) {
                     shared.fail(e);
                 }
             });
@@ -126,10 +126,11 @@ impl Shared<'_> {
         }
     }
 
-    /// One job: its own connection, loading chunks until none is left or
-    /// the load fails. Sends each table whose last chunk it committed.
-    fn job(&self, finished: &Sender<usize>) -> Result<()> {
-        let mut loader = Loader::connect(self.jobs.loader)?;
+    /// Job `n`: its own connection (through node `n` of a cluster given
+    /// with several `--to`), loading chunks until none is left or the load
+    /// fails. Sends each table whose last chunk it committed.
+    fn job(&self, n: usize, finished: &Sender<usize>) -> Result<()> {
+        let mut loader = Loader::connect(self.jobs.loader.of_job(n))?;
         while !self.abort.load(Ordering::SeqCst) {
             if let Some(throttle) = self.jobs.throttle {
                 throttle.wait_for_replicas(&self.abort)?;

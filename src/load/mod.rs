@@ -38,10 +38,12 @@
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
 //! the server's answer), `objects` (views, triggers, routines and events,
 //! created after the data), `swap` (`--swap`: shadow tables renamed in),
-//! `throttle` (`--max-replica-lag`).
+//! `throttle` (`--max-replica-lag`), `galera` (a Galera cluster as the
+//! target: its facts, checks and summary).
 
 mod check;
 mod compat;
+mod galera;
 mod infile;
 mod jobs;
 mod loader;
@@ -83,6 +85,7 @@ use throttle::Throttle;
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use compat::CollationMap;
+pub use galera::{GaleraFacts, GaleraSummary};
 pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
@@ -116,6 +119,9 @@ pub struct LoadSummary {
     /// `--swap`: each table swapped in (by this run or an earlier one).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub swapped: Vec<Swapped>,
+    /// Set when the target is a Galera cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub galera: Option<GaleraSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -191,9 +197,18 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let session = Session::of(opts);
     // --skip-binlog is set on it by the preflight (`plan_load`).
     let mut control = session.connect_for_preflight()?;
-    let facts = ServerFacts::read(&mut control)?;
+    let mut facts = ServerFacts::read(&mut control)?;
+    let nodes = if opts.nodes.is_empty() {
+        vec![session.endpoint()]
+    } else {
+        galera::check_nodes(&session, &mut facts)?
+    };
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
     let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
+    if let Some(g) = &facts.galera {
+        progress::notice(&format!("myspool load: the target is {}", g.describe()));
+    }
+    let paused_before = galera::flow_control_paused_ns(&mut control);
 
     let progress = Mutex::new(Progress::new(
         opts.progress,
@@ -247,6 +262,20 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         // A session of their own: each object sets its sql_mode on it.
         objects::create_objects(&mut session.connect()?, &objects, &opts.definer)?
     };
+    let galera = facts.galera.as_ref().map(|g| {
+        let seconds = started.elapsed().as_secs_f64();
+        let (summary, said) = galera::after_load(
+            &session,
+            &mut control,
+            &plans,
+            g,
+            nodes,
+            paused_before,
+            seconds,
+        );
+        warnings.extend(said);
+        summary
+    });
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -263,6 +292,7 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         replica_pauses: pauses.count,
         replica_pause_seconds: pauses.seconds,
         swapped,
+        galera,
     })
 }
 

@@ -45,6 +45,11 @@ pub enum OnDuplicate {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub target: ConnSpec,
+    /// More nodes of the target's Galera cluster (`--to` given more than
+    /// once): the jobs load through all of them, and a job whose node goes
+    /// moves to another. The journals and the control connection use
+    /// `target`.
+    pub nodes: Vec<ConnSpec>,
     pub dir: PathBuf,
     /// Load every table into this database instead of the one it came from.
     pub into: Option<String>,
@@ -94,6 +99,7 @@ impl LoadOptions {
     pub fn new(target: ConnSpec, dir: impl Into<PathBuf>) -> LoadOptions {
         LoadOptions {
             target,
+            nodes: Vec::new(),
             dir: dir.into(),
             into: None,
             jobs: 2,

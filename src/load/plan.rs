@@ -10,8 +10,9 @@ use crate::errors;
 use crate::progress;
 use crate::sql::{self, qualified};
 
+use super::galera::{schema_engine, write_set_problem};
 use super::preflight::{
-    preflight, AutoincVerdict, CreateSource, Creation, ServerFacts, TargetTable,
+    preflight, table_engine, AutoincVerdict, CreateSource, Creation, ServerFacts, TargetTable,
 };
 use super::target::{
     autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
@@ -38,6 +39,8 @@ pub(super) struct TablePlan {
     /// Created by this run, from schema.sql.
     pub created: bool,
     pub autoinc_column: Option<String>,
+    /// The target's engine, or schema.sql's for a table to create.
+    pub engine: Option<String>,
     pub verdict: AutoincVerdict,
     /// See `raw_bytes_ok` (known once the target table exists).
     pub raw_bytes: bool,
@@ -64,6 +67,7 @@ impl TablePlan {
             exists: self.exists || self.swap_target_exists,
             autoinc_column: self.autoinc_column.clone(),
             create: self.create_source.clone(),
+            engine: self.engine.clone(),
         }
     }
 
@@ -128,6 +132,7 @@ pub(super) fn plan_load(
     let mut problems = found.problems;
     problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
+    problems.extend(write_set_problems(&plans, facts));
     if !problems.is_empty() {
         bail!("nothing was loaded: {}", problems.join("; "));
     }
@@ -198,8 +203,14 @@ fn plan_table(
     } else {
         schema_autoinc_column(&schema_sql)
     };
+    let engine = if exists {
+        table_engine(conn, &target_db, &desc.table)?
+    } else {
+        schema_engine(&schema_sql)
+    };
     Ok(TablePlan {
         entry: entry.clone(),
+        engine,
         desc,
         target_db,
         table,
@@ -251,6 +262,30 @@ fn check_chunk_files(
         }
     }
     Ok(())
+}
+
+/// Each chunk's transaction against a Galera cluster's write-set limits
+/// (`galera::write_set_problem`): the chunks written, and for a dump still
+/// being written the rows its chunks are planned to hold.
+fn write_set_problems(plans: &[TablePlan], facts: &ServerFacts) -> Vec<String> {
+    let Some(g) = &facts.galera else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for plan in plans {
+        let label = plan.label();
+        let written = plan.desc.chunks.iter().find_map(|c| {
+            let w = c.written.as_ref()?;
+            let chunk = format!("chunk {:06}", c.number);
+            write_set_problem(g, &label, &chunk, w.rows, w.csv_bytes)
+        });
+        let planned = || {
+            let rows = plan.desc.chunk_rows;
+            write_set_problem(g, &label, "each chunk", rows, 0)
+        };
+        problems.extend(written.or_else(planned));
+    }
+    problems
 }
 
 /// Dump tables that would go into the same target table (`db1.t` and

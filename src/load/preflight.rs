@@ -11,6 +11,7 @@ use crate::errors;
 use crate::schema::text;
 
 use super::compat::{self, Adapted, CollationMap, Flavor, SchemaSource, TargetCatalog};
+use super::galera::{cluster_findings, engine_problem, GaleraFacts};
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
 use super::swap::{shadow_name, unswappable};
@@ -31,6 +32,9 @@ pub struct ServerFacts {
     /// loads (a 3 MB row, text and through UNHEX(), into a server with 1 MiB:
     /// tested). Neither `load` nor `check` refuses or warns on its account.
     pub max_allowed_packet: u64,
+    /// Set when the target is a Galera node (`wsrep_on`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub galera: Option<GaleraFacts>,
 }
 
 impl ServerFacts {
@@ -43,6 +47,7 @@ impl ServerFacts {
             .context("reading the target's server variables")?;
         let row = row.ok_or_else(|| anyhow!("the target returned no server variables"))?;
         let get = |i| -> Result<String> { Ok(text(&row, i)?.unwrap_or_default()) };
+        let galera = GaleraFacts::read(conn)?;
         Ok(ServerFacts {
             version: get(0)?,
             local_infile: get(1)? == "1",
@@ -50,6 +55,7 @@ impl ServerFacts {
             log_bin: get(3)? == "1",
             binlog_format: get(4)?,
             max_allowed_packet: get(5)?.parse().unwrap_or(0),
+            galera,
         })
     }
 
@@ -157,6 +163,9 @@ pub struct TargetTable {
     pub autoinc_column: Option<String>,
     /// The dump's SQL a missing table would be created from.
     pub create: Option<CreateSource>,
+    /// The target's storage engine, or the one schema.sql would create it
+    /// with (None when not known).
+    pub engine: Option<String>,
 }
 
 /// The dump's SQL for a table the load creates: `schema.sql`, and
@@ -226,6 +235,7 @@ impl TargetTable {
             exists: !columns.is_empty(),
             autoinc_column: autoinc_column_of(&columns),
             create: None,
+            engine: table_engine(conn, &db, &table)?,
             db,
             table,
         })
@@ -234,6 +244,17 @@ impl TargetTable {
     pub fn label(&self) -> String {
         format!("{}.{}", self.db, self.table)
     }
+}
+
+/// `information_schema.TABLES.ENGINE` of a table (None if it does not exist).
+pub(super) fn table_engine(conn: &mut Conn, db: &str, table: &str) -> Result<Option<String>> {
+    let engine: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .with_context(|| format!("reading the engine of {db}.{table} on the target"))?;
+    Ok(engine.flatten())
 }
 
 /// What the preflight found.
@@ -269,6 +290,17 @@ pub(super) fn preflight(
              run SET GLOBAL local_infile=1 (or start it with --local-infile=1)"
                 .to_string(),
         );
+    }
+    if let Some(g) = &facts.galera {
+        let (problems, warnings) =
+            cluster_findings(g, facts.autoinc_lock_mode, &facts.binlog_format);
+        found.problems.extend(problems);
+        found.warnings.extend(warnings);
+        for table in tables {
+            found
+                .problems
+                .extend(engine_problem(&table.label(), table.engine.as_deref()));
+        }
     }
     if req.skip_binlog {
         if let Err(e) = skip_binlog(conn) {
@@ -467,6 +499,7 @@ mod tests {
             log_bin,
             binlog_format: format.into(),
             max_allowed_packet: 16 << 20,
+            galera: None,
         }
     }
 

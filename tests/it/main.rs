@@ -5,7 +5,7 @@
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
 //! target; `swap`: `load --swap`; `throttle`: replica lag and `--max-rate`), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
+//! trouble), `galera` (a 3-node cluster as the target), `security`, `tls`, `soak` (`copy` killed at random moments,
 //! many times), and `harness` (the test servers themselves). Everything
 //! shared lives in `common`.
 //!
@@ -22,6 +22,7 @@ mod coordinates;
 mod copy;
 mod export;
 mod faults;
+mod galera;
 mod harness;
 mod load;
 mod map;

@@ -170,10 +170,21 @@ impl Server {
     /// A private server with these extra mariadbd options, killed and its
     /// directory removed on `Drop`.
     pub fn start(options: &[&str]) -> Server {
-        Server::launch(options.iter().map(|s| s.to_string()).collect())
+        Server::start_prepared(options, |_| {})
+    }
+
+    /// [`Server::start`], with `prepare` run on the server's directory once
+    /// its datadir is in place and before mariadbd first starts (the Galera
+    /// fixture opens it to the SST daemon there).
+    pub fn start_prepared(options: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+        Server::launch_prepared(options.iter().map(|s| s.to_string()).collect(), prepare)
     }
 
     fn launch(options: Vec<String>) -> Server {
+        Server::launch_prepared(options, |_| {})
+    }
+
+    fn launch_prepared(options: Vec<String>, prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("myspool-test-")
             .tempdir_in(std::env::temp_dir())
@@ -190,6 +201,7 @@ impl Server {
             pid: None,
         };
         server.install_datadir();
+        prepare(&server.dir);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -591,7 +603,7 @@ fn value_bytes(v: Value) -> Option<Vec<u8>> {
 }
 
 /// A port that was free a moment ago (bind 127.0.0.1:0, read it, release it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("binding 127.0.0.1:0")
