@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark a load into a 3-node Galera cluster on this machine: through one
-# node against spread over the three (--to given once per node), one run each,
+# node (--no-discover) against spread over the three (one --to, the others
+# discovered), and optionally myloader into the same cluster; one run each,
 # and print the ratios as a Markdown table.
 #
-#   scripts/bench_galera.sh [--rows N] [--jobs J] [--chunk-rows N]
+#   scripts/bench_galera.sh [--rows N] [--jobs J] [--chunk-rows N] [--mydumper DIR]
 #
 #   --rows N        rows in bench.t (default 1000000)
-#   --jobs J        loading jobs in both runs (default 3)
-#   --chunk-rows N  rows per chunk of the dump (default 50000)
+#   --jobs J        loading jobs in every run, myloader's threads too (default 3)
+#   --chunk-rows N  rows per chunk of the dump, mydumper's -r too (default 50000)
+#   --mydumper DIR  also dump bench.t with DIR/mydumper (--format LOAD_DATA)
+#                   and time DIR/myloader (--local-infile, -e: binlog on, as
+#                   myspool's) into the same cluster through node 1; DIR as
+#                   /work/shared/tools/build-mydumper.sh prints it
 #
 # What it does: builds myspool (release); starts three mariadbd with wsrep on
 # (Debian's galera-4, rsync SST; installed with apt-get if missing) on free
@@ -20,19 +25,22 @@
 # summary reports. All three nodes share this machine's cores, so spreading
 # the jobs only saves the client round trips to one node, not server CPU:
 # the ratio says what a loaded local cluster does, not what three machines do.
-# myloader is not part of it (see scripts/bench.sh for it on one server).
+# myloader loads through the one node it is given (it knows nothing of
+# Galera); its run is checked by CHECKSUM TABLE on every node like the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROWS=1000000
 JOBS=3
 CHUNK_ROWS=50000
+MYDUMPER=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rows) ROWS=$2; shift 2 ;;
 	--jobs) JOBS=$2; shift 2 ;;
 	--chunk-rows) CHUNK_ROWS=$2; shift 2 ;;
-	*) echo "usage: $0 [--rows N] [--jobs J] [--chunk-rows N]" >&2; exit 2 ;;
+	--mydumper) MYDUMPER=$(cd "$2" && pwd); shift 2 ;;
+	*) echo "usage: $0 [--rows N] [--jobs J] [--chunk-rows N] [--mydumper DIR]" >&2; exit 2 ;;
 	esac
 done
 
@@ -51,6 +59,9 @@ if [ ${#packages[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
 fi
 PATH=$PATH:/usr/sbin
+if [ -n "$MYDUMPER" ]; then
+	for b in mydumper myloader; do [ -x "$MYDUMPER/$b" ] || die "no $MYDUMPER/$b (build it with /work/shared/tools/build-mydumper.sh)"; done
+fi
 
 log "building myspool (release)"
 cargo build --release --locked -q
@@ -112,7 +123,7 @@ for n in 0 1 2; do
 		--binlog-format=ROW --default-storage-engine=InnoDB --innodb-autoinc-lock-mode=2 \
 		--wsrep-on=ON --wsrep-provider=/usr/lib/galera/libgalera_smm.so --wsrep-cluster-name=bench \
 		--wsrep-cluster-address="$ADDRESS" --wsrep-node-name="node$((n + 1))" \
-		--wsrep-node-address="127.0.0.1:$(port $n 1)" \
+		--wsrep-node-address="127.0.0.1:$(port $n 1)" --wsrep-node-incoming-address=127.0.0.1 \
 		--wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$(port $n 1);ist.recv_addr=127.0.0.1:$(port $n 2);gcache.size=256M" \
 		--wsrep-sst-method=rsync --wsrep-sst-receive-address="127.0.0.1:$(port $n 3)" \
 		"${extra[@]}" </dev/null >"$D/stdout" 2>&1 &
@@ -143,13 +154,27 @@ load() {
 	echo "$t1 - $t0" | bc
 }
 log "loading through node 1"
-ONE=$(load one bench_one --to "${URL[0]}")
-log "loading through 3 nodes"
-THREE=$(load three bench_three --to "${URL[0]}" --to "${URL[1]}" --to "${URL[2]}")
+ONE=$(load one bench_one --to "${URL[0]}" --no-discover)
+log "loading through 3 nodes (discovered from node 1)"
+THREE=$(load three bench_three --to "${URL[0]}")
+grep -q "Galera nodes used: .*(2 found" "$WORK/three.err" || die "the 3-node load did not find the other nodes: $(cat "$WORK/three.err")"
+DBS=(bench_one bench_three)
+if [ -n "$MYDUMPER" ]; then
+	log "dumping bench.t with mydumper (--format LOAD_DATA, untimed)"
+	"$MYDUMPER/mydumper" -h 127.0.0.1 -P "$(port 0 0)" -u root -B bench -T bench.t -t "$JOBS" -r "$CHUNK_ROWS" \
+		--format LOAD_DATA -o "$WORK/mydump" >"$WORK/mydumper.log" 2>&1 || die "mydumper: $(tail -n 5 "$WORK/mydumper.log")"
+	log "loading with myloader through node 1"
+	t0=$(date +%s.%N)
+	"$MYDUMPER/myloader" -h 127.0.0.1 -P "$(port 0 0)" -u root -d "$WORK/mydump" -s bench -B bench_myloader \
+		-t "$JOBS" -e --local-infile >"$WORK/myloader.log" 2>&1 || die "myloader: $(tail -n 5 "$WORK/myloader.log")"
+	MYLOADER=$(echo "$(date +%s.%N) - $t0" | bc)
+	MYLOADER_V=$("$MYDUMPER/myloader" --version 2>&1 | grep -v CRITICAL | head -n 1)
+	DBS+=(bench_myloader)
+fi
 
 SOURCE_SUM=$(q 0 "CHECKSUM TABLE bench.t EXTENDED" | cut -f2)
 for n in 0 1 2; do
-	for db in bench_one bench_three; do
+	for db in "${DBS[@]}"; do
 		sum=$(q "$n" "SET SESSION wsrep_sync_wait = 1; CHECKSUM TABLE $db.t EXTENDED" | cut -f2)
 		[ "$sum" = "$SOURCE_SUM" ] || die "node $((n + 1)): $db.t checksum $sum, bench.t $SOURCE_SUM"
 	done
@@ -163,4 +188,8 @@ row() { printf '| %s | %.1f | %.0f | %s | %s |\n' "$1" "$2" "$(echo "$ROWS / $2"
 	printf '| load | seconds | rows/s | time / through one node | flow control paused |\n|---|---|---|---|---|\n'
 	row "through node 1" "$ONE" "$(paused "$WORK/one.json")"
 	row "spread over 3 nodes" "$THREE" "$(paused "$WORK/three.json")"
+	if [ -n "$MYDUMPER" ]; then
+		row "myloader through node 1 ($MYLOADER_V, -t $JOBS -e --local-infile)" "$MYLOADER" "not reported"
+		printf '\nmyspool spread over 3 nodes / myloader: %.2f of its time.\n' "$(echo "$THREE / $MYLOADER" | bc -l)"
+	fi
 }

@@ -28,6 +28,7 @@ pub mod errors;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod galera;
 pub mod hooks;
 pub mod journal;
 pub mod load;

@@ -34,10 +34,16 @@ pub struct Args {
     /// Dump directory to load.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Target server: mysql://user[:password]@host[:port][/db]. Given once
-    /// per node of a Galera cluster, the jobs load through every node.
+    /// Target server: mysql://user[:password]@host[:port][/db]. A Galera
+    /// node: the jobs load through every node of its cluster (found, see
+    /// --no-discover, or each given with another --to).
     #[arg(long, value_name = "URL", required = true)]
     pub to: Vec<String>,
+    /// Load only through the nodes given with --to. Without it, when the
+    /// target is a Galera node, the jobs also load through the other nodes
+    /// its wsrep_incoming_addresses names that answer as nodes of its cluster.
+    #[arg(long)]
+    pub no_discover: bool,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -81,6 +87,7 @@ pub fn run(args: Args) -> Result<()> {
     let (target, nodes) = super::targets(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
     opts.nodes = nodes;
+    opts.discover = !args.no_discover;
     args.load.apply(&mut opts);
     args.objects.apply(&mut opts)?;
     args.replica_lag.apply(&mut opts)?;

@@ -93,15 +93,15 @@ pub struct DumpAndTarget {
     /// Dump directory.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Target server URL.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server URL; given again for more nodes of a Galera cluster.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
 }
 
 impl DumpAndTarget {
-    /// The target server, its URL parsed.
-    pub fn target(&self) -> Result<ConnSpec> {
-        ConnSpec::parse(&self.to)
+    /// The target server and the more nodes given, their URLs parsed.
+    pub fn targets(&self) -> Result<(ConnSpec, Vec<ConnSpec>)> {
+        targets(&self.to)
     }
 }
 

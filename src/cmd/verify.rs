@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use myspool::verify::{verify, VerifyOptions};
+use myspool::verify::{verify, verify_nodes, VerifyOptions, VerifyReport};
 
 use super::{DumpAndTarget, Output};
 
@@ -18,8 +18,13 @@ use super::{DumpAndTarget, Output};
 /// Prints the mismatches and the ranges that differ, and exits 1 if there
 /// are any.
 ///
+/// A Galera cluster is verified on every node with --to given once per node,
+/// or --discover: each node is read after it has applied every write set
+/// committed before (wsrep_sync_wait), and a difference names its node.
+///
 /// Example:
 ///   myspool verify --dir dump/ --to mysql://app@db2/
+///   myspool verify --dir dump/ --to mysql://app@galera1/ --discover
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -28,77 +33,103 @@ pub struct Args {
     /// The database the tables were loaded into, if not their own (load --into).
     #[arg(long, value_name = "DB")]
     pub into: Option<String>,
+    /// The target is a Galera node: verify every node of its cluster, the
+    /// others found in its wsrep_incoming_addresses (each a full read).
+    #[arg(long)]
+    pub discover: bool,
     #[command(flatten)]
     pub output: Output,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let opts = VerifyOptions {
-        target: args.dump_and_target.target()?,
-        dir: args.dump_and_target.dir,
-        into: args.into,
-    };
-    let report = verify(&opts)?;
+    let (target, nodes) = args.dump_and_target.targets()?;
+    let several = !nodes.is_empty() || args.discover;
+    let mut opts = VerifyOptions::new(target, args.dump_and_target.dir);
+    opts.into = args.into;
+    opts.nodes = nodes;
+    opts.discover = args.discover;
+    if !several {
+        let report = verify(&opts)?;
+        if args.output.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_report(&report);
+        }
+        if !report.matches {
+            bail!("{}", failure(&report));
+        }
+        return Ok(());
+    }
+    let all = verify_nodes(&opts)?;
     if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
-        println!(
-            "myspool verify: {} against {}",
-            report.dir.display(),
-            report.target
-        );
-        for t in &report.tables {
-            let chunks = if !t.chunks_compared {
-                "not compared (a column of the dump is not on the target)".to_string()
-            } else if t.chunks_differing == 0 {
-                "all match".to_string()
-            } else {
-                format!("{} differ", t.chunks_differing)
-            };
-            let columns = match t.columns_differing {
-                0 => String::new(),
-                n => format!("; {n} column mismatch(es)"),
-            };
-            println!(
-                "  {}.{}: {} chunks, {chunks}{columns}",
-                t.target_db, t.table, t.chunks
-            );
-        }
-        for note in &report.notes {
-            println!("  note: {note}");
-        }
-        for m in &report.column_mismatches {
-            println!("  mismatch: {}", m.sentence);
-        }
-        for d in &report.differences {
-            let bound = |b: &Option<Vec<String>>, open: &str| {
-                b.as_ref()
-                    .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
-            };
-            println!(
-                "  differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
-                d.table,
-                d.chunk,
-                bound(&d.lower, "start"),
-                bound(&d.upper, "end"),
-                d.dump_rows,
-                d.target_rows,
-                if d.dump_rows == d.target_rows { " (same count, different values)" } else { "" }
-            );
+        for report in &all.nodes {
+            print_report(report);
         }
     }
-    if !report.matches {
-        bail!(
-            "{}",
-            failure(report.differences.len(), report.column_mismatches.len())
-        );
+    let failed: Vec<String> = all
+        .nodes
+        .iter()
+        .filter(|r| !r.matches)
+        .map(|r| format!("on node {}: {}", r.target, failure(r)))
+        .collect();
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
     }
     Ok(())
 }
 
+fn print_report(report: &VerifyReport) {
+    println!(
+        "myspool verify: {} against {}",
+        report.dir.display(),
+        report.target
+    );
+    for t in &report.tables {
+        let chunks = if !t.chunks_compared {
+            "not compared (a column of the dump is not on the target)".to_string()
+        } else if t.chunks_differing == 0 {
+            "all match".to_string()
+        } else {
+            format!("{} differ", t.chunks_differing)
+        };
+        let columns = match t.columns_differing {
+            0 => String::new(),
+            n => format!("; {n} column mismatch(es)"),
+        };
+        println!(
+            "  {}.{}: {} chunks, {chunks}{columns}",
+            t.target_db, t.table, t.chunks
+        );
+    }
+    for note in &report.notes {
+        println!("  note: {note}");
+    }
+    for m in &report.column_mismatches {
+        println!("  mismatch: {}", m.sentence);
+    }
+    for d in &report.differences {
+        let bound = |b: &Option<Vec<String>>, open: &str| {
+            b.as_ref()
+                .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
+        };
+        println!(
+            "  differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
+            d.table,
+            d.chunk,
+            bound(&d.lower, "start"),
+            bound(&d.upper, "end"),
+            d.dump_rows,
+            d.target_rows,
+            if d.dump_rows == d.target_rows { " (same count, different values)" } else { "" }
+        );
+    }
+}
+
 /// The one line a failed verify ends with.
-fn failure(chunks: usize, columns: usize) -> String {
-    match (chunks, columns) {
+fn failure(report: &VerifyReport) -> String {
+    match (report.differences.len(), report.column_mismatches.len()) {
         (c, 0) => format!("{c} chunk(s) differ between the dump and the target"),
         (0, m) => format!(
             "{m} column mismatch(es) between the dump and the target: their values were not compared"

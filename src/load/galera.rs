@@ -21,12 +21,13 @@
 //! - Writers are paused by flow control while a node's receive queue is too
 //!   long; `wsrep_flow_control_paused_ns` counts the time.
 
-use std::collections::HashMap;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 use serde::Serialize;
+
+use crate::galera::name_values;
+pub use crate::galera::GaleraFacts;
 
 use crate::progress;
 use crate::sql::{ident, qualified};
@@ -34,93 +35,6 @@ use crate::sql::{ident, qualified};
 use super::plan::TablePlan;
 use super::preflight::ServerFacts;
 use super::session::Session;
-
-/// What a Galera node says about itself and its cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GaleraFacts {
-    /// `wsrep_node_name`.
-    pub node: String,
-    /// `wsrep_cluster_state_uuid`: the same on every node of one cluster.
-    pub cluster_uuid: String,
-    pub cluster_size: u32,
-    /// `wsrep_cluster_status`: `Primary` when the node is in the quorum.
-    pub cluster_status: String,
-    /// `wsrep_local_state_comment`: `Synced`, `Donor/Desynced`, `Joining`, …
-    pub local_state: String,
-    /// `wsrep_ready`: the node accepts queries.
-    pub ready: bool,
-    /// `wsrep_max_ws_rows` (0: no limit).
-    pub max_ws_rows: u64,
-    /// `wsrep_max_ws_size` in bytes.
-    pub max_ws_size: u64,
-    /// `wsrep_trx_fragment_size` (0: no streaming replication), reported.
-    pub trx_fragment_size: u64,
-    /// `wsrep_auto_increment_control`: the node sets its own
-    /// auto_increment_increment/offset from the cluster size.
-    pub auto_increment_control: bool,
-}
-
-impl GaleraFacts {
-    /// The facts of the node `conn` is on, or None when it is not a Galera
-    /// node (MySQL has no `wsrep_on` at all; MariaDB has it OFF).
-    pub(super) fn read(conn: &mut Conn) -> Result<Option<GaleraFacts>> {
-        let variables = name_values(conn, "SHOW GLOBAL VARIABLES LIKE 'wsrep%'")?;
-        let status = name_values(conn, "SHOW GLOBAL STATUS LIKE 'wsrep%'")?;
-        Ok(GaleraFacts::of(&variables, &status))
-    }
-
-    /// The pure part of [`GaleraFacts::read`].
-    fn of(variables: &HashMap<String, String>, status: &HashMap<String, String>) -> Option<Self> {
-        let on = |v: Option<&String>| v.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
-        if !on(variables.get("wsrep_on")) {
-            return None;
-        }
-        let text = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
-        let number = |m: &HashMap<String, String>, k: &str| {
-            m.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        };
-        Some(GaleraFacts {
-            node: text(variables, "wsrep_node_name"),
-            cluster_uuid: text(status, "wsrep_cluster_state_uuid"),
-            cluster_size: number(status, "wsrep_cluster_size") as u32,
-            cluster_status: text(status, "wsrep_cluster_status"),
-            local_state: text(status, "wsrep_local_state_comment"),
-            ready: on(status.get("wsrep_ready")),
-            max_ws_rows: number(variables, "wsrep_max_ws_rows"),
-            max_ws_size: number(variables, "wsrep_max_ws_size"),
-            trx_fragment_size: number(variables, "wsrep_trx_fragment_size"),
-            auto_increment_control: on(variables.get("wsrep_auto_increment_control")),
-        })
-    }
-
-    /// Takes `other`'s write-set limits where they are tighter: each node
-    /// holds the transactions it runs to its own.
-    fn tighten(&mut self, other: &GaleraFacts) {
-        let tighter = |a: u64, b: u64| match (a, b) {
-            (0, b) => b,
-            (a, 0) => a,
-            (a, b) => a.min(b),
-        };
-        self.max_ws_rows = tighter(self.max_ws_rows, other.max_ws_rows);
-        self.max_ws_size = tighter(self.max_ws_size, other.max_ws_size);
-    }
-
-    /// One line for the user: which node, which cluster, in what state.
-    pub fn describe(&self) -> String {
-        format!(
-            "Galera node {} of a {}-node cluster ({}, {})",
-            self.node, self.cluster_size, self.cluster_status, self.local_state
-        )
-    }
-}
-
-fn name_values(conn: &mut Conn, sql: &str) -> Result<HashMap<String, String>> {
-    let rows: Vec<(String, Option<String>)> = conn.query(sql).with_context(|| sql.to_string())?;
-    Ok(rows
-        .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.unwrap_or_default()))
-        .collect())
-}
 
 /// What the cluster itself must be for a load: problems (refuse) and
 /// warnings (say and go on).
@@ -430,6 +344,8 @@ pub(super) fn autoinc_counter_problem(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn facts() -> GaleraFacts {

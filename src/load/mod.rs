@@ -183,6 +183,16 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
         (None, true) => None,
     };
+    // The cluster's other nodes, found before the session that spreads the
+    // jobs over them is made.
+    let discovered;
+    let opts = match with_discovered_nodes(opts)? {
+        Some(found) => {
+            discovered = found;
+            &discovered
+        }
+        None => opts,
+    };
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -294,6 +304,22 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         swapped,
         galera,
     })
+}
+
+/// `opts` with the nodes of the target's Galera cluster found from it
+/// (`--no-discover` turns it off; `--repair` loads nothing); None when
+/// nothing is to change.
+fn with_discovered_nodes(opts: &LoadOptions) -> Result<Option<LoadOptions>> {
+    if !opts.discover || opts.repair {
+        return Ok(None);
+    }
+    let Some(nodes) = crate::galera::discover_nodes("load", &opts.target, &opts.nodes)? else {
+        return Ok(None);
+    };
+    Ok(Some(LoadOptions {
+        nodes,
+        ..opts.clone()
+    }))
 }
 
 /// The dump's schema objects for this load (none with `--no-objects` or

@@ -50,6 +50,9 @@ pub struct LoadOptions {
     /// moves to another. The journals and the control connection use
     /// `target`.
     pub nodes: Vec<ConnSpec>,
+    /// When the target is a Galera node, also load through the other nodes
+    /// of its `wsrep_incoming_addresses` (`galera::discover_nodes`).
+    pub discover: bool,
     pub dir: PathBuf,
     /// Load every table into this database instead of the one it came from.
     pub into: Option<String>,
@@ -100,6 +103,7 @@ impl LoadOptions {
         LoadOptions {
             target,
             nodes: Vec::new(),
+            discover: true,
             dir: dir.into(),
             into: None,
             jobs: 2,

@@ -37,6 +37,31 @@ pub struct VerifyOptions {
     pub target: ConnSpec,
     /// The database the tables were loaded into, if not their own.
     pub into: Option<String>,
+    /// More nodes of the target's Galera cluster, each verified too
+    /// ([`verify_nodes`]).
+    pub nodes: Vec<ConnSpec>,
+    /// Also verify the other nodes of the target's Galera cluster, found in
+    /// its `wsrep_incoming_addresses` ([`verify_nodes`]).
+    pub discover: bool,
+}
+
+impl VerifyOptions {
+    pub fn new(target: ConnSpec, dir: impl Into<PathBuf>) -> VerifyOptions {
+        VerifyOptions {
+            dir: dir.into(),
+            target,
+            into: None,
+            nodes: Vec::new(),
+            discover: false,
+        }
+    }
+}
+
+/// The verification of every node of a Galera cluster: one report each.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodesReport {
+    pub nodes: Vec<VerifyReport>,
+    pub matches: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +120,34 @@ impl Fingerprint {
     }
 }
 
+/// [`verify`] on the target and on each more node (given, or found with
+/// `discover`). Each node is read on its own sessions, which on Galera wait
+/// until the node has applied every write set committed before
+/// (`wsrep_sync_wait`, `conn::set_exact_session`): a row that differs on one
+/// node only is found there.
+pub fn verify_nodes(opts: &VerifyOptions) -> Result<NodesReport> {
+    let more = match opts.discover {
+        true => crate::galera::discover_nodes("verify", &opts.target, &opts.nodes)?
+            .unwrap_or_else(|| opts.nodes.clone()),
+        false => opts.nodes.clone(),
+    };
+    let mut nodes = Vec::new();
+    for node in std::iter::once(&opts.target).chain(&more) {
+        let one = VerifyOptions {
+            target: node.clone(),
+            nodes: Vec::new(),
+            discover: false,
+            ..opts.clone()
+        };
+        nodes.push(verify(&one).with_context(|| format!("verifying node {}", node.endpoint()))?);
+    }
+    Ok(NodesReport {
+        matches: nodes.iter().all(|r| r.matches),
+        nodes,
+    })
+}
+
+/// The target (`opts.target` only) against the dump.
 pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     let dir = DumpDir::new(&opts.dir);
     let manifest = dir.require_manifest()?;

@@ -115,6 +115,132 @@ fn jobs_spread_over_the_nodes_and_every_node_ends_identical() {
 }
 
 #[test]
+fn one_node_given_the_others_are_discovered_and_take_jobs() {
+    let (db, dir) = dumped_t("gal_discover", 6000, 500);
+    let c = cluster();
+    let before = wsrep_local_commits(&c);
+    let out = myspool(&[
+        "load",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[1].url(),
+        "--jobs",
+        "3",
+        "--json",
+    ]);
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Galera nodes used: ") && err.contains("(2 found in wsrep_incoming_addresses"),
+        "{err}"
+    );
+    let summary = json(&out);
+    assert_eq!(
+        summary["galera"]["nodes"].as_array().unwrap().len(),
+        3,
+        "{summary}"
+    );
+    let after = wsrep_local_commits(&c);
+    for n in 0..3 {
+        assert!(after[n] > before[n], "no chunk committed through node {n}");
+    }
+    assert_every_node_holds(&c, &db);
+}
+
+#[test]
+fn no_discover_loads_only_through_the_nodes_given() {
+    let (db, dir) = dumped_t("gal_no_discover", 600, 100);
+    let c = cluster();
+    let out = myspool(&[
+        "load",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[0].url(),
+        "--no-discover",
+        "--json",
+    ]);
+    assert_success(&out);
+    assert!(
+        !stderr(&out).contains("Galera nodes used"),
+        "{}",
+        stderr(&out)
+    );
+    let summary = json(&out);
+    assert_eq!(
+        summary["galera"]["nodes"].as_array().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    assert_every_node_holds(&c, &db);
+}
+
+#[test]
+fn verify_reads_every_node_and_names_the_one_that_differs() {
+    let (db, dir) = dumped_t("gal_verify", 3000, 500);
+    let c = cluster();
+    assert_success(&myspool(&[
+        "load",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[0].url(),
+        "--jobs",
+        "3",
+    ]));
+    let verify = [
+        "verify",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[0].url(),
+        "--discover",
+        "--json",
+    ];
+    let out = myspool(&verify);
+    assert_success(&out);
+    let report = json(&out);
+    assert_eq!(report["matches"], true, "{report}");
+    assert_eq!(report["nodes"].as_array().unwrap().len(), 3, "{report}");
+    // A row changed on node 2 alone: not replicated, as wsrep is off for
+    // the session that changes it.
+    c.nodes[1].query(&format!(
+        "SET SESSION wsrep_on = OFF; UPDATE `{db}`.t SET v = 'changed here only' WHERE id = 3000"
+    ));
+    let out = myspool(&verify[..6]);
+    assert!(!out.status.success());
+    let node2 = format!("127.0.0.1:{}", c.nodes[1].port());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("on node mysql://root@{node2}: 1 chunk(s) differ")),
+        "{err}"
+    );
+    for n in [0, 2] {
+        let other = format!("on node mysql://root@127.0.0.1:{}", c.nodes[n].port());
+        assert!(!err.contains(&other), "{err}");
+    }
+    let text = stdout(&out);
+    assert_eq!(text.matches("  differs: ").count(), 1, "{text}");
+    // The nodes given one by one: the same verdict, the same node named.
+    let out = myspool(&[
+        "verify",
+        "--dir",
+        &path_arg(dir.path()),
+        "--to",
+        &c.nodes[2].url(),
+        "--to",
+        &c.nodes[1].url(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("on node mysql://root@{node2}:")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_myisam_table_is_refused_by_name_before_anything_moves() {
     let (db, dir) = dumped_t("gal_myisam", 100, 50);
     let c = cluster();

@@ -73,6 +73,10 @@ impl Cluster {
                 format!("--wsrep-cluster-address={address}"),
                 format!("--wsrep-node-name=node{}", n + 1),
                 format!("--wsrep-node-address=127.0.0.1:{gport}"),
+                // What the node tells clients it is reached at
+                // (`wsrep_incoming_addresses`, read by node discovery): its
+                // own port. Left AUTO, a node bound to 127.0.0.1 says "AUTO".
+                "--wsrep-node-incoming-address=127.0.0.1".into(),
                 format!(
                     "--wsrep-provider-options=gmcast.listen_addr=tcp://127.0.0.1:{gport};\
                      ist.recv_addr=127.0.0.1:{};gcache.size=64M",
