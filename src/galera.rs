@@ -180,6 +180,28 @@ fn split_host_port(entry: &str) -> Option<(&str, u16)> {
     }
 }
 
+/// What a node reached at an address of `wsrep_incoming_addresses` is.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// A node of the cluster not kept yet.
+    New,
+    /// A node kept already, under another address.
+    Known,
+    LeftOut(&'static str),
+}
+
+/// Judges the node `there` (its facts; None: not a Galera node) against
+/// the cluster being discovered and the nodes `known` by `wsrep_gcomm_uuid`.
+fn judge_found(cluster_uuid: &str, known: &[String], there: Option<&GaleraFacts>) -> Found {
+    match there {
+        None => Found::LeftOut("not a Galera node"),
+        Some(g) if g.cluster_uuid != cluster_uuid => Found::LeftOut("a node of another cluster"),
+        // A server without wsrep_gcomm_uuid: its address alone tells nodes apart.
+        Some(g) if !g.node_uuid.is_empty() && known.contains(&g.node_uuid) => Found::Known,
+        Some(_) => Found::New,
+    }
+}
+
 /// The nodes of a Galera cluster found from one of them: the nodes given
 /// (`target` and `given`, `--to`), then those of the target's
 /// `wsrep_incoming_addresses` that answer, with the same user, password and
@@ -242,17 +264,16 @@ pub(crate) fn discover_nodes(
             .connect("target")
             .and_then(|mut c| GaleraFacts::read(&mut c));
         match there {
-            Ok(Some(g)) if known.contains(&g.node_uuid) => {}
-            Ok(Some(g)) if g.cluster_uuid == facts.cluster_uuid => {
-                known.push(g.node_uuid);
-                endpoints.push(spec.endpoint());
-                spec.connect_timeout = target.connect_timeout;
-                found.push(spec);
-            }
-            Ok(Some(_)) => {
-                left_out.push(format!("{} (a node of another cluster)", spec.endpoint()))
-            }
-            Ok(None) => left_out.push(format!("{} (not a Galera node)", spec.endpoint())),
+            Ok(there) => match judge_found(&facts.cluster_uuid, &known, there.as_ref()) {
+                Found::New => {
+                    known.extend(there.map(|g| g.node_uuid));
+                    endpoints.push(spec.endpoint());
+                    spec.connect_timeout = target.connect_timeout;
+                    found.push(spec);
+                }
+                Found::Known => {}
+                Found::LeftOut(why) => left_out.push(format!("{} ({why})", spec.endpoint())),
+            },
             Err(e) => left_out.push(format!(
                 "{} ({})",
                 spec.endpoint(),
@@ -333,5 +354,34 @@ mod tests {
         }
         assert_eq!(read.len(), 5);
         assert_eq!(incoming_addresses("", "db1"), vec![]);
+    }
+
+    #[test]
+    fn a_discovered_node_is_kept_once_and_only_from_the_same_cluster() {
+        let mut g = GaleraFacts::of(
+            &[("wsrep_on".to_string(), "ON".to_string())].into(),
+            &[
+                ("wsrep_cluster_state_uuid".to_string(), "c1".to_string()),
+                ("wsrep_gcomm_uuid".to_string(), "n2".to_string()),
+            ]
+            .into(),
+        )
+        .unwrap();
+        let known = vec!["n1".to_string()];
+        assert_eq!(judge_found("c1", &known, Some(&g)), Found::New);
+        assert_eq!(
+            judge_found("c1", &["n2".to_string()], Some(&g)),
+            Found::Known
+        );
+        assert_eq!(
+            judge_found("c2", &known, Some(&g)),
+            Found::LeftOut("a node of another cluster")
+        );
+        assert_eq!(
+            judge_found("c1", &known, None),
+            Found::LeftOut("not a Galera node")
+        );
+        g.node_uuid.clear();
+        assert_eq!(judge_found("c1", &[String::new()], Some(&g)), Found::New);
     }
 }
