@@ -13,7 +13,6 @@ use mysql::Conn;
 use serde::Serialize;
 
 use crate::conn::ConnSpec;
-use crate::progress;
 
 /// What a Galera node says about itself and its cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -180,6 +179,15 @@ fn split_host_port(entry: &str) -> Option<(&str, u16)> {
     }
 }
 
+/// The nodes [`discover_nodes`] found, and what it says of them.
+#[derive(Debug, Clone)]
+pub(crate) struct Discovered {
+    /// The nodes given, then those found: every node but the target.
+    pub nodes: Vec<ConnSpec>,
+    /// `Galera nodes used: …`, for the user.
+    pub said: String,
+}
+
 /// What a node reached at an address of `wsrep_incoming_addresses` is.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {
@@ -207,13 +215,10 @@ fn judge_found(cluster_uuid: &str, known: &[String], there: Option<&GaleraFacts>
 /// `wsrep_incoming_addresses` that answer, with the same user, password and
 /// TLS as the target, as nodes of the same cluster (same
 /// `wsrep_cluster_state_uuid`) and are not a node given under another name.
-/// Each found and each left out is said (`command` names who says it). None
-/// when the target is not a Galera node.
-pub(crate) fn discover_nodes(
-    command: &str,
-    target: &ConnSpec,
-    given: &[ConnSpec],
-) -> Result<Option<Vec<ConnSpec>>> {
+/// The line that says which are used and which left out, and why, comes
+/// with them (said by the caller: `load` once its preflight has passed).
+/// None when the target is not a Galera node.
+pub(crate) fn discover_nodes(target: &ConnSpec, given: &[ConnSpec]) -> Result<Option<Discovered>> {
     let mut conn = target.connect("target")?;
     let Some(facts) = GaleraFacts::read(&mut conn)? else {
         return Ok(None);
@@ -288,7 +293,7 @@ pub(crate) fn discover_nodes(
         .map(ConnSpec::endpoint)
         .collect();
     let mut line = format!(
-        "myspool {command}: Galera nodes used: {} ({} found in wsrep_incoming_addresses of {})",
+        "Galera nodes used: {} ({} found in wsrep_incoming_addresses of {})",
         all.join(", "),
         found.len(),
         target.endpoint()
@@ -296,8 +301,7 @@ pub(crate) fn discover_nodes(
     if !left_out.is_empty() {
         line.push_str(&format!("; not used: {}", left_out.join(", ")));
     }
-    progress::notice(&line);
-    Ok(Some(nodes))
+    Ok(Some(Discovered { nodes, said: line }))
 }
 
 #[cfg(test)]

@@ -185,14 +185,11 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     };
     // The cluster's other nodes, found before the session that spreads the
     // jobs over them is made.
-    let discovered;
-    let opts = match with_discovered_nodes(opts)? {
-        Some(found) => {
-            discovered = found;
-            &discovered
-        }
-        None => opts,
+    let (discovered, said_nodes) = match with_discovered_nodes(opts)? {
+        Some((found, said)) => (Some(found), Some(said)),
+        None => (None, None),
     };
+    let opts = discovered.as_ref().unwrap_or(opts);
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -217,6 +214,10 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
     if let Some(g) = &facts.galera {
         progress::notice(&format!("myspool load: the target is {}", g.describe()));
+    }
+    // Once the preflight has passed: a refusal stays one line.
+    if let Some(said) = said_nodes {
+        progress::notice(&format!("myspool load: {said}"));
     }
     let paused_before = galera::flow_control_paused_ns(&mut control);
 
@@ -307,19 +308,20 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
 }
 
 /// `opts` with the nodes of the target's Galera cluster found from it
-/// (`--no-discover` turns it off; `--repair` loads nothing); None when
-/// nothing is to change.
-fn with_discovered_nodes(opts: &LoadOptions) -> Result<Option<LoadOptions>> {
+/// (`--no-discover` turns it off; `--repair` loads nothing), and the line
+/// that says which; None when nothing is to change.
+fn with_discovered_nodes(opts: &LoadOptions) -> Result<Option<(LoadOptions, String)>> {
     if !opts.discover || opts.repair {
         return Ok(None);
     }
-    let Some(nodes) = crate::galera::discover_nodes("load", &opts.target, &opts.nodes)? else {
+    let Some(found) = crate::galera::discover_nodes(&opts.target, &opts.nodes)? else {
         return Ok(None);
     };
-    Ok(Some(LoadOptions {
-        nodes,
+    let opts = LoadOptions {
+        nodes: found.nodes,
         ..opts.clone()
-    }))
+    };
+    Ok(Some((opts, found.said)))
 }
 
 /// The dump's schema objects for this load (none with `--no-objects` or

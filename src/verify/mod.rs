@@ -127,8 +127,13 @@ impl Fingerprint {
 /// node only is found there.
 pub fn verify_nodes(opts: &VerifyOptions) -> Result<NodesReport> {
     let more = match opts.discover {
-        true => crate::galera::discover_nodes("verify", &opts.target, &opts.nodes)?
-            .unwrap_or_else(|| opts.nodes.clone()),
+        true => match crate::galera::discover_nodes(&opts.target, &opts.nodes)? {
+            Some(found) => {
+                crate::progress::notice(&format!("myspool verify: {}", found.said));
+                found.nodes
+            }
+            None => opts.nodes.clone(),
+        },
         false => opts.nodes.clone(),
     };
     let mut nodes = Vec::new();
