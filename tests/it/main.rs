@@ -6,7 +6,8 @@
 //! target), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
 //! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
-//! many times), and `harness` (the test servers themselves). Everything
+//! many times), `tools` (the data tools that read dumps: Python's csv,
+//! Polars, DuckDB, pandas) and `harness` (the test servers themselves). Everything
 //! shared lives in `common`.
 //!
 //! All tests run as threads of one process: nothing here may change the
@@ -29,5 +30,6 @@ mod security;
 mod soak;
 mod status;
 mod tls;
+mod tools;
 mod types;
 mod verify;
