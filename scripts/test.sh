@@ -19,6 +19,7 @@ have c++ || packages+=(g++)
 have mount || packages+=(mount)
 have python3 || packages+=(python3)
 have openssl || packages+=(openssl)
+have man || packages+=(man-db)   # the man page test renders with man -l
 # The data tools that read dumps (tests/it/tools.rs) live in a virtual
 # environment, which Debian's python3 makes only with python3-venv.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)

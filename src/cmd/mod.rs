@@ -10,9 +10,11 @@ use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
 
 mod check;
+mod completions;
 mod copy;
 mod export;
 mod load;
+mod man;
 mod process;
 mod status;
 mod verify;
@@ -42,6 +44,8 @@ enum Command {
     Status(status::Args),
     Check(check::Args),
     Verify(verify::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// Output options every subcommand takes.
@@ -83,6 +87,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Check(a) => check::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
+    }
+}
+
+/// Writes generated text (a completion script, a man page) to stdout. A
+/// reader that stops early (`myspool man | head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
     }
 }
 
