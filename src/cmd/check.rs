@@ -1,6 +1,6 @@
 //! `myspool check`
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use myspool::load::{check, CheckOptions, CheckReport};
 use myspool::ConnSpec;
@@ -45,16 +45,22 @@ pub fn run(args: Args) -> Result<()> {
         requirements: args.load.requirements(),
     };
     let report = check(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
+    args.output.print(&report, print_report)?;
+    if args.output.quiet && !args.output.json {
+        // What --quiet keeps: the warnings and problems, as warnings and errors.
+        for w in &report.warnings {
+            eprintln!("myspool check: warning: {w}");
+        }
+        for p in &report.problems {
+            eprintln!("myspool check: problem: {p}");
+        }
     }
     if !report.allowed {
-        bail!(
+        let message = format!(
             "a load would be refused: {} problem(s)",
             report.problems.len()
         );
+        return Err(myspool::errors::Refused(message).into());
     }
     Ok(())
 }

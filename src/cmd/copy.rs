@@ -79,12 +79,12 @@ pub fn run(args: Args) -> Result<()> {
     export.compress = args.compress.into();
     export.level = args.level;
     export.jobs = args.load.jobs;
-    export.progress = args.output.progress.into();
+    export.progress = args.output.mode();
     export.hooks = Hooks::from_env();
     let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
     args.load.apply(&mut load);
     load.restart = args.restart.restart;
-    load.progress = args.output.progress.into();
+    load.progress = args.output.mode();
     load.chunk_delay = myspool::hooks::chunk_delay();
     let format: Format = args.format.into();
     let opts = CopyOptions {
@@ -94,12 +94,7 @@ pub fn run(args: Args) -> Result<()> {
         dir: args.dir,
     };
     let s = copy(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    } else {
-        print_summary(&s);
-    }
-    Ok(())
+    args.output.print(&s, print_summary)
 }
 
 fn print_summary(s: &CopySummary) {

@@ -85,14 +85,9 @@ pub enum ConsistencyArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let json = args.output.json;
+    let output = args.output.clone();
     let summary = myspool::export(&options(args)?)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
-    Ok(())
+    output.print(&summary, print_summary)
 }
 
 fn options(args: Args) -> Result<ExportOptions> {
@@ -108,7 +103,7 @@ fn options(args: Args) -> Result<ExportOptions> {
         ConsistencyArg::Locked => Consistency::Locked,
         ConsistencyArg::PerConnection => Consistency::PerConnection,
     };
-    opts.progress = args.output.progress.into();
+    opts.progress = args.output.mode();
     opts.hooks = Hooks::from_env();
     Ok(opts)
 }

@@ -54,9 +54,36 @@ pub struct Output {
     /// Print the summary as JSON on stdout (progress and warnings stay on stderr).
     #[arg(long)]
     pub json: bool,
-    /// Progress display: a bar on a terminal, plain periodic lines otherwise.
+    /// Progress display: a bar on a terminal, plain periodic lines otherwise
+    /// (each stamped with the time, ISO 8601 UTC).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Only warnings and errors (on stderr): no progress, no summary (the
+    /// summary still prints with --json; check and verify still print their
+    /// problems and differences). For cron.
+    #[arg(long, short = 'q', conflicts_with = "progress")]
+    pub quiet: bool,
+}
+
+impl Output {
+    /// How the library shows progress: `--quiet` is `--progress none`.
+    pub fn mode(&self) -> ProgressMode {
+        match self.quiet {
+            true => ProgressMode::Quiet,
+            false => self.progress.into(),
+        }
+    }
+
+    /// The summary on stdout: as JSON with --json, else for a reader
+    /// (`human`) unless --quiet.
+    pub fn print<T: serde::Serialize>(&self, summary: &T, human: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(summary)?);
+        } else if !self.quiet {
+            human(summary);
+        }
+        Ok(())
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]

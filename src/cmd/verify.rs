@@ -1,8 +1,8 @@
 //! `myspool verify`
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use myspool::verify::{verify, VerifyOptions};
+use myspool::verify::{verify, ChunkDifference, VerifyOptions, VerifyReport};
 
 use super::{DumpAndTarget, Output};
 
@@ -34,49 +34,66 @@ pub fn run(args: Args) -> Result<()> {
         into: args.into,
     };
     let report = verify(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "myspool verify: {} against {}",
-            report.dir.display(),
-            report.target
-        );
-        for t in &report.tables {
-            println!(
-                "  {}.{}: {} chunks, {}",
-                t.target_db,
-                t.table,
-                t.chunks,
-                if t.chunks_differing == 0 {
-                    "all match".to_string()
-                } else {
-                    format!("{} differ", t.chunks_differing)
-                }
-            );
-        }
+    args.output.print(&report, print_report)?;
+    if args.output.quiet && !args.output.json {
+        // What --quiet keeps: the differences, as errors.
         for d in &report.differences {
-            let bound = |b: &Option<Vec<String>>, open: &str| {
-                b.as_ref()
-                    .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
-            };
-            println!(
-                "  differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
-                d.table,
-                d.chunk,
-                bound(&d.lower, "start"),
-                bound(&d.upper, "end"),
-                d.dump_rows,
-                d.target_rows,
-                if d.dump_rows == d.target_rows { " (same count, different values)" } else { "" }
-            );
+            eprintln!("myspool verify: {}", difference_line(d));
         }
     }
     if !report.matches {
-        bail!(
+        let message = format!(
             "{} chunk(s) differ between the dump and the target",
             report.differences.len()
         );
+        return Err(myspool::errors::Differences(message).into());
     }
     Ok(())
+}
+
+/// The report for a reader: each table, then each chunk that differs.
+fn print_report(report: &VerifyReport) {
+    println!(
+        "myspool verify: {} against {}",
+        report.dir.display(),
+        report.target
+    );
+    for t in &report.tables {
+        println!(
+            "  {}.{}: {} chunks, {}",
+            t.target_db,
+            t.table,
+            t.chunks,
+            if t.chunks_differing == 0 {
+                "all match".to_string()
+            } else {
+                format!("{} differ", t.chunks_differing)
+            }
+        );
+    }
+    for d in &report.differences {
+        println!("  {}", difference_line(d));
+    }
+}
+
+/// `differs: shop.t chunk 000003, key range (10) .. (20): …`
+fn difference_line(d: &ChunkDifference) -> String {
+    let bound = |b: &Option<Vec<String>>, open: &str| {
+        b.as_ref()
+            .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
+    };
+    format!(
+        "differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
+        d.table,
+        d.chunk,
+        bound(&d.lower, "start"),
+        bound(&d.upper, "end"),
+        d.dump_rows,
+        d.target_rows,
+        if d.dump_rows == d.target_rows {
+            " (same count, different values)"
+        } else {
+            ""
+        }
+    )
 }

@@ -103,7 +103,8 @@ pub(super) fn plan_load(
     problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
     if !problems.is_empty() {
-        bail!("nothing was loaded: {}", problems.join("; "));
+        let message = format!("nothing was loaded: {}", problems.join("; "));
+        return Err(errors::Refused(message).into());
     }
     Ok(plans)
 }

@@ -274,3 +274,154 @@ fn man_dir_writes_a_page_per_command_with_its_options() {
     }
     assert!(pages.join("myspool.1").exists());
 }
+
+#[test]
+fn quiet_prints_only_warnings_and_errors_and_json_when_asked() {
+    let (src, dst) = (source_server(), target_server());
+    // No key: exported as one chunk, with a warning.
+    let db = db_with(
+        &src,
+        "quiet",
+        "CREATE TABLE t (v INT); INSERT INTO t SELECT seq FROM seq_1_to_500;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = ["--quiet"];
+    let out = myspool_env(
+        &export_args(&src, &format!("{db}.t"), dir.path(), &quiet),
+        &[("MYSPOOL_PROGRESS_INTERVAL", "0.001")],
+    );
+    assert_success(&out);
+    assert_eq!(stdout(&out), "", "no summary");
+    let err = stderr(&out);
+    assert!(
+        err.lines().all(|l| l.contains("warning")) && err.contains("has no primary key"),
+        "only the warning: {err:?}"
+    );
+
+    let into = dst.fresh_db("quiet");
+    let out = myspool(&load_args(dir.path(), &dst, &["--into", &into, "-q"]));
+    assert_success(&out);
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+
+    let out = myspool(&[
+        "status",
+        "--dir",
+        &path_arg(dir.path()),
+        "--quiet",
+        "--json",
+    ]);
+    assert_success(&out);
+    assert_eq!(json(&out)["tables"][0]["rows"], 500, "--json still prints");
+
+    // --quiet is --progress none: asking for both is a usage error.
+    let out = myspool(&[
+        "status",
+        "--dir",
+        &path_arg(dir.path()),
+        "-q",
+        "--progress",
+        "plain",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// 0 done, 1 failed, 2 usage, 3 refused before anything was touched, 4
+/// verify found differences (README "Unattended runs").
+#[test]
+fn the_exit_status_tells_refused_differences_failure_and_usage_apart() {
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "exits",
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT); INSERT INTO t SELECT seq, seq FROM seq_1_to_50;",
+        "t",
+        10,
+    );
+    // A target table unlike the dump's: the load's preflight refuses it.
+    let clash = dst.fresh_db("exits");
+    dst.query(&format!(
+        "CREATE TABLE `{clash}`.t (id INT PRIMARY KEY, a INT, c INT)"
+    ));
+    let out = myspool(&load_args(dir.path(), &dst, &["--into", &clash, "-q"]));
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("nothing was loaded"), "{err}");
+    assert_eq!(count(&dst, &format!("`{clash}`.t")), 0);
+
+    // copy: the same refusal, through its load phase.
+    let work = tempfile::tempdir().unwrap();
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &src.url(),
+        "--to",
+        &dst.url(),
+        "--table",
+        &format!("{db}.t"),
+        "--dir",
+        &path_arg(work.path()),
+        "--into",
+        &clash,
+        "-q",
+    ]);
+    let err = assert_one_line_error(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+
+    // check: a user without INSERT.
+    let user = user_with_grants(&dst, &format!("{clash}_ro"), &[(&clash, "SELECT")]);
+    let out = myspool(&[
+        "check",
+        "--to",
+        &user,
+        "--table",
+        &format!("{clash}.t"),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("problem: the target user lacks INSERT"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+
+    // verify: a row changed after the load.
+    let into = dst.fresh_db("exits");
+    assert_success(&myspool(&load_args(
+        dir.path(),
+        &dst,
+        &["--into", &into, "-q"],
+    )));
+    let verify = |more: &[&str]| {
+        let base = [
+            "verify",
+            "--dir",
+            &path_arg(dir.path()),
+            "--to",
+            &dst.url(),
+            "--into",
+            &into,
+        ];
+        myspool(&[&base[..], more].concat())
+    };
+    assert_success(&verify(&[]));
+    dst.query(&format!("UPDATE `{into}`.t SET a = 0 WHERE id = 17"));
+    let out = verify(&["-q"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("myspool verify: differs: "),
+        "{}",
+        stderr(&out)
+    );
+
+    // Any other failure: no server there.
+    let out = myspool(
+        &load_args(dir.path(), &dst, &["--into", &into])
+            .iter()
+            .map(|a| a.replace(&dst.url(), "mysql://root@127.0.0.1:1"))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // A usage error is clap's.
+    assert_eq!(myspool(&["load", "--dir"]).status.code(), Some(2));
+}
