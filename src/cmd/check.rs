@@ -18,7 +18,8 @@ use super::{LoadArgs, Output};
 /// AUTO_INCREMENT policy (with the server's innodb_autoinc_lock_mode, log_bin
 /// and binlog_format). --into checks the tables in that database. Without a
 /// dump it cannot compare columns, nor know the AUTO_INCREMENT column of a
-/// table that does not exist yet. Exits 0 only if a load would be allowed.
+/// table that does not exist yet. Exits 0 only if a load would be allowed,
+/// 3 if it would be refused.
 ///
 /// Example:
 ///   myspool check --to mysql://app@db2/ --table shop.orders --jobs 4 --truncate

@@ -11,7 +11,7 @@ use super::{DumpAndTarget, Output};
 /// For every chunk, the key range is read from the target, written in the
 /// dump's CSV form and hashed; the chunk file is hashed the same way. Row
 /// counts and hashes must agree. Works across two independent servers.
-/// Prints the ranges that differ and exits 1 if there are any.
+/// Prints the ranges that differ and exits 4 if there are any.
 ///
 /// Example:
 ///   myspool verify --dir dump/ --to mysql://app@db2/
