@@ -2,6 +2,7 @@
 //! otherwise (a log file or CI output should not fill with bar redraws).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,6 +20,23 @@ fn bars() -> &'static MultiProgress {
 /// from any thread, with or without a `Progress` at hand.
 pub fn notice(message: &str) {
     bars().suspend(|| eprintln!("{message}"));
+}
+
+/// Set by `--quiet`: [`info`] says nothing.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences [`info`] for the rest of the process (`--quiet`: only warnings
+/// and errors).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// A message that is neither a warning nor an error ("already loaded,
+/// nothing to do"): printed as [`notice`] unless `--quiet`.
+pub fn info(message: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        notice(message);
+    }
 }
 
 /// How to show progress.

@@ -106,6 +106,18 @@ impl From<ProgressArg> for ProgressMode {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let output = match &cli.command {
+        Command::Export(a) => Some(&a.output),
+        Command::Process(a) => Some(&a.output),
+        Command::Load(a) => Some(&a.output),
+        Command::Copy(a) => Some(&a.output),
+        Command::Status(a) => Some(&a.output),
+        Command::Check(a) => Some(&a.output),
+        Command::Verify(a) => Some(&a.output),
+        Command::Completions(_) | Command::Man(_) => None,
+    };
+    // --quiet also silences the library's informational messages.
+    myspool::progress::set_quiet(output.is_some_and(|o| o.quiet));
     match cli.command {
         Command::Export(a) => export::run(a),
         Command::Process(a) => process::run(a),

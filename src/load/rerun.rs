@@ -69,7 +69,7 @@ pub(super) fn open_journals(
             match verdict(journal.state(), &seen) {
                 Verdict::Resume => {}
                 Verdict::AlreadyLoaded(b) => {
-                    progress::notice(&format!(
+                    progress::info(&format!(
                         "myspool load: {}: {}; nothing to do (--restart loads it again)",
                         plan.label(),
                         b.describe()
