@@ -29,7 +29,14 @@ mod verify;
 /// password may instead come from MYSQL_PWD or the [client] group of
 /// ~/.my.cnf, and is never printed.
 #[derive(Parser, Debug)]
-#[command(name = "myspool", version, propagate_version = true)]
+#[command(
+    name = "myspool",
+    version,
+    propagate_version = true,
+    after_long_help = "Exit status: 0 done; 1 failed; 2 usage error; 3 refused before anything \
+was touched (the load's preflight in load, copy and check, or a rerun that finds the target \
+changed); 4 verify found chunks that differ."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -251,6 +251,10 @@ fn the_man_page_renders_and_lists_every_subcommand() {
     std::fs::write(&page, &roff).unwrap();
     let text = render_man_page(&page);
     assert!(text.contains("NAME"), "{text}");
+    assert!(
+        text.contains("Exit status: 0 done; 1 failed; 2 usage error; 3 refused"),
+        "{text}"
+    );
     for cmd in SUBCOMMANDS {
         assert!(
             text.contains(&format!("myspool-{cmd}(1)")),
