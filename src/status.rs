@@ -20,9 +20,21 @@ pub struct Status {
     pub exported_complete: bool,
     /// Set when the dump was made by `myspool process`.
     pub processed_from: Option<String>,
+    /// The source's binlog coordinates of the rows in the dump, or why none.
+    pub coordinates: Option<dump::Coordinates>,
+    /// The views, triggers, routines and events in the dump, per database.
+    pub objects: Vec<ObjectsStatus>,
     pub tables: Vec<TableStatus>,
     /// Commands that would continue what is unfinished.
     pub next: Vec<String>,
+}
+
+/// A database's schema objects in the dump (`objects.sql`), per kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectsStatus {
+    pub db: String,
+    #[serde(flatten)]
+    pub counts: dump::ObjectCounts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,10 +90,24 @@ pub fn status(dir: &Path) -> Result<Status> {
         tables.push(table_status(&dump, &manifest, entry, &outputs)?);
     }
     let next = next_commands(dir, &manifest, &tables, &outputs);
+    let mut objects: Vec<ObjectsStatus> = Vec::new();
+    for entry in &manifest.tables {
+        if objects.iter().all(|o| o.db != entry.db) {
+            let found = dump.read_objects(&entry.db)?;
+            if !found.is_empty() {
+                objects.push(ObjectsStatus {
+                    db: entry.db.clone(),
+                    counts: dump::ObjectCounts::of(&found),
+                });
+            }
+        }
+    }
     Ok(Status {
         dir: dir.to_path_buf(),
         exported_complete: manifest.complete,
         processed_from: manifest.processed.as_ref().map(|p| p.from.clone()),
+        coordinates: manifest.coordinates.clone(),
+        objects,
         tables,
         next,
     })

@@ -12,6 +12,7 @@ use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
 use super::export::CompressArg;
+use super::load::ObjectArgs;
 use super::process::FormatArg;
 use super::{LoadArgs, Output, RestartArg};
 
@@ -68,6 +69,12 @@ pub struct Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub restart: RestartArg,
+    /// (--no-objects also leaves them out of the export.)
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// Also copy the triggers of the tables named one by one (DB.TABLE).
+    #[arg(long, conflicts_with = "no_objects")]
+    pub triggers: bool,
     #[command(flatten)]
     pub output: Output,
 }
@@ -81,8 +88,11 @@ pub fn run(args: Args) -> Result<()> {
     export.jobs = args.load.jobs;
     export.progress = args.output.mode();
     export.hooks = Hooks::from_env();
+    export.objects = !args.objects.no_objects;
+    export.triggers = args.triggers;
     let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
     args.load.apply(&mut load);
+    args.objects.apply(&mut load)?;
     load.restart = args.restart.restart;
     load.progress = args.output.mode();
     load.chunk_delay = myspool::hooks::chunk_delay();
@@ -124,4 +134,10 @@ fn print_summary(s: &CopySummary) {
         s.load.retries,
         human_duration(s.load.seconds)
     );
+    for o in &s.load.objects {
+        println!("  objects of {}: {} created", o.db, o.counts.describe());
+    }
+    if let Some(c) = &s.export.coordinates {
+        println!("  source binlog coordinates: {}", c.describe());
+    }
 }

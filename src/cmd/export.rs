@@ -58,6 +58,13 @@ pub struct Args {
     /// lets each take its own; locked insists; per-connection never locks.
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Auto)]
     pub consistency: ConsistencyArg,
+    /// Leave out the views, triggers, routines and events of the databases
+    /// exported whole (DB.*), which are otherwise kept in DIR/DB/objects.sql.
+    #[arg(long)]
+    pub no_objects: bool,
+    /// Also keep the triggers of the tables named one by one (DB.TABLE).
+    #[arg(long, conflicts_with = "no_objects")]
+    pub triggers: bool,
     #[command(flatten)]
     pub output: Output,
 }
@@ -103,6 +110,8 @@ fn options(args: Args) -> Result<ExportOptions> {
         ConsistencyArg::Locked => Consistency::Locked,
         ConsistencyArg::PerConnection => Consistency::PerConnection,
     };
+    opts.objects = !args.no_objects;
+    opts.triggers = args.triggers;
     opts.progress = args.output.mode();
     opts.hooks = Hooks::from_env();
     Ok(opts)
@@ -151,6 +160,9 @@ fn print_summary(summary: &ExportSummary) {
     );
     if let Some(c) = &summary.consistency {
         println!("  consistency: {c}");
+    }
+    if let Some(c) = &summary.coordinates {
+        println!("  binlog coordinates: {}", c.describe());
     }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", human_bytes(rss));

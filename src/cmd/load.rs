@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use myspool::load::{LoadOptions, LoadSummary, TableLoadSummary};
+use myspool::load::{DefinerPolicy, LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
@@ -42,6 +42,8 @@ pub struct Args {
     pub load: LoadArgs,
     #[command(flatten)]
     pub restart: RestartArg,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT
     /// removed by --autoinc drop, indexes dropped by --defer-indexes); load nothing.
     #[arg(long)]
@@ -50,10 +52,34 @@ pub struct Args {
     pub output: Output,
 }
 
+/// What a load does with the dump's views, triggers, routines and events
+/// (`load` and `copy`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ObjectArgs {
+    /// DEFINER of the views, triggers, routines and events created: keep
+    /// (the target must have each account; checked before anything is
+    /// created), strip (the loading user becomes the definer), or
+    /// 'USER'@'HOST' for all of them.
+    #[arg(long, value_name = "keep|strip|'USER'@'HOST'", default_value = "keep")]
+    pub definer: String,
+    /// Do not create the dump's views, triggers, routines and events.
+    #[arg(long)]
+    pub no_objects: bool,
+}
+
+impl ObjectArgs {
+    pub fn apply(&self, opts: &mut LoadOptions) -> Result<()> {
+        opts.definer = DefinerPolicy::parse(&self.definer)?;
+        opts.objects = !self.no_objects;
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let target = ConnSpec::parse(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
     args.load.apply(&mut opts);
+    args.objects.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
     opts.progress = args.output.mode();
@@ -72,6 +98,18 @@ fn print_summary(summary: &LoadSummary) {
     );
     for t in &summary.tables {
         println!("  {}", table_line(t));
+    }
+    for o in &summary.objects {
+        println!(
+            "  objects of {}{}: {} created",
+            o.db,
+            if o.target_db != o.db {
+                format!(" into {}", o.target_db)
+            } else {
+                String::new()
+            },
+            o.counts.describe()
+        );
     }
     println!(
         "  {} rows, {} chunks loaded, {} skipped, {} retries",

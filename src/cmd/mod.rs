@@ -201,6 +201,12 @@ pub struct LoadArgs {
     /// Do not write the load to the target's binary log (SET sql_log_bin=0).
     #[arg(long)]
     pub skip_binlog: bool,
+    /// Create tables with collation TO where the dump's schema names FROM
+    /// (repeatable). Without it, a collation the target lacks is mapped to
+    /// its documented closest equivalent (MySQL 8's utf8mb4_0900_ai_ci to
+    /// MariaDB's utf8mb4_uca1400_nopad_ai_ci, …) or the load is refused.
+    #[arg(long, value_name = "FROM=TO", value_parser = myspool::load::CollationMap::parse_arg)]
+    pub collation_map: Vec<(String, String)>,
 }
 
 impl LoadArgs {
@@ -219,6 +225,7 @@ impl LoadArgs {
             skip_binlog: self.skip_binlog,
             into: self.into.clone(),
             repair: false,
+            collation_map: myspool::load::CollationMap(self.collation_map.clone()),
         }
     }
 

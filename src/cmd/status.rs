@@ -41,6 +41,12 @@ pub fn run(args: Args) -> Result<()> {
             .map(|f| format!(" (processed from {f})"))
             .unwrap_or_default()
     );
+    if let Some(c) = &s.coordinates {
+        println!("  binlog coordinates: {}", c.describe());
+    }
+    for o in &s.objects {
+        println!("  objects of {}: {}", o.db, o.counts.describe());
+    }
     for t in &s.tables {
         println!(
             "  {}.{}: {} of {} chunks {}, {} rows",

@@ -5,6 +5,7 @@
 //!   manifest.json              format version, tool, source server, options, tables
 //!   outputs.jsonl              once processed: one JSON line per output directory
 //!   <db>/database.sql          SHOW CREATE DATABASE
+//!   <db>/objects.sql           views, triggers, routines, events (see `objects.rs`)
 //!   <db>/<table>/schema.sql    SHOW CREATE TABLE
 //!   <db>/<table>/table.json    columns (type, charset, encoding), key, chunk list
 //!   <db>/<table>/000001.csv.gz chunks, numbered in key order
@@ -47,6 +48,7 @@ mod chunk;
 mod files;
 mod format;
 mod growing;
+mod objects;
 
 use self::files::TMP_PREFIX;
 
@@ -56,11 +58,15 @@ pub use self::files::{
     read_json_lines, safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
 };
 pub use self::format::{
-    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
-    ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk,
-    ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, Coordinates,
+    CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, LeftOutColumn, Manifest,
+    OutputRecord, ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry,
+    FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
+pub use self::objects::{
+    objects_sql, parse_objects, read_objects, write_objects, ObjectCounts, ObjectKind, SchemaObject,
+};
 /// Kept here for the callers that decoded names through the dump; it lives
 /// with the other hex text in [`crate::dialect`].
 pub use crate::dialect::percent_decode;
@@ -92,6 +98,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const TABLE_FILE: &str = "table.json";
 pub const SCHEMA_FILE: &str = "schema.sql";
 pub const DATABASE_FILE: &str = "database.sql";
+/// A database's views, triggers, routines and events; absent in dumps
+/// exported without them (`--no-objects`, named tables, older versions).
+pub const OBJECTS_FILE: &str = "objects.sql";
 /// While a table is exported: one JSON line per finished chunk.
 pub const EXPORT_LOG: &str = "export.log";
 /// While a table is processed: one JSON line per finished output chunk.
@@ -254,7 +263,7 @@ impl DumpDir {
                         || (entry.file_type().is_ok_and(|t| t.is_dir())
                             && Self::holds_only(&entry.path(), false)?)
                 } else {
-                    name == DATABASE_FILE
+                    name == DATABASE_FILE || name == OBJECTS_FILE
                 };
             if !left {
                 return Ok(false);
@@ -271,6 +280,16 @@ impl DumpDir {
     /// name made safe for any file system.
     pub fn table_dir_name(db: &str, table: &str) -> String {
         format!("{}/{}", safe_file_name(db), safe_file_name(table))
+    }
+
+    /// `<db>/objects.sql`.
+    pub fn objects_path(&self, db: &str) -> PathBuf {
+        self.root.join(safe_file_name(db)).join(OBJECTS_FILE)
+    }
+
+    /// The schema objects of database `db` (none if the dump has none).
+    pub fn read_objects(&self, db: &str) -> Result<Vec<SchemaObject>> {
+        read_objects(&self.objects_path(db))
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {

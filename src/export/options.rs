@@ -45,6 +45,11 @@ pub struct ExportOptions {
     /// Compression level, 0 (store) to `dump::MAX_LEVEL`.
     pub level: u32,
     pub consistency: Consistency,
+    /// Views, triggers, routines and events of the databases exported
+    /// whole (`DB.*`); `--no-objects` turns it off.
+    pub objects: bool,
+    /// Also the triggers of the tables named one by one (`--triggers`).
+    pub triggers: bool,
     pub progress: ProgressMode,
     /// Told of every finished chunk, for a reader of the dump in this
     /// process (`copy`); the caller calls its `finish` when this returns.
@@ -65,6 +70,8 @@ impl ExportOptions {
             compress: Compress::Gzip,
             level: DEFAULT_LEVEL,
             consistency: Consistency::Auto,
+            objects: true,
+            triggers: false,
             progress: ProgressMode::Auto,
             announce: None,
             hooks: Hooks::default(),

@@ -29,18 +29,22 @@
 //!
 //! One file per step: `options`, `preflight` (server facts, the options
 //! that change what a load needs, AUTO_INCREMENT policy: the one preflight
-//! of `load` and `check`), `privileges`, `check` (the preflight without a
-//! dump), `target` (what the target table looks like), `plan` (each dump
+//! of `load` and `check`), `compat` (a dump's schema against the target's
+//! catalog and vendor: collations mapped or refused, the SQL the CREATE
+//! runs), `privileges`, `check` (the preflight without a dump), `target` (what the target table looks like), `plan` (each dump
 //! table and where it goes), `table` (a target
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
-//! the server's answer).
+//! the server's answer), `objects` (views, triggers, routines and events,
+//! created after the data).
 
 mod check;
+mod compat;
 mod infile;
 mod jobs;
 mod loader;
+mod objects;
 mod options;
 mod plan;
 mod preflight;
@@ -74,6 +78,8 @@ use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use compat::CollationMap;
+pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
 pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
@@ -93,6 +99,8 @@ pub struct LoadSummary {
     pub chunks_skipped: u64,
     /// Chunk attempts repeated after a deadlock, lock wait timeout or lost connection.
     pub retries: u64,
+    /// The views, triggers, routines and events created, per database.
+    pub objects: Vec<ObjectsLoaded>,
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
@@ -162,18 +170,37 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let mut control = session.connect_for_preflight()?;
     let facts = ServerFacts::read(&mut control)?;
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
 
     let progress = Mutex::new(Progress::new(
         opts.progress,
         "load",
         rows_to_load(&plans, opts.follow.is_some()),
     ));
-    let warnings = autoinc_warnings(&plans);
-    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
+    let mut warnings = autoinc_warnings(&plans);
+    // The schema's (printed by the preflight) kept for the summary.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        warnings.extend(c.mappings.iter().map(|m| format!("schema mapped: {m}")));
+        warnings.extend(c.warnings.iter().cloned());
+    }
+    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, &objects, opts, &progress)
         .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let objects = if opts.follow.is_some() {
+        // A dump being written may have got its objects.sql since the
+        // start (a processed dump copies it along): read and check again.
+        load_objects_plan(&mut control, &dir, &manifest, opts)?
+    } else {
+        objects
+    };
+    let objects = if objects.is_empty() {
+        Vec::new()
+    } else {
+        // A session of their own: each object sets its sql_mode on it.
+        objects::create_objects(&mut session.connect()?, &objects, &opts.definer)?
+    };
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -183,10 +210,27 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         chunks_skipped: tables.iter().map(|t| t.chunks_skipped).sum(),
         tables,
         retries,
+        objects,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
     })
+}
+
+/// The dump's schema objects for this load (none with `--no-objects` or
+/// `--repair`), their definers checked on the target.
+fn load_objects_plan(
+    control: &mut Conn,
+    dir: &DumpDir,
+    manifest: &Manifest,
+    opts: &LoadOptions,
+) -> Result<Vec<objects::DatabaseObjects>> {
+    if !opts.objects || opts.repair {
+        return Ok(Vec::new());
+    }
+    let plan = objects::plan(dir, manifest, opts.into.as_deref())?;
+    objects::preflight(control, &plan, &opts.definer)?;
+    Ok(plan)
 }
 
 fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
@@ -234,6 +278,7 @@ fn load_tables(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
     progress: &Mutex<Progress>,
 ) -> Result<(Vec<TableLoadSummary>, u64)> {
@@ -243,7 +288,7 @@ fn load_tables(
     for plan in plans.iter() {
         lock_target(control, plan)?;
     }
-    let (mut tables, to_load) = prepare_targets(control, dir, plans, opts)?;
+    let (mut tables, to_load) = prepare_targets(control, dir, plans, objects, opts)?;
     let mut pending = Vec::new();
     let loading: Vec<LoadingTable> = to_load
         .into_iter()
@@ -283,9 +328,13 @@ fn prepare_targets(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
     let journals = rerun::open_journals(control, dir, plans, opts)?;
+    // Once every target passed the rerun's checks (a refusal leaves the
+    // target untouched), before any row goes in.
+    objects::drop_triggers_before_data(control, objects)?;
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();

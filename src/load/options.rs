@@ -10,7 +10,8 @@ use crate::conn::ConnSpec;
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
-use super::Requirements;
+use super::compat::CollationMap;
+use super::{DefinerPolicy, Requirements};
 
 /// What to do about an AUTO_INCREMENT column on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -53,6 +54,8 @@ pub struct LoadOptions {
     pub truncate: bool,
     pub defer_indexes: bool,
     pub skip_binlog: bool,
+    /// `--collation-map FROM=TO` (see `compat`).
+    pub collation_map: CollationMap,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
     /// deferred indexes); load nothing.
     pub repair: bool,
@@ -60,6 +63,11 @@ pub struct LoadOptions {
     /// load every table again; temporary changes still in force are kept
     /// in the new journals, to be undone when the load finishes.
     pub restart: bool,
+    /// Create the dump's views, triggers, routines and events after the
+    /// data (`--no-objects` turns it off).
+    pub objects: bool,
+    /// `--definer`: what becomes of their DEFINER.
+    pub definer: DefinerPolicy,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -85,8 +93,11 @@ impl LoadOptions {
             truncate: false,
             defer_indexes: false,
             skip_binlog: false,
+            collation_map: CollationMap::default(),
             repair: false,
             restart: false,
+            objects: true,
+            definer: DefinerPolicy::Keep,
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
@@ -106,6 +117,7 @@ impl LoadOptions {
             skip_binlog: self.skip_binlog,
             into: self.into.clone(),
             repair: self.repair,
+            collation_map: self.collation_map.clone(),
         }
     }
 
@@ -121,6 +133,7 @@ impl LoadOptions {
             skip_binlog,
             into,
             repair: _,
+            collation_map,
         } = req;
         self.jobs = jobs;
         self.autoinc = autoinc;
@@ -129,5 +142,6 @@ impl LoadOptions {
         self.defer_indexes = defer_indexes;
         self.skip_binlog = skip_binlog;
         self.into = into;
+        self.collation_map = collation_map;
     }
 }

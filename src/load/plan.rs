@@ -7,9 +7,12 @@ use mysql::Conn;
 
 use crate::dump::{self, ChunkRecord, DumpDir, Manifest, TableDescription, TableEntry};
 use crate::errors;
+use crate::progress;
 use crate::sql::{self, qualified};
 
-use super::preflight::{preflight, AutoincVerdict, ServerFacts, TargetTable};
+use super::preflight::{
+    preflight, AutoincVerdict, CreateSource, Creation, ServerFacts, TargetTable,
+};
 use super::target::{
     autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
 };
@@ -20,7 +23,10 @@ pub(super) struct TablePlan {
     pub entry: TableEntry,
     pub desc: TableDescription,
     pub target_db: String,
+    /// The CREATE TABLE to run, as the preflight adapted it to the target.
     pub schema_sql: String,
+    /// How the table is created when missing (`preflight::Creation`).
+    pub creation: Option<Creation>,
     pub exists: bool,
     /// Created by this run, from schema.sql.
     pub created: bool,
@@ -28,6 +34,8 @@ pub(super) struct TablePlan {
     pub verdict: AutoincVerdict,
     /// See `raw_bytes_ok` (known once the target table exists).
     pub raw_bytes: bool,
+    /// The dump's SQL for a missing table, for the preflight.
+    create_source: Option<CreateSource>,
 }
 
 impl TablePlan {
@@ -42,6 +50,7 @@ impl TablePlan {
             table: self.desc.table.clone(),
             exists: self.exists,
             autoinc_column: self.autoinc_column.clone(),
+            create: self.create_source.clone(),
         }
     }
 
@@ -96,8 +105,12 @@ pub(super) fn plan_load(
     }
     let targets: Vec<TargetTable> = plans.iter().map(TablePlan::target).collect();
     let found = preflight(control, facts, &opts.requirements(), &targets)?;
-    for (plan, verdict) in plans.iter_mut().zip(found.verdicts) {
+    for ((plan, verdict), creation) in plans.iter_mut().zip(found.verdicts).zip(found.creations) {
         plan.verdict = verdict;
+        if let Some(c) = &creation {
+            plan.schema_sql = c.schema_sql.clone();
+        }
+        plan.creation = creation;
     }
     let mut problems = found.problems;
     problems.extend(dump_problems);
@@ -105,6 +118,15 @@ pub(super) fn plan_load(
     if !problems.is_empty() {
         let message = format!("nothing was loaded: {}", problems.join("; "));
         return Err(errors::Refused(message).into());
+    }
+    // Said once the load is allowed, before anything is created.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        for m in &c.mappings {
+            progress::notice(&format!("myspool load: schema mapped: {m}"));
+        }
+        for w in &c.warnings {
+            progress::notice(&format!("myspool load: warning: {w}"));
+        }
     }
     Ok(plans)
 }
@@ -133,6 +155,12 @@ fn plan_table(
         );
     }
     let raw_bytes = exists && raw_bytes_ok(&desc.columns, &columns);
+    let create_source = match exists {
+        true => None,
+        false => Some(CreateSource::of_dump(
+            conn, dir, &entry.dir, &desc.db, &target_db,
+        )?),
+    };
     let autoinc_column = if exists {
         check_columns(&label, &desc, &columns)?;
         autoinc_column_of(&columns)
@@ -149,6 +177,8 @@ fn plan_table(
         autoinc_column,
         verdict: AutoincVerdict::NoColumn,
         raw_bytes,
+        create_source,
+        creation: None,
     })
 }
 

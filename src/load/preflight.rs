@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::errors;
 use crate::schema::text;
 
+use super::compat::{self, Adapted, CollationMap, Flavor, SchemaSource, TargetCatalog};
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
 use super::target::{autoinc_column_of, target_columns};
@@ -131,6 +132,8 @@ pub struct Requirements {
     /// `load --repair`: nothing is loaded, so neither `local_infile` nor the
     /// AUTO_INCREMENT policy stands in the way (`check` has no such option).
     pub repair: bool,
+    /// `--collation-map FROM=TO`, over `compat::closest_collation`.
+    pub collation_map: CollationMap,
 }
 
 impl Requirements {
@@ -149,6 +152,67 @@ pub struct TargetTable {
     /// The target's, or for a missing table the one its CREATE would have
     /// (the load knows it from schema.sql; `check`, without a dump, cannot).
     pub autoinc_column: Option<String>,
+    /// The dump's SQL a missing table would be created from.
+    pub create: Option<CreateSource>,
+}
+
+/// The dump's SQL for a table the load creates: `schema.sql`, and
+/// `database.sql` when the database is missing too.
+#[derive(Debug, Clone)]
+pub struct CreateSource {
+    pub schema_file: String,
+    pub schema_sql: String,
+    pub database: Option<(String, String)>,
+}
+
+impl CreateSource {
+    /// `schema.sql` of a dump table that goes into `target_db`, with its
+    /// `database.sql` when the target lacks that database.
+    pub(super) fn of_dump(
+        conn: &mut Conn,
+        dir: &crate::dump::DumpDir,
+        entry_dir: &str,
+        db: &str,
+        target_db: &str,
+    ) -> Result<CreateSource> {
+        let schema_path = dir.path(entry_dir).join(crate::dump::SCHEMA_FILE);
+        let schema_sql = std::fs::read_to_string(&schema_path)
+            .with_context(|| format!("reading {}", schema_path.display()))?;
+        let db_exists: Option<Row> = conn.exec_first(
+            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (target_db,),
+        )?;
+        let database = match db_exists {
+            Some(_) => None,
+            None => {
+                let path = dir
+                    .path(&crate::dump::safe_file_name(db))
+                    .join(crate::dump::DATABASE_FILE);
+                // A dump without it gets the server's defaults (as before).
+                let sql = std::fs::read_to_string(&path).unwrap_or_default();
+                Some((path.display().to_string(), sql))
+            }
+        };
+        Ok(CreateSource {
+            schema_file: schema_path.display().to_string(),
+            schema_sql,
+            database,
+        })
+    }
+}
+
+/// What a missing table is created with, as the preflight adapted it to the
+/// target (`compat::adapt`).
+#[derive(Debug, Clone, Default)]
+pub struct Creation {
+    pub schema_sql: String,
+    /// The adapted `database.sql`, when the database is created too.
+    pub database_sql: Option<String>,
+    /// Run on the session before the CREATE (`compat::primary_key_settings`).
+    pub session: Vec<&'static str>,
+    /// What `compat::adapt` changed and warned about, for this table.
+    pub mappings: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl TargetTable {
@@ -158,6 +222,7 @@ impl TargetTable {
         Ok(TargetTable {
             exists: !columns.is_empty(),
             autoinc_column: autoinc_column_of(&columns),
+            create: None,
             db,
             table,
         })
@@ -177,6 +242,10 @@ pub struct Preflight {
     pub warnings: Vec<String>,
     /// The AUTO_INCREMENT verdict of each table, in the order given.
     pub verdicts: Vec<AutoincVerdict>,
+    /// Each schema rewrite the load applies (a collation mapped, …).
+    pub mappings: Vec<String>,
+    /// How each table that has a `create` is created, in the order given.
+    pub creations: Vec<Option<Creation>>,
 }
 
 /// The preflight of a load, the one `load` runs before anything moves and
@@ -207,7 +276,130 @@ pub(super) fn preflight(
         let verdict = table_preflight(conn, facts, req, table, &mut found)?;
         found.verdicts.push(verdict);
     }
+    creations_preflight(conn, facts, req, tables, &mut found)?;
     Ok(found)
+}
+
+/// The schemas of the tables to create, against what the target has:
+/// collations mapped or refused, vendor-only syntax, the primary-key
+/// variables (see `compat`). Sets those variables off on `conn` where a
+/// keyless table needs it: trying is the only sure test of the privilege.
+fn creations_preflight(
+    conn: &mut Conn,
+    facts: &ServerFacts,
+    req: &Requirements,
+    tables: &[TargetTable],
+    found: &mut Preflight,
+) -> Result<()> {
+    if tables.iter().all(|t| t.create.is_none()) {
+        found.creations = vec![None; tables.len()];
+        return Ok(());
+    }
+    let catalog = read_catalog(conn, Flavor::of_version(&facts.version))?;
+    let require_pk = optional_bool_variable(conn, "sql_require_primary_key")?;
+    let gipk = optional_bool_variable(conn, "sql_generate_invisible_primary_key")?;
+    let mut tried: Vec<&'static str> = Vec::new();
+    for table in tables {
+        let Some(create) = &table.create else {
+            found.creations.push(None);
+            continue;
+        };
+        let label = table.label();
+        let adapted: Adapted = compat::adapt(
+            &SchemaSource {
+                table: &label,
+                schema_file: &create.schema_file,
+                schema_sql: &create.schema_sql,
+                database: create
+                    .database
+                    .as_ref()
+                    .map(|(f, s)| (f.as_str(), s.as_str())),
+            },
+            &catalog,
+            &req.collation_map,
+        );
+        found.problems.extend(adapted.problems);
+        found.warnings.extend(adapted.warnings.iter().cloned());
+        for m in &adapted.mappings {
+            if !found.mappings.contains(m) {
+                found.mappings.push(m.clone());
+            }
+        }
+        let session = compat::primary_key_settings(adapted.keyless, require_pk, gipk);
+        for setting in &session {
+            if tried.contains(setting) {
+                continue;
+            }
+            tried.push(setting);
+            if let Err(e) = conn.query_drop(*setting) {
+                found.problems.push(format!(
+                    "{label} has no primary key and the target has {}=ON; `{setting}` was refused (it needs SYSTEM_VARIABLES_ADMIN or SESSION_VARIABLES_ADMIN): {}; add a primary key to the table, or create it on the target yourself",
+                    setting_variable(setting),
+                    errors::driver_sentence(&e)
+                ));
+            }
+        }
+        found.creations.push(Some(Creation {
+            schema_sql: adapted.schema_sql,
+            database_sql: adapted.database_sql,
+            session,
+            mappings: adapted.mappings,
+            warnings: adapted.warnings,
+        }));
+    }
+    Ok(())
+}
+
+fn setting_variable(setting: &str) -> &str {
+    setting
+        .trim_start_matches("SET SESSION ")
+        .split(' ')
+        .next()
+        .unwrap_or(setting)
+}
+
+/// What the target has: collations (MariaDB 10.10+ lists its UCA 14
+/// collations without a character set in COLLATIONS and with it in
+/// COLLATION_CHARACTER_SET_APPLICABILITY.FULL_COLLATION_NAME, which older
+/// servers and MySQL lack), character sets, usable engines.
+fn read_catalog(conn: &mut Conn, flavor: Flavor) -> Result<TargetCatalog> {
+    let mut names = |sql: &str| -> Result<std::collections::BTreeSet<String>> {
+        let rows: Vec<Option<String>> = conn
+            .query(sql)
+            .with_context(|| format!("reading the target's catalog ({sql})"))?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_ascii_lowercase())
+            .collect())
+    };
+    let mut collations = names("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")?;
+    if let Ok(full) = names(
+        "SELECT FULL_COLLATION_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY",
+    ) {
+        collations.extend(full);
+    }
+    Ok(TargetCatalog {
+        flavor,
+        collations,
+        charsets: names("SELECT CHARACTER_SET_NAME FROM information_schema.CHARACTER_SETS")?,
+        engines: names(
+            "SELECT ENGINE FROM information_schema.ENGINES WHERE SUPPORT IN ('YES', 'DEFAULT')",
+        )?,
+    })
+}
+
+/// A boolean server variable, or `None` when the server has no such
+/// variable (1193).
+fn optional_bool_variable(conn: &mut Conn, name: &str) -> Result<Option<bool>> {
+    match conn.query_first::<Option<String>, _>(format!("SELECT @@{name}")) {
+        Ok(v) => Ok(Some(matches!(
+            v.flatten().as_deref(),
+            Some("1" | "ON" | "on")
+        ))),
+        Err(mysql::Error::MySqlError(e)) if e.code == 1193 => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading @@{name} on the target")),
+    }
 }
 
 /// One table's part of the preflight: its AUTO_INCREMENT verdict, and the

@@ -418,11 +418,15 @@ fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Resu
         (&plan.target_db,),
     )?;
     if db_exists.is_none() {
-        let db_sql = std::fs::read_to_string(
-            dir.path(&dump::safe_file_name(&plan.desc.db))
-                .join(dump::DATABASE_FILE),
-        )
-        .unwrap_or_default();
+        // database.sql as the preflight adapted it (collations mapped).
+        let db_sql = match plan.creation.as_ref().and_then(|c| c.database_sql.clone()) {
+            Some(sql) => sql,
+            None => std::fs::read_to_string(
+                dir.path(&dump::safe_file_name(&plan.desc.db))
+                    .join(dump::DATABASE_FILE),
+            )
+            .unwrap_or_default(),
+        };
         let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", ident(&plan.target_db));
         for (word, clause) in [("CHARACTER SET ", "CHARACTER SET"), ("COLLATE ", "COLLATE")] {
             if let Some(value) = db_sql
@@ -441,6 +445,13 @@ fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Resu
             .with_context(|| format!("creating database {}", plan.target_db))?;
     }
     control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
+    // sql_require_primary_key / sql_generate_invisible_primary_key off for
+    // a keyless table (the preflight tried them on this user).
+    for setting in plan.creation.iter().flat_map(|c| c.session.iter()) {
+        control
+            .query_drop(*setting)
+            .with_context(|| format!("{setting}, before creating {}", plan.target_sql()))?;
+    }
     control
         .query_drop(plan.schema_sql.trim().trim_end_matches(';'))
         .with_context(|| format!("creating {} from schema.sql", plan.target_sql()))?;

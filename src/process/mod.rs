@@ -24,7 +24,7 @@
 
 mod command;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub(crate) mod jsonl;
 pub mod map;
 mod options;

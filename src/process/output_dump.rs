@@ -113,7 +113,8 @@ pub(super) fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFr
     )
 }
 
-/// Copies a table's schema.sql and its database's database.sql, once.
+/// Copies a table's schema.sql and its database's database.sql and
+/// objects.sql, once.
 pub(super) fn copy_definitions(input: &DumpDir, out: &DumpDir, entry: &TableEntry) -> Result<()> {
     let out_dir = out.path(&entry.dir);
     // A processed table may not match its schema.sql any more; it is
@@ -130,6 +131,10 @@ pub(super) fn copy_definitions(input: &DumpDir, out: &DumpDir, entry: &TableEntr
         .join(dump::DATABASE_FILE);
     if db_sql.exists() && !out_db_sql.exists() {
         dump::write_atomic(&out_db_sql, &fs::read(&db_sql)?)?;
+    }
+    let (objects, out_objects) = (input.objects_path(&entry.db), out.objects_path(&entry.db));
+    if objects.exists() && !out_objects.exists() {
+        dump::write_atomic(&out_objects, &fs::read(&objects)?)?;
     }
     Ok(())
 }

@@ -18,12 +18,15 @@ mod common;
 
 mod check;
 mod cli;
+mod compat;
+mod coordinates;
 mod copy;
 mod export;
 mod faults;
 mod harness;
 mod load;
 mod map;
+mod objects;
 mod process;
 mod rerun;
 mod security;

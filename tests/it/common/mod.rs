@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod dumps;
 pub mod fixtures;
+pub mod mysql8;
 pub mod run;
 pub mod server;
 
