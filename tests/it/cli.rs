@@ -239,7 +239,13 @@ fn render_man_page(page: &std::path::Path) -> String {
             plain.push(c);
         }
     }
-    plain.replace('\u{2010}', "-")
+    // Justified lines may hold several spaces between words.
+    plain
+        .replace('\u{2010}', "-")
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
