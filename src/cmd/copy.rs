@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
     export.level = args.level;
     export.max_rate = args.max_rate;
     export.jobs = args.load.jobs;
-    export.progress = args.output.progress.into();
+    export.progress = args.output.mode();
     export.hooks = Hooks::from_env();
     export.objects = !args.objects.no_objects;
     export.triggers = args.triggers;
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<()> {
     args.objects.apply(&mut load)?;
     args.replica_lag.apply(&mut load)?;
     load.restart = args.restart.restart;
-    load.progress = args.output.progress.into();
+    load.progress = args.output.mode();
     load.chunk_delay = myspool::hooks::chunk_delay();
     let format: Format = args.format.into();
     let opts = CopyOptions {
@@ -114,12 +114,7 @@ pub fn run(args: Args) -> Result<()> {
         dir: args.dir,
     };
     let s = copy(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    } else {
-        print_summary(&s);
-    }
-    Ok(())
+    args.output.print(&s, print_summary)
 }
 
 fn print_summary(s: &CopySummary) {

@@ -96,14 +96,9 @@ pub enum ConsistencyArg {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let json = args.output.json;
+    let output = args.output.clone();
     let summary = myspool::export(&options(args)?)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
-    Ok(())
+    output.print(&summary, print_summary)
 }
 
 fn options(args: Args) -> Result<ExportOptions> {
@@ -122,7 +117,7 @@ fn options(args: Args) -> Result<ExportOptions> {
     };
     opts.objects = !args.no_objects;
     opts.triggers = args.triggers;
-    opts.progress = args.output.progress.into();
+    opts.progress = args.output.mode();
     opts.hooks = Hooks::from_env();
     Ok(opts)
 }

@@ -86,15 +86,10 @@ pub fn run(args: Args) -> Result<()> {
     args.replica_lag.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
-    opts.progress = args.output.progress.into();
+    opts.progress = args.output.mode();
     opts.chunk_delay = myspool::hooks::chunk_delay();
     let summary = myspool::load(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
-    Ok(())
+    args.output.print(&summary, print_summary)
 }
 
 /// The summary for a reader: one line per table, then the totals.

@@ -134,7 +134,8 @@ pub(super) fn plan_load(
     problems.extend(shared_targets(&plans));
     problems.extend(write_set_problems(&plans, facts));
     if !problems.is_empty() {
-        bail!("nothing was loaded: {}", problems.join("; "));
+        let message = format!("nothing was loaded: {}", problems.join("; "));
+        return Err(errors::Refused(message).into());
     }
     // Said once the load is allowed, before anything is created.
     for c in plans.iter().filter_map(|p| p.creation.as_ref()) {

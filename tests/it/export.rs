@@ -874,8 +874,16 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let err = stderr(&out);
     let line = err
         .lines()
-        .find(|l| l.starts_with("myspool export: ") && l.contains("/3000 rows"))
+        .find(|l| l.contains(" myspool export: ") && l.contains("/3000 rows"))
         .unwrap_or_else(|| panic!("no progress line in {err:?}"));
+    // Stamped with the time, ISO 8601 UTC: `2026-11-29T15:07:19Z myspool export: …`.
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(rest.starts_with("myspool export: "), "{line}");
+    assert_eq!(stamp.len(), 20, "{line}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
     assert!(line.contains("/s"), "{line}");
     assert!(
         !err.contains('\r') && !err.contains("\u{1b}["),
