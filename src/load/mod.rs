@@ -38,6 +38,7 @@
 //! the server's answer).
 
 mod check;
+mod indexes;
 mod infile;
 mod jobs;
 mod loader;
@@ -74,7 +75,8 @@ use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
-pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
+pub use indexes::IndexReport;
+pub use options::{AutoincPolicy, IndexMode, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
 
@@ -111,6 +113,9 @@ pub struct TableLoadSummary {
     pub duplicates: u64,
     pub created: bool,
     pub autoinc: Option<String>,
+    /// The secondary indexes this run built after the rows and those it
+    /// kept (with why); `None` when it deferred none.
+    pub indexes: Option<IndexReport>,
     /// Loaded completely by an earlier run, and found intact: nothing done.
     pub loaded_before: Option<LoadedBefore>,
 }
@@ -132,6 +137,7 @@ impl TableLoadSummary {
                 .autoinc_column
                 .as_ref()
                 .map(|_| format!("{autoinc:?}").to_lowercase()),
+            indexes: None,
             loaded_before: None,
         }
     }
@@ -294,6 +300,7 @@ fn prepare_targets(
         ts.loaded_before = before;
         let prepared = prepare_target(control, dir, plan, journal, &how)?;
         ts.created = plan.created;
+        ts.indexes = plan.indexes.clone();
         match prepared {
             Prepared::Complete => {
                 ts.chunks_skipped = plan.desc.chunks.len() as u64;

@@ -40,6 +40,21 @@ pub enum OnDuplicate {
     Replace,
 }
 
+/// When secondary indexes are built: with the rows, or after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexMode {
+    /// Leave every index in place: each row updates each index.
+    Keep,
+    /// Drop the non-unique secondary indexes before the rows and add them
+    /// back after (one sorted build each), whatever the table holds.
+    Defer,
+    /// Defer them when the table is empty when its load starts (created by
+    /// the load, or empty already) and the user may ALTER it; else keep.
+    #[default]
+    Auto,
+}
+
 /// Everything `myspool load` does, as a library call.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -51,7 +66,7 @@ pub struct LoadOptions {
     pub autoinc: AutoincPolicy,
     pub on_duplicate: OnDuplicate,
     pub truncate: bool,
-    pub defer_indexes: bool,
+    pub indexes: IndexMode,
     pub skip_binlog: bool,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
     /// deferred indexes); load nothing.
@@ -83,7 +98,7 @@ impl LoadOptions {
             autoinc: AutoincPolicy::Check,
             on_duplicate: OnDuplicate::Error,
             truncate: false,
-            defer_indexes: false,
+            indexes: IndexMode::Auto,
             skip_binlog: false,
             repair: false,
             restart: false,
@@ -102,7 +117,7 @@ impl LoadOptions {
             autoinc: self.autoinc,
             on_duplicate: self.on_duplicate,
             truncate: self.truncate,
-            defer_indexes: self.defer_indexes,
+            indexes: self.indexes,
             skip_binlog: self.skip_binlog,
             into: self.into.clone(),
             repair: self.repair,
@@ -117,7 +132,7 @@ impl LoadOptions {
             autoinc,
             on_duplicate,
             truncate,
-            defer_indexes,
+            indexes,
             skip_binlog,
             into,
             repair: _,
@@ -126,7 +141,7 @@ impl LoadOptions {
         self.autoinc = autoinc;
         self.on_duplicate = on_duplicate;
         self.truncate = truncate;
-        self.defer_indexes = defer_indexes;
+        self.indexes = indexes;
         self.skip_binlog = skip_binlog;
         self.into = into;
     }

@@ -26,6 +26,10 @@ pub(super) struct TablePlan {
     pub created: bool,
     pub autoinc_column: Option<String>,
     pub verdict: AutoincVerdict,
+    /// `--indexes auto` may defer this table's indexes (the preflight's).
+    pub may_defer: bool,
+    /// What became of the secondary indexes, for the summary.
+    pub indexes: Option<super::indexes::IndexReport>,
     /// See `raw_bytes_ok` (known once the target table exists).
     pub raw_bytes: bool,
 }
@@ -99,6 +103,9 @@ pub(super) fn plan_load(
     for (plan, verdict) in plans.iter_mut().zip(found.verdicts) {
         plan.verdict = verdict;
     }
+    for (plan, may) in plans.iter_mut().zip(found.may_defer) {
+        plan.may_defer = may;
+    }
     let mut problems = found.problems;
     problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
@@ -147,6 +154,8 @@ fn plan_table(
         created: false,
         autoinc_column,
         verdict: AutoincVerdict::NoColumn,
+        may_defer: false,
+        indexes: None,
         raw_bytes,
     })
 }

@@ -13,7 +13,7 @@ use crate::schema::text;
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
 use super::target::{autoinc_column_of, target_columns};
-use super::{AutoincPolicy, OnDuplicate};
+use super::{AutoincPolicy, IndexMode, OnDuplicate};
 
 /// Server variables the preflight and the policy depend on.
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +124,7 @@ pub struct Requirements {
     pub autoinc: AutoincPolicy,
     pub on_duplicate: OnDuplicate,
     pub truncate: bool,
-    pub defer_indexes: bool,
+    pub indexes: IndexMode,
     pub skip_binlog: bool,
     /// Every table goes into this database instead of its own.
     pub into: Option<String>,
@@ -177,6 +177,9 @@ pub struct Preflight {
     pub warnings: Vec<String>,
     /// The AUTO_INCREMENT verdict of each table, in the order given.
     pub verdicts: Vec<AutoincVerdict>,
+    /// Per table, in the order given: whether `--indexes auto` may defer
+    /// its indexes (the user holds ALTER and INDEX on it).
+    pub may_defer: Vec<bool>,
 }
 
 /// The preflight of a load, the one `load` runs before anything moves and
@@ -232,7 +235,7 @@ fn table_preflight(
         truncate: req.truncate,
         replace: req.on_duplicate == OnDuplicate::Replace,
         drop_autoinc: verdict == AutoincVerdict::Drop,
-        defer_indexes: req.defer_indexes,
+        defer_indexes: req.indexes == IndexMode::Defer,
     });
     if let Some(missing) = missing_privileges(conn, &table.db, &table.table, &needed)? {
         found.problems.push(format!(
@@ -240,6 +243,16 @@ fn table_preflight(
             missing.join(", ")
         ));
     }
+    // auto defers only what the user may ALTER back: lacking the
+    // privileges, it keeps the indexes instead of refusing the load.
+    let may_defer = match req.indexes {
+        IndexMode::Keep => false,
+        IndexMode::Defer => true,
+        IndexMode::Auto => {
+            missing_privileges(conn, &table.db, &table.table, &["ALTER", "INDEX"])?.is_none()
+        }
+    };
+    found.may_defer.push(may_defer);
     Ok(verdict)
 }
 
