@@ -483,10 +483,10 @@ for ((r = 1; r <= RUNS; r++)); do
 	settle
 	if [[ -n $MD1 ]]; then
 		rm -rf "$D1G" "$D1Z"
-		measure md1_export_gz "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T t -t "$JOBS" -r 500000 \
+		measure md1_export_gz "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 \
 			--compress=gzip -o "$D1G"
 		settle
-		measure md1_export_zst "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T t -t "$JOBS" -r 500000 \
+		measure md1_export_zst "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 \
 			--compress=zstd -o "$D1Z"
 		settle
 	fi
@@ -507,7 +507,7 @@ if [[ -n $MD1 ]]; then
 	SIZE[md1_export_zst]=$(mb "$(du_b "$D1Z")")
 	rm -rf "$D1G" "$D1Z"
 	# The dump its load reads (untimed): LOAD DATA files, gzip like myspool's.
-	"$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T t -t "$JOBS" -r 500000 --compress=gzip \
+	"$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 --compress=gzip \
 		--format LOAD_DATA -o "$D1L" >"$WORK/logs/mydumper1-load-data.log" 2>&1 ||
 		die "mydumper $MD1_V --format LOAD_DATA failed: $(tail -n 5 "$WORK/logs/mydumper1-load-data.log")"
 fi
