@@ -397,7 +397,15 @@ fn decompressed(
         // cut inside a frame is an error ("incomplete frame"), one cut
         // between frames is caught by ExactLength.
         Compress::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(file).context("starting a zstd decoder")?)
+            let mut decoder =
+                zstd::stream::read::Decoder::new(file).context("starting a zstd decoder")?;
+            // A frame names its window size, which the decoder allocates: a
+            // damaged or foreign file could ask for up to 2 GiB. The writer's
+            // levels (at most 19) use at most 8 MiB (2^23); 2^24 leaves room.
+            decoder
+                .window_log_max(24)
+                .context("starting a zstd decoder")?;
+            Box::new(decoder)
         }
         Compress::None => Box::new(file),
     };
@@ -552,6 +560,24 @@ mod tests {
                 format!("zstd level {level} is out of range (1 to 19)")
             );
         }
+    }
+
+    /// A frame asking for a window beyond what the writer ever uses (here
+    /// 128 MiB) is refused before the decoder allocates it.
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.csv.zst");
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.write_all(b"id\n\"1\"\n").unwrap();
+        fs::write(&path, encoder.finish().unwrap()).unwrap();
+        let err = match ChunkReader::open(&path, Compress::Zstd, None) {
+            Ok(_) => panic!("a 128 MiB window was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     /// A zstd chunk is one standard frame with a content checksum: what the
