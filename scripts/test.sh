@@ -2,7 +2,10 @@
 # Runs the whole test suite. On a fresh Debian machine it first installs what
 # is missing: MariaDB (the tests start their own throwaway mariadbd servers;
 # they never use a server that is already running), a C and a C++ compiler
-# (the fuzz targets' libFuzzer) and cargo-fuzz.
+# (the fuzz targets' libFuzzer), cargo-fuzz, a single-node Slurm
+# (slurm-wlm and munge: the tests start their own slurmctld, slurmd and
+# munged, and run a job array of `process` runners on it), and Galera
+# (galera-4 and rsync: the Galera tests start a 3-node cluster, joined by rsync SST).
 #
 # The tests need root for one thing: mounting a small tmpfs to fill a disk.
 set -euo pipefail
@@ -19,6 +22,10 @@ have c++ || packages+=(g++)
 have mount || packages+=(mount)
 have python3 || packages+=(python3)
 have openssl || packages+=(openssl)
+have slurmctld || packages+=(slurm-wlm)
+have munged || packages+=(munge)
+[ -f /usr/lib/galera/libgalera_smm.so ] || packages+=(galera-4)
+have rsync || packages+=(rsync)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${packages[*]}; run as root or install them" >&2

@@ -195,6 +195,9 @@ mod tests {
             complete: false,
             seconds: 0.0,
             peak_rss_bytes: None,
+            runner: None,
+            taken_over: 0,
+            lost: vec![],
             map: None,
         }
     }

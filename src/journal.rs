@@ -66,6 +66,24 @@ pub enum Event {
     Restarted {
         at: String,
     },
+    /// `--swap`: the shadow table `table` is about to be created; from now
+    /// on a table of that name is myspool's (a rerun refuses one it did
+    /// not create).
+    ShadowCreating {
+        table: String,
+    },
+    /// `--swap`: the RENAME that puts the loaded shadow table in place of
+    /// the target is about to run; `old` is the name the target table gets
+    /// (none when there was no target table).
+    Swapping {
+        old: Option<String>,
+    },
+    /// The RENAME ran: the target is the loaded table.
+    Swapped,
+    /// The old table was dropped, or (`--keep-old`) kept under its name.
+    OldSettled {
+        dropped: bool,
+    },
     /// Every chunk is in and every temporary change undone. `at` is absent
     /// in journals written before it was recorded.
     Complete {
@@ -95,6 +113,21 @@ pub struct State {
     pub complete: bool,
     /// When the load completed, if recorded.
     pub completed_at: Option<String>,
+    /// `--swap`: the shadow table myspool created (or was about to).
+    pub shadow: Option<String>,
+    /// `--swap`: how far the swap went, once it started.
+    pub swap: Option<SwapState>,
+}
+
+/// How far a `--swap` went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwapState {
+    /// The target table's name after the RENAME (none: there was none).
+    pub old: Option<String>,
+    /// The RENAME is known to have run.
+    pub swapped: bool,
+    /// The old table was dropped or kept: nothing left to do.
+    pub settled: bool,
 }
 
 impl State {
@@ -102,6 +135,12 @@ impl State {
     /// target: only then can the target have lost something since.
     pub fn claims_rows(&self) -> bool {
         self.complete || !self.committed.is_empty()
+    }
+
+    /// Nothing left to do: complete, and with `--swap` swapped in and the
+    /// old table settled.
+    pub fn finished(&self) -> bool {
+        self.complete && (self.shadow.is_none() || self.swap.as_ref().is_some_and(|s| s.settled))
     }
 
     /// The temporary changes still in force, as the events that announced
@@ -118,6 +157,14 @@ impl State {
             events.push(Event::IndexesDropping {
                 indexes: indexes.clone(),
             });
+        }
+        // A shadow table not yet swapped in is still there, and still ours.
+        if let Some(table) = &self.shadow {
+            if !self.swap.as_ref().is_some_and(|s| s.swapped) {
+                events.push(Event::ShadowCreating {
+                    table: table.clone(),
+                });
+            }
         }
         events
     }
@@ -245,6 +292,26 @@ fn apply(state: &mut State, event: Event) {
             state.complete = true;
             state.completed_at = at;
         }
+        Event::ShadowCreating { table } => {
+            state.shadow = Some(table);
+            state.table_id = None;
+        }
+        Event::Swapping { old } => {
+            state.swap = Some(SwapState {
+                old,
+                ..SwapState::default()
+            });
+        }
+        Event::Swapped => {
+            if let Some(swap) = &mut state.swap {
+                swap.swapped = true;
+            }
+        }
+        Event::OldSettled { .. } => {
+            if let Some(swap) = &mut state.swap {
+                swap.settled = true;
+            }
+        }
     }
 }
 
@@ -348,6 +415,41 @@ mod tests {
         apply(&mut s, Event::Committing { chunk: 1 });
         apply(&mut s, committed(1, 1, 0));
         assert_eq!(s.table_id, Some(7));
+    }
+
+    #[test]
+    fn the_swap_is_followed_step_by_step() {
+        let mut s = State::default();
+        apply(
+            &mut s,
+            Event::ShadowCreating {
+                table: "t_myspool_new".into(),
+            },
+        );
+        assert_eq!(s.shadow.as_deref(), Some("t_myspool_new"));
+        assert_eq!(s.swap, None);
+        assert_eq!(
+            s.pending_changes(),
+            [Event::ShadowCreating {
+                table: "t_myspool_new".into()
+            }]
+        );
+        apply(
+            &mut s,
+            Event::Swapping {
+                old: Some("t_old".into()),
+            },
+        );
+        assert!(!s.swap.as_ref().unwrap().swapped);
+        apply(&mut s, Event::Swapped);
+        assert!(s.swap.as_ref().unwrap().swapped);
+        // Swapped in, the shadow is the target now: nothing to carry over.
+        assert!(s.pending_changes().is_empty());
+        apply(&mut s, Event::Complete { at: None });
+        assert!(!s.finished(), "loaded, not yet swapped in");
+        apply(&mut s, Event::OldSettled { dropped: true });
+        assert!(s.swap.as_ref().unwrap().settled);
+        assert!(s.finished());
     }
 
     #[test]

@@ -222,19 +222,11 @@ impl SourceTable {
 /// Reads a table's columns, key, statistics and `SHOW CREATE TABLE`.
 pub fn describe(conn: &mut Conn, table: &TableRef) -> Result<SourceTable> {
     let ctx = || format!("reading the definition of {table}");
-    let rows: Vec<Row> = conn
-        .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
-                    COLLATION_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') \
-             FROM information_schema.COLUMNS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (&table.db, &table.table),
-        )
-        .with_context(ctx)?;
+    let rows = column_rows(conn, &table.db, &table.table).with_context(ctx)?;
     if rows.is_empty() {
         bail!("table {table} has no columns visible to this user");
     }
-    let columns = TableColumns::read(&rows)?;
+    let columns = TableColumns::read(&rows);
     if columns.exported.is_empty() {
         bail!("table {table} has only generated columns: nothing to export");
     }
@@ -278,53 +270,125 @@ struct TableColumns {
 }
 
 impl TableColumns {
-    /// From the rows of `describe`'s COLUMNS query.
-    fn read(rows: &[Row]) -> Result<TableColumns> {
+    /// From a table's [`column_rows`].
+    fn read(rows: &[ColumnRow]) -> TableColumns {
         let mut columns = TableColumns {
             exported: Vec::new(),
             generated: Vec::new(),
             facts: HashMap::new(),
         };
         for row in rows {
-            let name = text(row, 0)?.unwrap_or_default();
-            let column_type = text(row, 1)?.unwrap_or_default();
-            let data_type = text(row, 2)?.unwrap_or_default().to_ascii_lowercase();
-            let nullable = text(row, 3)?.as_deref() == Some("YES");
-            let charset = text(row, 4)?;
-            let collation = text(row, 5)?;
-            let extra = text(row, 6)?.unwrap_or_default().to_ascii_uppercase();
-            let generation = text(row, 7)?.unwrap_or_default();
-            let kind = TypeKind::of(&data_type, charset.as_deref());
+            let data_type = row.data_type.to_ascii_lowercase();
+            let kind = TypeKind::of(&data_type, row.charset.as_deref());
             let facts = ColumnFacts {
-                nullable,
-                charset: charset.clone(),
+                nullable: row.nullable,
+                charset: row.charset.clone(),
                 kind,
             };
-            columns.facts.insert(name.clone(), facts);
+            columns.facts.insert(row.name.clone(), facts);
             // Generated columns are computed by the target from the other columns;
             // LOAD DATA could not write them anyway.
-            if is_generated_column(&extra, &generation) {
-                columns.generated.push(name);
+            if row.generated() {
+                columns.generated.push(row.name.clone());
                 continue;
             }
             let codec = kind.codec();
-            let select_expr = select_expr(&name, codec);
             columns.exported.push(SourceColumn {
                 desc: ColumnDescription {
-                    name,
-                    column_type,
+                    name: row.name.clone(),
+                    column_type: row.column_type.clone(),
                     data_type,
-                    nullable,
-                    charset,
-                    collation,
+                    nullable: row.nullable,
+                    charset: row.charset.clone(),
+                    collation: row.collation.clone(),
                     encoding: codec.encoding(),
-                    invisible: extra.contains("INVISIBLE"),
+                    invisible: row.invisible(),
                 },
                 codec,
-                select_expr,
+                select_expr: select_expr(&row.name, codec),
             });
         }
-        Ok(columns)
+        columns
+    }
+}
+
+/// A row of `information_schema.COLUMNS`, as export and verify read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnRow {
+    pub name: String,
+    /// `COLUMN_TYPE`, e.g. `bigint(20) unsigned` (MySQL 8 drops the width).
+    pub column_type: String,
+    /// `DATA_TYPE`, e.g. `bigint`.
+    pub data_type: String,
+    pub nullable: bool,
+    pub charset: Option<String>,
+    pub collation: Option<String>,
+    /// `EXTRA` as the server spells it: `auto_increment`, `VIRTUAL GENERATED`,
+    /// MySQL 8's `DEFAULT_GENERATED on update CURRENT_TIMESTAMP`, `INVISIBLE`…
+    pub extra: String,
+    /// `GENERATION_EXPRESSION`, empty for an ordinary column.
+    pub generation_expression: String,
+}
+
+impl ColumnRow {
+    /// Computed by the server from the other columns (see [`is_generated_column`]).
+    pub fn generated(&self) -> bool {
+        is_generated_column(&self.extra, &self.generation_expression)
+    }
+
+    /// Hidden from `SELECT *` (MySQL 8.0.23+, MariaDB 10.3+): `EXTRA` says
+    /// `INVISIBLE`, beside other words.
+    pub fn invisible(&self) -> bool {
+        self.extra
+            .split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("INVISIBLE"))
+    }
+
+    /// MySQL 8.0.30+'s generated invisible primary key: with
+    /// `sql_generate_invisible_primary_key=ON` the server adds
+    /// `my_row_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT INVISIBLE` to a
+    /// table created without a primary key, and numbers the rows itself
+    /// (MySQL 8.0 reference manual, "Generated Invisible Primary Keys").
+    pub fn generated_invisible_primary_key(&self) -> bool {
+        let auto_increment = self
+            .extra
+            .split_whitespace()
+            .any(|w| w.eq_ignore_ascii_case("auto_increment"));
+        self.name == "my_row_id" && auto_increment && self.invisible()
+    }
+}
+
+/// A table's columns in order, from `information_schema.COLUMNS` (none
+/// when the table does not exist or the user sees none of it).
+pub fn column_rows(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<ColumnRow>> {
+    let rows: Vec<Row> = conn.exec(
+        "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, \
+                COLLATION_NAME, EXTRA, COALESCE(GENERATION_EXPRESSION, '') \
+         FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        (db, table),
+    )?;
+    rows.iter()
+        .map(|row| {
+            let fields = (0..8).map(|i| text(row, i)).collect::<Result<Vec<_>>>()?;
+            Ok(column_row(fields))
+        })
+        .collect()
+}
+
+/// A COLUMNS row from its fields as text, in [`column_rows`]' order.
+fn column_row(mut fields: Vec<Option<String>>) -> ColumnRow {
+    fields.resize(8, None);
+    let mut take = |i: usize| fields[i].take();
+    ColumnRow {
+        name: take(0).unwrap_or_default(),
+        column_type: take(1).unwrap_or_default(),
+        data_type: take(2).unwrap_or_default(),
+        nullable: take(3).as_deref() == Some("YES"),
+        charset: take(4),
+        collation: take(5),
+        extra: take(6).unwrap_or_default(),
+        generation_expression: take(7).unwrap_or_default(),
     }
 }
 
@@ -476,6 +540,10 @@ struct Index {
     columns: Vec<String>,
     /// Some column is indexed by a prefix only (`SUB_PART`).
     has_prefix: bool,
+    /// Some key part is an expression, not a column (MySQL 8.0.13+'s
+    /// functional key parts, `INDEX ((a + b))`): a chunk range cannot be
+    /// written on it.
+    functional: bool,
 }
 
 /// The primary key, else the smallest unique index on NOT NULL columns, else
@@ -523,26 +591,45 @@ fn read_indexes(conn: &mut Conn, table: &TableRef) -> Result<Vec<Index>> {
          WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY INDEX_NAME, SEQ_IN_INDEX",
         (&table.db, &table.table),
     )?;
+    let rows = rows
+        .iter()
+        .map(|row| (0..4).map(|i| text(row, i)).collect::<Result<Vec<_>>>())
+        .collect::<Result<Vec<_>>>()?;
+    Ok(indexes_of(&rows))
+}
+
+/// The indexes in STATISTICS rows (`INDEX_NAME`, `NON_UNIQUE`,
+/// `COLUMN_NAME`, `SUB_PART` as text, in index and key part order).
+///
+/// MySQL 8.0.13+ lists a functional key part with `COLUMN_NAME` NULL (its
+/// expression is in the `EXPRESSION` column, which MariaDB lacks, so it is
+/// not read): such an index is marked functional, never a chunking key.
+fn indexes_of(rows: &[Vec<Option<String>>]) -> Vec<Index> {
+    let field = |row: &Vec<Option<String>>, i: usize| row.get(i).cloned().flatten();
     let mut indexes: Vec<Index> = Vec::new();
-    for row in &rows {
-        let name = text(row, 0)?.unwrap_or_default();
-        let unique = text(row, 1)?.as_deref() == Some("0");
-        let column = text(row, 2)?.unwrap_or_default();
-        let prefix = text(row, 3)?.as_deref().unwrap_or("0") != "0";
+    for row in rows {
+        let name = field(row, 0).unwrap_or_default();
+        let unique = field(row, 1).as_deref() == Some("0");
+        let column = field(row, 2);
+        let functional = column.is_none();
+        let column = column.unwrap_or_default();
+        let prefix = field(row, 3).as_deref().unwrap_or("0") != "0";
         match indexes.last_mut() {
             Some(last) if last.name == name => {
                 last.columns.push(column);
                 last.has_prefix |= prefix;
+                last.functional |= functional;
             }
             _ => indexes.push(Index {
                 name,
                 unique,
                 columns: vec![column],
                 has_prefix: prefix,
+                functional,
             }),
         }
     }
-    Ok(indexes)
+    indexes
 }
 
 /// The index the chunks follow: the primary key, else the unique index with
@@ -553,11 +640,17 @@ fn pick_key_index<'a>(
     facts: &HashMap<String, ColumnFacts>,
 ) -> Option<&'a Index> {
     let not_null = |c: &String| facts.get(c).is_some_and(|f| !f.nullable);
-    let primary = indexes.iter().find(|i| i.name == "PRIMARY");
+    // MySQL refuses functional key parts in a primary key; checked anyway,
+    // as a chunk range on an expression would read the wrong rows.
+    let primary = indexes
+        .iter()
+        .find(|i| i.name == "PRIMARY" && !i.functional);
     primary.or_else(|| {
         indexes
             .iter()
-            .filter(|i| i.unique && !i.has_prefix && i.columns.iter().all(not_null))
+            .filter(|i| {
+                i.unique && !i.has_prefix && !i.functional && i.columns.iter().all(not_null)
+            })
             .min_by_key(|i| (i.columns.len(), i.name.clone()))
     })
 }
@@ -630,6 +723,214 @@ mod tests {
         }
     }
 
+    fn columns_row(fields: [Option<&str>; 8]) -> ColumnRow {
+        column_row(fields.iter().map(|f| f.map(String::from)).collect())
+    }
+
+    /// `information_schema.COLUMNS` of a MySQL 8.0.30+ table, as its manual
+    /// documents the columns (`EXTRA`, `GENERATION_EXPRESSION` empty for
+    /// ordinary columns) for
+    /// `CREATE TABLE t (created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    /// updated DATETIME DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+    /// a INT, v INT AS (a * 2), s VARCHAR(20) AS (CONCAT(a, 'x')) STORED)`
+    /// created with `sql_generate_invisible_primary_key=ON`.
+    fn mysql8_rows() -> Vec<ColumnRow> {
+        vec![
+            columns_row([
+                Some("my_row_id"),
+                Some("bigint unsigned"),
+                Some("bigint"),
+                Some("NO"),
+                None,
+                None,
+                Some("auto_increment INVISIBLE"),
+                Some(""),
+            ]),
+            columns_row([
+                Some("created"),
+                Some("timestamp"),
+                Some("timestamp"),
+                Some("NO"),
+                None,
+                None,
+                Some("DEFAULT_GENERATED"),
+                Some(""),
+            ]),
+            columns_row([
+                Some("updated"),
+                Some("datetime"),
+                Some("datetime"),
+                Some("YES"),
+                None,
+                None,
+                Some("DEFAULT_GENERATED on update CURRENT_TIMESTAMP"),
+                Some(""),
+            ]),
+            columns_row([
+                Some("a"),
+                Some("int"),
+                Some("int"),
+                Some("YES"),
+                None,
+                None,
+                Some(""),
+                Some(""),
+            ]),
+            columns_row([
+                Some("v"),
+                Some("int"),
+                Some("int"),
+                Some("YES"),
+                None,
+                None,
+                Some("VIRTUAL GENERATED"),
+                Some("(`a` * 2)"),
+            ]),
+            columns_row([
+                Some("s"),
+                Some("varchar(20)"),
+                Some("varchar"),
+                Some("YES"),
+                Some("utf8mb4"),
+                Some("utf8mb4_0900_ai_ci"),
+                Some("STORED GENERATED"),
+                Some("concat(`a`,_utf8mb4\\'x\\')"),
+            ]),
+        ]
+    }
+
+    #[test]
+    fn mysql8_expression_defaults_are_exported_and_generated_columns_left_out() {
+        let columns = TableColumns::read(&mysql8_rows());
+        let exported: Vec<(&str, bool)> = columns
+            .exported
+            .iter()
+            .map(|c| (c.desc.name.as_str(), c.desc.invisible))
+            .collect();
+        assert_eq!(
+            exported,
+            [
+                ("my_row_id", true),
+                ("created", false),
+                ("updated", false),
+                ("a", false)
+            ]
+        );
+        assert_eq!(columns.generated, ["v", "s"]);
+        // The key chooser knows every column, generated or not.
+        assert_eq!(columns.facts.len(), 6);
+        assert!(!columns.facts["created"].nullable);
+    }
+
+    #[test]
+    fn mysql8_column_rows_say_what_verify_needs() {
+        let rows = mysql8_rows();
+        let judged: Vec<(&str, bool, bool, bool)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.generated(),
+                    r.invisible(),
+                    r.generated_invisible_primary_key(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            judged,
+            [
+                ("my_row_id", false, true, true),
+                ("created", false, false, false),
+                ("updated", false, false, false),
+                ("a", false, false, false),
+                ("v", true, false, false),
+                ("s", true, false, false),
+            ]
+        );
+        // An invisible AUTO_INCREMENT column of another name is the user's own.
+        let mut own = rows[0].clone();
+        own.name = "seq".into();
+        assert!(!own.generated_invisible_primary_key());
+        // NULLs where a server has nothing to say do not upset the reader.
+        let sparse = columns_row([Some("x"), None, None, None, None, None, None, None]);
+        assert!(!sparse.generated() && !sparse.nullable && sparse.charset.is_none());
+    }
+
+    fn stat(
+        index: &str,
+        non_unique: &str,
+        column: Option<&str>,
+        sub_part: Option<&str>,
+    ) -> Vec<Option<String>> {
+        vec![
+            Some(index.into()),
+            Some(non_unique.into()),
+            column.map(String::from),
+            sub_part.map(String::from),
+        ]
+    }
+
+    /// `information_schema.STATISTICS` on MySQL 8.0.13+ and 8.4 (reference
+    /// manual, "The INFORMATION_SCHEMA STATISTICS Table": `COLUMN_NAME` is
+    /// NULL for a functional key part, whose expression is in `EXPRESSION`)
+    /// for `CREATE TABLE t (id INT NOT NULL, email VARCHAR(100) NOT NULL,
+    /// a INT NOT NULL, b INT NOT NULL, UNIQUE KEY u_email ((LOWER(email))),
+    /// UNIQUE KEY u_mix (a, (b * 2)), UNIQUE KEY u_ab (a, b), KEY k_f ((a + b)))`,
+    /// sorted as `read_indexes` asks.
+    fn mysql8_statistics() -> Vec<Vec<Option<String>>> {
+        vec![
+            stat("k_f", "1", None, None),
+            stat("u_ab", "0", Some("a"), None),
+            stat("u_ab", "0", Some("b"), None),
+            stat("u_email", "0", None, None),
+            stat("u_mix", "0", Some("a"), None),
+            stat("u_mix", "0", None, None),
+        ]
+    }
+
+    #[test]
+    fn functional_key_parts_never_make_the_chunking_key() {
+        let indexes = indexes_of(&mysql8_statistics());
+        let functional: Vec<(&str, bool)> = indexes
+            .iter()
+            .map(|i| (i.name.as_str(), i.functional))
+            .collect();
+        assert_eq!(
+            functional,
+            [
+                ("k_f", true),
+                ("u_ab", false),
+                ("u_email", true),
+                ("u_mix", true)
+            ]
+        );
+        let facts = facts(&[("id", false), ("email", false), ("a", false), ("b", false)]);
+        // u_email has one part and u_mix two, like u_ab: neither may win.
+        assert_eq!(
+            pick_key_index(&indexes, &facts).map(|i| &i.name[..]),
+            Some("u_ab")
+        );
+        // With only functional unique indexes, the table has no key.
+        let only_functional: Vec<Index> =
+            indexes.into_iter().filter(|i| i.name != "u_ab").collect();
+        assert_eq!(pick_key_index(&only_functional, &facts), None);
+    }
+
+    #[test]
+    fn statistics_rows_with_prefixes_and_short_rows_are_read() {
+        let rows = vec![
+            stat("PRIMARY", "0", Some("id"), None),
+            stat("u_name", "0", Some("name"), Some("10")),
+            vec![Some("odd".into())],
+        ];
+        let indexes = indexes_of(&rows);
+        assert_eq!(indexes.len(), 3);
+        assert!(!indexes[0].has_prefix && indexes[0].unique);
+        assert!(indexes[1].has_prefix);
+        // A row missing its fields: a functional, non-unique index, never a key.
+        assert!(indexes[2].functional && !indexes[2].unique);
+    }
+
     fn one(db: &str, table: &str) -> TablePattern {
         TablePattern::One(TableRef {
             db: db.into(),
@@ -666,6 +967,7 @@ mod tests {
             unique,
             columns: columns.iter().map(|c| c.to_string()).collect(),
             has_prefix: false,
+            functional: false,
         }
     }
 

@@ -13,6 +13,8 @@ use crate::dump::{
     self, DumpDir, ExportedChunk, Manifest, OutputRecord, TableDescription, TableEntry,
 };
 use crate::journal;
+use crate::process::claims::held_units;
+pub use crate::process::claims::HeldUnit;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -20,9 +22,21 @@ pub struct Status {
     pub exported_complete: bool,
     /// Set when the dump was made by `myspool process`.
     pub processed_from: Option<String>,
+    /// The source's binlog coordinates of the rows in the dump, or why none.
+    pub coordinates: Option<dump::Coordinates>,
+    /// The views, triggers, routines and events in the dump, per database.
+    pub objects: Vec<ObjectsStatus>,
     pub tables: Vec<TableStatus>,
     /// Commands that would continue what is unfinished.
     pub next: Vec<String>,
+}
+
+/// A database's schema objects in the dump (`objects.sql`), per kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectsStatus {
+    pub db: String,
+    #[serde(flatten)]
+    pub counts: dump::ObjectCounts,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +50,9 @@ pub struct TableStatus {
     pub loaded: Vec<LoadStatus>,
     /// In a dump `process --map` is writing: the chunks part done.
     pub partial: Vec<PartialChunk>,
+    /// In a dump cooperating `process` runners are writing: the chunks they
+    /// hold now.
+    pub held: Vec<HeldUnit>,
 }
 
 /// A chunk `process --map` left part done: its input rows answered by its
@@ -55,6 +72,8 @@ pub struct OutputStatus {
     pub failed: Vec<u32>,
     /// Chunks `--map` left part done.
     pub partial: Vec<PartialChunk>,
+    /// Chunks cooperating runners hold now: which runner, since when.
+    pub held: Vec<HeldUnit>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +83,8 @@ pub struct LoadStatus {
     pub database: String,
     pub committed: usize,
     pub in_doubt: Vec<u32>,
+    /// Every chunk in, every temporary change undone, and with `--swap`
+    /// the table swapped in.
     pub complete: bool,
     pub autoinc_removed: bool,
     pub indexes_dropped: bool,
@@ -72,16 +93,33 @@ pub struct LoadStatus {
 pub fn status(dir: &Path) -> Result<Status> {
     let dump = DumpDir::new(dir);
     let manifest = dump.require_manifest()?;
-    let outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    let mut outputs: Vec<OutputRecord> = dump::read_json_lines(&dir.join(dump::OUTPUTS_LOG))?;
+    // Runners that started together may each have listed their output.
+    let mut seen = std::collections::BTreeSet::new();
+    outputs.retain(|o| seen.insert(o.out.clone()));
     let mut tables = Vec::new();
     for entry in &manifest.tables {
         tables.push(table_status(&dump, &manifest, entry, &outputs)?);
     }
     let next = next_commands(dir, &manifest, &tables, &outputs);
+    let mut objects: Vec<ObjectsStatus> = Vec::new();
+    for entry in &manifest.tables {
+        if objects.iter().all(|o| o.db != entry.db) {
+            let found = dump.read_objects(&entry.db)?;
+            if !found.is_empty() {
+                objects.push(ObjectsStatus {
+                    db: entry.db.clone(),
+                    counts: dump::ObjectCounts::of(&found),
+                });
+            }
+        }
+    }
     Ok(Status {
         dir: dir.to_path_buf(),
         exported_complete: manifest.complete,
         processed_from: manifest.processed.as_ref().map(|p| p.from.clone()),
+        coordinates: manifest.coordinates.clone(),
+        objects,
         tables,
         next,
     })
@@ -118,6 +156,7 @@ fn table_status(
             .collect(),
         loaded: load_statuses(&table_dir)?,
         partial: Vec::new(),
+        held: Vec::new(),
     })
 }
 
@@ -142,6 +181,7 @@ fn processing_progress(dump: &DumpDir, input: &Path, entry: &TableEntry) -> Resu
         processed: Vec::new(),
         loaded: load_statuses(&dump.path(&entry.dir))?,
         partial: partial_chunks(dump, entry),
+        held: held_units(&dump.path(&entry.dir)),
     })
 }
 
@@ -188,6 +228,7 @@ fn output_status(
         done: done.len(),
         failed,
         partial: partial_chunks(&out, entry),
+        held: held_units(&out_table_dir),
     }
 }
 
@@ -211,7 +252,7 @@ fn load_statuses(table_dir: &Path) -> Result<Vec<LoadStatus>> {
             database,
             committed: state.committed.len(),
             in_doubt: state.in_doubt.iter().copied().collect(),
-            complete: state.complete,
+            complete: state.finished(),
             autoinc_removed: state.autoinc_dropped.is_some(),
             indexes_dropped: state.indexes_dropped.is_some(),
         })

@@ -18,7 +18,10 @@ use super::{LoadArgs, Output};
 /// AUTO_INCREMENT policy (with the server's innodb_autoinc_lock_mode, log_bin
 /// and binlog_format). --into checks the tables in that database. Without a
 /// dump it cannot compare columns, nor know the AUTO_INCREMENT column of a
-/// table that does not exist yet. Exits 0 only if a load would be allowed.
+/// table that does not exist yet; with --dir it reads the dump's schema of
+/// each missing table against the target as the load would (collations
+/// mapped with --collation-map or the closest equivalent, or refused;
+/// MySQL 8 / MariaDB-only syntax). Exits 0 only if a load would be allowed.
 ///
 /// Example:
 ///   myspool check --to mysql://app@db2/ --table shop.orders --jobs 4 --truncate
@@ -29,8 +32,13 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub to: String,
     /// Table to check, DB.TABLE or DB.* (repeatable).
-    #[arg(long = "table", value_name = "DB.T", required = true)]
+    #[arg(long = "table", value_name = "DB.T", required_unless_present = "dir")]
     pub tables: Vec<String>,
+    /// A dump to check too: its tables, and the schema.sql of each one the
+    /// target lacks (collations it lacks, mapped or not; syntax it would
+    /// refuse or ignore; sql_require_primary_key for keyless tables).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
     /// The options the load would use (each changes what it needs).
     #[command(flatten)]
     pub load: LoadArgs,
@@ -43,6 +51,7 @@ pub fn run(args: Args) -> Result<()> {
         target: ConnSpec::parse(&args.to)?,
         tables: args.tables,
         requirements: args.load.requirements(),
+        dir: args.dir,
     };
     let report = check(&opts)?;
     if args.output.json {
@@ -76,6 +85,9 @@ fn print_report(report: &CheckReport) {
     }
     for n in &report.notes {
         println!("  note: {n}");
+    }
+    for m in &report.mappings {
+        println!("  schema mapped: {m}");
     }
     for w in &report.warnings {
         println!("  warning: {w}");

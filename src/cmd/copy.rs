@@ -12,8 +12,9 @@ use myspool::progress::human_duration;
 use myspool::ConnSpec;
 
 use super::export::CompressArg;
+use super::load::ObjectArgs;
 use super::process::FormatArg;
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Export, optionally process, and load, as one resumable job.
 ///
@@ -35,9 +36,10 @@ pub struct Args {
     /// Source server URL.
     #[arg(long, value_name = "URL")]
     pub from: String,
-    /// Target server URL.
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server URL; once per node of a Galera cluster to load
+    /// through every node.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     /// Table to copy, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
@@ -64,10 +66,21 @@ pub struct Args {
     /// Compression level: gzip 0 (store) to 12; zstd 1 to 19 [default: 1].
     #[arg(long, value_name = "N")]
     pub level: Option<u32>,
+    /// The export reads at most this many bytes of CSV a second (10M, 500K).
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
+    #[command(flatten)]
     pub restart: RestartArg,
+    /// (--no-objects also leaves them out of the export.)
+    #[command(flatten)]
+    pub objects: ObjectArgs,
+    /// Also copy the triggers of the tables named one by one (DB.TABLE).
+    #[arg(long, conflicts_with = "no_objects")]
+    pub triggers: bool,
     #[command(flatten)]
     pub output: Output,
 }
@@ -78,11 +91,18 @@ pub fn run(args: Args) -> Result<()> {
     export.chunk_rows = args.chunk_rows;
     export.compress = args.compress.into();
     export.level = args.level.unwrap_or(export.compress.default_level());
+    export.max_rate = args.max_rate;
     export.jobs = args.load.jobs;
     export.progress = args.output.progress.into();
     export.hooks = Hooks::from_env();
-    let mut load = LoadOptions::new(ConnSpec::parse(&args.to)?, &args.dir);
+    export.objects = !args.objects.no_objects;
+    export.triggers = args.triggers;
+    let (target, nodes) = super::targets(&args.to)?;
+    let mut load = LoadOptions::new(target, &args.dir);
+    load.nodes = nodes;
     args.load.apply(&mut load);
+    args.objects.apply(&mut load)?;
+    args.replica_lag.apply(&mut load)?;
     load.restart = args.restart.restart;
     load.progress = args.output.progress.into();
     load.chunk_delay = myspool::hooks::chunk_delay();
@@ -129,4 +149,11 @@ fn print_summary(s: &CopySummary) {
         s.load.retries,
         human_duration(s.load.seconds)
     );
+    for o in &s.load.objects {
+        println!("  objects of {}: {} created", o.db, o.counts.describe());
+    }
+    if let Some(c) = &s.export.coordinates {
+        println!("  source binlog coordinates: {}", c.describe());
+    }
+    super::load::print_swaps_and_pauses(&s.load);
 }

@@ -60,6 +60,17 @@ pub struct Args {
     /// lets each take its own; locked insists; per-connection never locks.
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Auto)]
     pub consistency: ConsistencyArg,
+    /// Leave out the views, triggers, routines and events of the databases
+    /// exported whole (DB.*), which are otherwise kept in DIR/DB/objects.sql.
+    #[arg(long)]
+    pub no_objects: bool,
+    /// Also keep the triggers of the tables named one by one (DB.TABLE).
+    #[arg(long, conflicts_with = "no_objects")]
+    pub triggers: bool,
+    /// At most this many bytes of CSV a second, all jobs together (10M,
+    /// 500K; K, M, G are 1024-fold): to share the source with its users.
+    #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
+    pub max_rate: Option<u64>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -107,11 +118,14 @@ fn options(args: Args) -> Result<ExportOptions> {
     opts.jobs = args.jobs;
     opts.compress = args.compress.into();
     opts.level = args.level.unwrap_or(opts.compress.default_level());
+    opts.max_rate = args.max_rate;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
         ConsistencyArg::Locked => Consistency::Locked,
         ConsistencyArg::PerConnection => Consistency::PerConnection,
     };
+    opts.objects = !args.no_objects;
+    opts.triggers = args.triggers;
     opts.progress = args.output.progress.into();
     opts.hooks = Hooks::from_env();
     Ok(opts)
@@ -160,6 +174,9 @@ fn print_summary(summary: &ExportSummary) {
     );
     if let Some(c) = &summary.consistency {
         println!("  consistency: {c}");
+    }
+    if let Some(c) = &summary.coordinates {
+        println!("  binlog coordinates: {}", c.describe());
     }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", human_bytes(rss));

@@ -4,11 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use myspool::load::{LoadOptions, LoadSummary, TableLoadSummary};
+use myspool::load::{DefinerPolicy, LoadOptions, LoadSummary, TableLoadSummary};
 use myspool::progress::human_duration;
-use myspool::ConnSpec;
 
-use super::{LoadArgs, Output, RestartArg};
+use super::{LoadArgs, Output, ReplicaLagArgs, RestartArg};
 
 /// Load a dump into a server with LOAD DATA LOCAL INFILE.
 ///
@@ -35,13 +34,18 @@ pub struct Args {
     /// Dump directory to load.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Target server: mysql://user[:password]@host[:port][/db]
-    #[arg(long, value_name = "URL")]
-    pub to: String,
+    /// Target server: mysql://user[:password]@host[:port][/db]. Given once
+    /// per node of a Galera cluster, the jobs load through every node.
+    #[arg(long, value_name = "URL", required = true)]
+    pub to: Vec<String>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
+    pub replica_lag: ReplicaLagArgs,
+    #[command(flatten)]
     pub restart: RestartArg,
+    #[command(flatten)]
+    pub objects: ObjectArgs,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT
     /// removed by --autoinc drop, indexes dropped by --indexes); load nothing.
     #[arg(long)]
@@ -50,10 +54,36 @@ pub struct Args {
     pub output: Output,
 }
 
+/// What a load does with the dump's views, triggers, routines and events
+/// (`load` and `copy`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ObjectArgs {
+    /// DEFINER of the views, triggers, routines and events created: keep
+    /// (the target must have each account; checked before anything is
+    /// created), strip (the loading user becomes the definer), or
+    /// 'USER'@'HOST' for all of them.
+    #[arg(long, value_name = "keep|strip|'USER'@'HOST'", default_value = "keep")]
+    pub definer: String,
+    /// Do not create the dump's views, triggers, routines and events.
+    #[arg(long)]
+    pub no_objects: bool,
+}
+
+impl ObjectArgs {
+    pub fn apply(&self, opts: &mut LoadOptions) -> Result<()> {
+        opts.definer = DefinerPolicy::parse(&self.definer)?;
+        opts.objects = !self.no_objects;
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let target = ConnSpec::parse(&args.to)?;
+    let (target, nodes) = super::targets(&args.to)?;
     let mut opts = LoadOptions::new(target, args.dir);
+    opts.nodes = nodes;
     args.load.apply(&mut opts);
+    args.objects.apply(&mut opts)?;
+    args.replica_lag.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
     opts.progress = args.output.progress.into();
@@ -78,10 +108,26 @@ fn print_summary(summary: &LoadSummary) {
     for t in &summary.tables {
         println!("  {}", table_line(t));
     }
+    for o in &summary.objects {
+        println!(
+            "  objects of {}{}: {} created",
+            o.db,
+            if o.target_db != o.db {
+                format!(" into {}", o.target_db)
+            } else {
+                String::new()
+            },
+            o.counts.describe()
+        );
+    }
     println!(
         "  {} rows, {} chunks loaded, {} skipped, {} retries",
         summary.rows, summary.chunks_loaded, summary.chunks_skipped, summary.retries
     );
+    print_swaps_and_pauses(summary);
+    if let Some(g) = &summary.galera {
+        println!("  {}", g.describe());
+    }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", myspool::progress::human_bytes(rss));
     }
@@ -131,4 +177,28 @@ fn indexes_note(r: &myspool::load::IndexReport) -> String {
         note.push_str(&format!(", indexes kept: {}", r.kept.join(", ")));
     }
     note
+}
+
+/// `--swap`'s tables and `--max-replica-lag`'s pauses, if any (`load` and
+/// `copy` alike).
+pub(super) fn print_swaps_and_pauses(summary: &LoadSummary) {
+    for s in &summary.swapped {
+        println!(
+            "  {}.{} swapped in{}{}",
+            s.db,
+            s.table,
+            if s.now { "" } else { " by an earlier run" },
+            s.kept_as
+                .as_deref()
+                .map(|k| format!(", the old table kept as {k}"))
+                .unwrap_or_default()
+        );
+    }
+    if summary.replica_pauses > 0 {
+        println!(
+            "  paused {} time(s) for lagging replicas, {} in all",
+            summary.replica_pauses,
+            human_duration(summary.replica_pause_seconds)
+        );
+    }
 }

@@ -142,6 +142,21 @@ pub struct LoadArgs {
     /// Do not write the load to the target's binary log (SET sql_log_bin=0).
     #[arg(long)]
     pub skip_binlog: bool,
+    /// Load each table into a shadow table beside it (T_myspool_new) and,
+    /// once every table is loaded, swap the shadows in with one atomic
+    /// RENAME per database: readers see the old tables or the new ones,
+    /// never a half-loaded one. The old tables are then dropped.
+    #[arg(long)]
+    pub swap: bool,
+    /// With --swap: keep each old table as T_old_YYYYMMDD_HHMMSS.
+    #[arg(long, requires = "swap")]
+    pub keep_old: bool,
+    /// Create tables with collation TO where the dump's schema names FROM
+    /// (repeatable). Without it, a collation the target lacks is mapped to
+    /// its documented closest equivalent (MySQL 8's utf8mb4_0900_ai_ci to
+    /// MariaDB's utf8mb4_uca1400_nopad_ai_ci, …) or the load is refused.
+    #[arg(long, value_name = "FROM=TO", value_parser = myspool::load::CollationMap::parse_arg)]
+    pub collation_map: Vec<(String, String)>,
 }
 
 impl LoadArgs {
@@ -162,13 +177,42 @@ impl LoadArgs {
                 (_, IndexesArg::Auto) => myspool::load::IndexMode::Auto,
             },
             skip_binlog: self.skip_binlog,
+            swap: self.swap,
             into: self.into.clone(),
             repair: false,
+            collation_map: myspool::load::CollationMap(self.collation_map.clone()),
         }
     }
 
     pub fn apply(&self, opts: &mut myspool::load::LoadOptions) {
         opts.require(self.requirements());
+        opts.keep_old = self.keep_old;
+    }
+}
+
+/// `--max-replica-lag` and its replicas, for the commands that load.
+#[derive(Args, Debug, Clone)]
+pub struct ReplicaLagArgs {
+    /// Pause between chunks while a --replica lags more than this many
+    /// seconds behind the target (Seconds_Behind_Master); a replica whose
+    /// replication is stopped counts as too far behind: the load waits.
+    #[arg(long, value_name = "SECONDS", requires = "replicas")]
+    pub max_replica_lag: Option<u64>,
+    /// A replica of the target to watch, mysql://user@host[:port]
+    /// (repeatable; needs REPLICATION CLIENT, on MariaDB SLAVE MONITOR).
+    #[arg(long = "replica", value_name = "URL", requires = "max_replica_lag")]
+    pub replicas: Vec<String>,
+}
+
+impl ReplicaLagArgs {
+    pub fn apply(&self, opts: &mut myspool::load::LoadOptions) -> anyhow::Result<()> {
+        opts.max_replica_lag = self.max_replica_lag;
+        opts.replicas = self
+            .replicas
+            .iter()
+            .map(|r| myspool::ConnSpec::parse(r))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(())
     }
 }
 
@@ -215,4 +259,13 @@ pub enum OnDuplicate {
     Error,
     Ignore,
     Replace,
+}
+
+/// The `--to` URLs: the target, and more nodes of its Galera cluster.
+fn targets(urls: &[String]) -> Result<(ConnSpec, Vec<ConnSpec>)> {
+    let mut specs = urls.iter().map(|u| ConnSpec::parse(u));
+    let target = specs
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("--to is required"))??;
+    Ok((target, specs.collect::<Result<_>>()?))
 }

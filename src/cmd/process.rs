@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 
-use myspool::process::{Format, MapOptions, ProcessOptions, ProcessSummary, DEFAULT_MAX_REJECTS};
+use myspool::process::{
+    Format, MapOptions, ProcessOptions, ProcessSummary, Shard, DEFAULT_LEASE, DEFAULT_MAX_REJECTS,
+};
 use myspool::progress::human_duration;
 
 use super::Output;
@@ -44,6 +46,15 @@ use super::Output;
 /// A worker's stderr goes to --out/worker-NN.stderr (cut at 1 MiB); it sees
 /// MYSPOOL_WORKER (1..N) and PYTHONUNBUFFERED=1.
 ///
+/// Several machines: with --exec, any number of runs of the same command on
+/// one dump and one --out (on one machine, or many sharing them over NFS,
+/// e.g. the tasks of a Slurm job array) share the chunks with no
+/// coordinator. Each claims a chunk with a lease it renews every
+/// --lease/3 seconds; a runner that dies is taken over once its lease
+/// expires (its chunk is redone). A runner with nothing left to claim waits
+/// for the others, and the last one completes the output. `myspool status`
+/// on the input shows which runner holds which chunk.
+///
 /// Examples:
 ///   myspool process --dir dump/ --out dump2/ --exec 'python3 anonymise.py' --jobs 4
 ///   myspool process --dir dump/ --out dump2/ --map 'python3 enrich.py' --jobs 16
@@ -80,6 +91,16 @@ pub struct Args {
     /// and should not write a rejects file as big as the table).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_REJECTS, requires = "map")]
     pub max_rejects: u64,
+    /// With --exec: seconds a runner's claim on a chunk lives without being
+    /// renewed; another runner takes a chunk over once it has seen its
+    /// heartbeat unchanged that long. Keep it well above the file system's
+    /// attribute caching (NFS: actimeo) and any pause a machine may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_LEASE.as_secs(), conflicts_with = "map")]
+    pub lease: u64,
+    /// With --exec: this runner starts with every Nth chunk from the Kth
+    /// (1-based), then helps with the others; e.g. a job array's task index.
+    #[arg(long, value_name = "K/N", conflicts_with = "map")]
+    pub shard: Option<Shard>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -116,6 +137,8 @@ pub fn run(args: Args) -> Result<()> {
     opts.jobs = args.jobs;
     opts.format = args.format.into();
     opts.progress = args.output.progress.into();
+    opts.lease = std::time::Duration::from_secs(args.lease);
+    opts.shard = args.shard;
     let summary = myspool::process(&opts)?;
     if args.output.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -152,6 +175,19 @@ fn print_summary(summary: &ProcessSummary) {
         "  this run: {} chunks, {} rows in, {} rows out; {} chunks kept from before",
         summary.chunks_processed, summary.rows_in, summary.rows_out, summary.chunks_kept
     );
+    if let Some(runner) = &summary.runner {
+        println!(
+            "  runner {runner}: {} chunk(s) taken over from runners that stopped, {} claim(s) lost",
+            summary.taken_over,
+            summary.lost.len()
+        );
+    }
+    for l in &summary.lost {
+        println!(
+            "  lost the claim on chunk {:06} of {}: another runner took it over (this runner stalled past --lease); its work here was dropped",
+            l.chunk, l.table
+        );
+    }
     if let Some(m) = &summary.map {
         print_map_summary(m);
     }

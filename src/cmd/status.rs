@@ -37,6 +37,12 @@ pub fn run(args: Args) -> Result<()> {
             .map(|f| format!(" (processed from {f})"))
             .unwrap_or_default()
     );
+    if let Some(c) = &s.coordinates {
+        println!("  binlog coordinates: {}", c.describe());
+    }
+    for o in &s.objects {
+        println!("  objects of {}: {}", o.db, o.counts.describe());
+    }
     for t in &s.tables {
         println!(
             "  {}.{}: {} of {} chunks {}, {} rows",
@@ -52,6 +58,7 @@ pub fn run(args: Args) -> Result<()> {
             t.rows
         );
         print_partial("    ", &t.partial);
+        print_held("    ", &t.held);
         for p in &t.processed {
             println!(
                 "    processed into {} ({}): {} of {} chunks{}",
@@ -66,6 +73,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             );
             print_partial("      ", &p.partial);
+            print_held("      ", &p.held);
         }
         for l in &t.loaded {
             println!(
@@ -109,6 +117,21 @@ fn print_partial(indent: &str, partial: &[myspool::status::PartialChunk]) {
         println!(
             "{indent}chunk {:06} in progress: {} rows answered",
             p.chunk, p.rows_answered
+        );
+    }
+}
+
+/// The chunks cooperating runners hold now.
+fn print_held(indent: &str, held: &[myspool::status::HeldUnit]) {
+    for h in held {
+        println!(
+            "{indent}chunk {:06} held by runner {} pid {} since {} (claim {}; last heartbeat {}, by its clock)",
+            h.chunk,
+            h.host,
+            h.pid,
+            h.since,
+            h.generation,
+            h.last_beat.as_deref().unwrap_or("none yet")
         );
     }
 }

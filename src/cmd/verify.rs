@@ -11,7 +11,12 @@ use super::{DumpAndTarget, Output};
 /// For every chunk, the key range is read from the target, written in the
 /// dump's CSV form and hashed; the chunk file is hashed the same way. Row
 /// counts and hashes must agree. Works across two independent servers.
-/// Prints the ranges that differ and exits 1 if there are any.
+/// The target's columns are compared first: a column the target has and
+/// the dump lacks (unless generated), a dump column the target lacks, or a
+/// source column the export left out that the target has as an ordinary
+/// column (or lacks) is a mismatch, as no chunk reads its values.
+/// Prints the mismatches and the ranges that differ, and exits 1 if there
+/// are any.
 ///
 /// Example:
 ///   myspool verify --dir dump/ --to mysql://app@db2/
@@ -43,17 +48,27 @@ pub fn run(args: Args) -> Result<()> {
             report.target
         );
         for t in &report.tables {
+            let chunks = if !t.chunks_compared {
+                "not compared (a column of the dump is not on the target)".to_string()
+            } else if t.chunks_differing == 0 {
+                "all match".to_string()
+            } else {
+                format!("{} differ", t.chunks_differing)
+            };
+            let columns = match t.columns_differing {
+                0 => String::new(),
+                n => format!("; {n} column mismatch(es)"),
+            };
             println!(
-                "  {}.{}: {} chunks, {}",
-                t.target_db,
-                t.table,
-                t.chunks,
-                if t.chunks_differing == 0 {
-                    "all match".to_string()
-                } else {
-                    format!("{} differ", t.chunks_differing)
-                }
+                "  {}.{}: {} chunks, {chunks}{columns}",
+                t.target_db, t.table, t.chunks
             );
+        }
+        for note in &report.notes {
+            println!("  note: {note}");
+        }
+        for m in &report.column_mismatches {
+            println!("  mismatch: {}", m.sentence);
         }
         for d in &report.differences {
             let bound = |b: &Option<Vec<String>>, open: &str| {
@@ -74,9 +89,22 @@ pub fn run(args: Args) -> Result<()> {
     }
     if !report.matches {
         bail!(
-            "{} chunk(s) differ between the dump and the target",
-            report.differences.len()
+            "{}",
+            failure(report.differences.len(), report.column_mismatches.len())
         );
     }
     Ok(())
+}
+
+/// The one line a failed verify ends with.
+fn failure(chunks: usize, columns: usize) -> String {
+    match (chunks, columns) {
+        (c, 0) => format!("{c} chunk(s) differ between the dump and the target"),
+        (0, m) => format!(
+            "{m} column mismatch(es) between the dump and the target: their values were not compared"
+        ),
+        (c, m) => format!(
+            "{c} chunk(s) differ and {m} column mismatch(es) between the dump and the target"
+        ),
+    }
 }

@@ -23,6 +23,10 @@ pub struct Manifest {
     pub export: ExportSettings,
     /// How the reading connections' snapshots relate (see the README).
     pub consistency: Option<String>,
+    /// The source's binary log coordinates of the rows in the dump, or why
+    /// there are none (absent in dumps of earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
     pub started_at: String,
     pub finished_at: Option<String>,
     pub complete: bool,
@@ -31,6 +35,60 @@ pub struct Manifest {
     /// Set when `myspool process` made this dump from another one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed: Option<ProcessedFrom>,
+}
+
+/// The binary log position that corresponds exactly to the rows exported:
+/// replaying the source's binlog from there onto a copy of the dump brings
+/// it to the source's state. Either `binlog_file`/`binlog_position` are set,
+/// or `none_because` says why there are none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Coordinates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_position: Option<u64>,
+    /// The GTID position at that point: `gtid_binlog_pos` on MariaDB,
+    /// `gtid_executed` on MySQL; absent when the server has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    /// Where `gtid` comes from: `gtid_binlog_pos` or `gtid_executed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_variable: Option<String>,
+    /// How they were read: `binlog_snapshot` (the snapshot's own status
+    /// variables) or `under_lock` (SHOW MASTER STATUS while the tables were
+    /// locked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub none_because: Option<String>,
+}
+
+impl Coordinates {
+    pub fn none(because: impl Into<String>) -> Coordinates {
+        Coordinates {
+            none_because: Some(because.into()),
+            ..Coordinates::default()
+        }
+    }
+
+    /// One line for people: `mariadb-bin.000003:1234 (gtid 0-1-42)`, or
+    /// `none: <why>`.
+    pub fn describe(&self) -> String {
+        match (&self.binlog_file, self.binlog_position) {
+            (Some(file), Some(pos)) => format!(
+                "{file}:{pos}{}",
+                self.gtid
+                    .as_deref()
+                    .filter(|g| !g.is_empty())
+                    .map(|g| format!(" ({} {g})", self.gtid_variable.as_deref().unwrap_or("gtid")))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "none: {}",
+                self.none_because.as_deref().unwrap_or("not recorded")
+            ),
+        }
+    }
 }
 
 /// Where a processed dump came from.
@@ -165,6 +223,13 @@ pub struct TableDescription {
     pub columns: Vec<ColumnDescription>,
     /// Generated columns of the source: not exported, recomputed by the target.
     pub generated_columns: Vec<String>,
+    /// Every column of the source the export left out of the CSV, and why, so
+    /// that `verify` can tell a target column the source had from one added
+    /// since. `None` in dumps written before it was recorded (their
+    /// `generated_columns` is all they say); a processed dump keeps its
+    /// input's. Optional, so the format version did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<Vec<LeftOutColumn>>,
     pub key: KeyDescription,
     pub chunk_rows: u64,
     /// Rows counted while planning (the final count is the sum of the chunks').
@@ -187,6 +252,28 @@ pub struct ColumnDescription {
     pub encoding: Encoding,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub invisible: bool,
+}
+
+/// A source column the dump holds no values for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeftOutColumn {
+    pub name: String,
+    /// Why: [`LeftOutColumn::GENERATED`], or a reason a later myspool adds
+    /// (a reader treats one it does not know as a column whose values were
+    /// not copied).
+    pub reason: String,
+}
+
+impl LeftOutColumn {
+    /// A generated column: the target computes it from the other columns.
+    pub const GENERATED: &'static str = "generated";
+
+    pub fn generated(name: &str) -> LeftOutColumn {
+        LeftOutColumn {
+            name: name.to_string(),
+            reason: Self::GENERATED.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -224,7 +311,7 @@ pub struct ChunkRecord {
 
 /// What a finished chunk holds: rows, bytes on disk, CSV bytes, SHA-256 of the
 /// file as stored (so `sha256sum` checks it).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChunkStats {
     pub rows: u64,
     pub bytes: u64,
@@ -241,7 +328,7 @@ pub struct ExportedChunk {
 }
 
 /// A line of a table's `process.log` in a processing's output dump.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessedChunk {
     pub number: u32,
     pub columns: Vec<String>,
@@ -283,6 +370,7 @@ impl Manifest {
             source,
             export,
             consistency: None,
+            coordinates: None,
             started_at,
             finished_at: None,
             complete: false,

@@ -5,6 +5,7 @@
 //!   manifest.json              format version, tool, source server, options, tables
 //!   outputs.jsonl              once processed: one JSON line per output directory
 //!   <db>/database.sql          SHOW CREATE DATABASE
+//!   <db>/objects.sql           views, triggers, routines, events (see `objects.rs`)
 //!   <db>/<table>/schema.sql    SHOW CREATE TABLE
 //!   <db>/<table>/table.json    columns (type, charset, encoding), key, chunk list
 //!   <db>/<table>/000001.csv.gz chunks, numbered in key order
@@ -16,6 +17,9 @@
 //!   <db>/<table>/000001.checkpoint --map: one JSON line per checkpoint of that chunk
 //!   <db>/<table>/rejects.jsonl     --map: the rows rejected, with their key and reason
 //!   worker-01.stderr           --map: the stderr of each worker (bounded)
+//!   <db>/<table>/.claims/      --exec: the claims of cooperating runners on
+//!                              its chunks (see `process::claims`); .claims/
+//!                              at the root holds the claim that completes it
 //!   <db>/<table>/load@<host:port>@<db>.jsonl
 //!                              the load journal of one target (see `journal`)
 //! ```
@@ -47,6 +51,7 @@ mod chunk;
 mod files;
 mod format;
 mod growing;
+mod objects;
 
 use self::files::TMP_PREFIX;
 
@@ -56,11 +61,15 @@ pub use self::files::{
     read_json_lines, safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,
 };
 pub use self::format::{
-    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, CsvConvention,
-    ExportSettings, ExportedChunk, KeyDescription, KeyKind, Manifest, OutputRecord, ProcessedChunk,
-    ProcessedFrom, SourceInfo, TableDescription, TableEntry, FORMAT_VERSION,
+    utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, Coordinates,
+    CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, LeftOutColumn, Manifest,
+    OutputRecord, ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry,
+    FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
+pub use self::objects::{
+    objects_sql, parse_objects, read_objects, write_objects, ObjectCounts, ObjectKind, SchemaObject,
+};
 /// Kept here for the callers that decoded names through the dump; it lives
 /// with the other hex text in [`crate::dialect`].
 pub use crate::dialect::percent_decode;
@@ -92,12 +101,20 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const TABLE_FILE: &str = "table.json";
 pub const SCHEMA_FILE: &str = "schema.sql";
 pub const DATABASE_FILE: &str = "database.sql";
+/// A database's views, triggers, routines and events; absent in dumps
+/// exported without them (`--no-objects`, named tables, older versions).
+pub const OBJECTS_FILE: &str = "objects.sql";
 /// While a table is exported: one JSON line per finished chunk.
 pub const EXPORT_LOG: &str = "export.log";
 /// While a table is processed: one JSON line per finished output chunk.
 pub const PROCESS_LOG: &str = "process.log";
 /// In a dump that was processed: one JSON line per output directory.
 pub const OUTPUTS_LOG: &str = "outputs.jsonl";
+/// Cooperating `process` runners' claims, in each table's directory and in
+/// the output's root.
+pub const CLAIMS_DIR: &str = ".claims";
+/// A unit the cooperating runners committed: `<unit>.done` in `CLAIMS_DIR`.
+const DONE_SUFFIX: &str = ".done";
 /// The advisory lock two myspool processes take before writing a dump.
 pub const LOCK_FILE: &str = ".myspool.lock";
 
@@ -254,7 +271,7 @@ impl DumpDir {
                         || (entry.file_type().is_ok_and(|t| t.is_dir())
                             && Self::holds_only(&entry.path(), false)?)
                 } else {
-                    name == DATABASE_FILE
+                    name == DATABASE_FILE || name == OBJECTS_FILE
                 };
             if !left {
                 return Ok(false);
@@ -271,6 +288,16 @@ impl DumpDir {
     /// name made safe for any file system.
     pub fn table_dir_name(db: &str, table: &str) -> String {
         format!("{}/{}", safe_file_name(db), safe_file_name(table))
+    }
+
+    /// `<db>/objects.sql`.
+    pub fn objects_path(&self, db: &str) -> PathBuf {
+        self.root.join(safe_file_name(db)).join(OBJECTS_FILE)
+    }
+
+    /// The schema objects of database `db` (none if the dump has none).
+    pub fn read_objects(&self, db: &str) -> Result<Vec<SchemaObject>> {
+        read_objects(&self.objects_path(db))
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -347,7 +374,20 @@ impl DumpDir {
                 .collect());
         }
         let log: Vec<ProcessedChunk> = read_json_lines(&self.path(&entry.dir).join(PROCESS_LOG))?;
-        Ok(log.into_iter().map(|p| p.number).collect())
+        let mut done: Vec<u32> = log.into_iter().map(|p| p.number).collect();
+        // Cooperating runners record a chunk by its claim's done directory.
+        if let Ok(entries) = fs::read_dir(self.path(&entry.dir).join(CLAIMS_DIR)) {
+            done.extend(entries.flatten().filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(DONE_SUFFIX)?
+                    .parse::<u32>()
+                    .ok()
+            }));
+        }
+        done.sort_unstable();
+        done.dedup();
+        Ok(done)
     }
 
     /// The chunks of a table that `process --map` left part done, with the

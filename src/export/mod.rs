@@ -4,8 +4,9 @@
 //! every table's chunks (`plan`: every Nth key becomes a chunk boundary,
 //! and chunk `i` is read with one `SELECT … WHERE <range> ORDER BY <key>`,
 //! never `LIMIT offset`), start the reading connections' snapshots
-//! (`snapshot`), run the pipeline (`pipeline`) and mark the dump
-//! complete.
+//! (`snapshot`, which also reads their binlog `coordinates`), run the
+//! pipeline (`pipeline`) and mark the dump complete. A new dump also gets
+//! the schema `objects` of the databases exported whole.
 //!
 //! Each job has one reading connection and three threads joined by bounded
 //! queues: the reader drains the server, the encoder writes CSV, the writer
@@ -25,10 +26,13 @@
 //! Export may use `dump`, `conn`, `sql`, `schema`, `dialect`, `progress` and
 //! `hooks`; never another phase.
 
+mod coordinates;
 mod encode;
+mod objects;
 mod options;
 mod pipeline;
 mod plan;
+mod rate;
 mod read;
 mod resume;
 mod snapshot;
@@ -46,6 +50,7 @@ use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
 pub use options::{Consistency, ExportOptions, Hooks};
+pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
 pub use summary::{ExportSummary, TableSummary};
 
@@ -84,6 +89,10 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
             settings,
             server_version,
             &patterns,
+            start::Objects {
+                wanted: opts.objects,
+                triggers: opts.triggers,
+            },
         )?,
     };
 
@@ -100,7 +109,7 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
     } else {
         let jobs = opts.jobs.min(pending.len());
         let readers = start_snapshots(control, jobs, &tables, opts, &mut warnings)?;
-        record_consistency(&dir, &mut manifest, chunks_kept, readers.consistency)?;
+        record_consistency(&dir, &mut manifest, chunks_kept, &readers)?;
         pipeline::run_pipeline(opts, &dir, &mut tables, pending, readers.conns)?
     };
     mark_dump_complete(&dir, &mut manifest)?;
@@ -196,18 +205,25 @@ fn start_snapshots(
     snapshot::open_readers(&opts.source, &mut control, &plan, warnings)
 }
 
-/// Records in the manifest how this run's snapshots relate (and, when it
-/// resumes, that the dump mixes several runs').
+/// Records in the manifest how this run's snapshots relate and their binlog
+/// coordinates (and, when it resumes, that the dump mixes several runs').
 fn record_consistency(
     dir: &DumpDir,
     manifest: &mut Manifest,
     chunks_kept: u64,
-    consistency: &str,
+    readers: &Readers,
 ) -> Result<()> {
-    let recorded =
-        resume::recorded_consistency(manifest.consistency.as_deref(), chunks_kept, consistency);
-    if manifest.consistency.as_deref() != Some(recorded.as_str()) {
+    let recorded = resume::recorded_consistency(
+        manifest.consistency.as_deref(),
+        chunks_kept,
+        readers.consistency,
+    );
+    let coordinates = coordinates::recorded(chunks_kept, readers.coordinates.clone());
+    if manifest.consistency.as_deref() != Some(recorded.as_str())
+        || manifest.coordinates.as_ref() != Some(&coordinates)
+    {
         manifest.consistency = Some(recorded);
+        manifest.coordinates = Some(coordinates);
         dir.write_manifest(manifest)?;
     }
     Ok(())

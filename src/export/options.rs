@@ -60,10 +60,17 @@ pub struct ExportOptions {
     /// (`compress.default_level()` when the user gives none).
     pub level: u32,
     pub consistency: Consistency,
+    /// Views, triggers, routines and events of the databases exported
+    /// whole (`DB.*`); `--no-objects` turns it off.
+    pub objects: bool,
+    /// Also the triggers of the tables named one by one (`--triggers`).
+    pub triggers: bool,
     pub progress: ProgressMode,
     /// Told of every finished chunk, for a reader of the dump in this
     /// process (`copy`); the caller calls its `finish` when this returns.
     pub announce: Option<Arc<Growing>>,
+    /// `--max-rate`: CSV bytes a second, at most, for the whole export.
+    pub max_rate: Option<u64>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -80,8 +87,11 @@ impl ExportOptions {
             compress: Compress::Gzip,
             level: Compress::Gzip.default_level(),
             consistency: Consistency::Auto,
+            objects: true,
+            triggers: false,
             progress: ProgressMode::Auto,
             announce: None,
+            max_rate: None,
             hooks: Hooks::default(),
         }
     }

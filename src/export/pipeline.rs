@@ -19,10 +19,11 @@ use mysql::Conn;
 use super::encode::{encode_chunks, CsvMsg};
 use super::options::ExportOptions;
 use super::plan::chunk_query;
+use super::rate::RateLimit;
 use super::read::{Reader, RowMsg};
 use super::summary::RunTotals;
 use super::table::{mark_table_complete, ExportingTable};
-use super::write::{write_chunks, ChunkFormat};
+use super::write::{write_chunks, ChunkFormat, Pace};
 use crate::dialect::{self, Codec};
 use crate::dump::{self, ChunkStats, DumpDir, ExportedChunk, Growing};
 use crate::progress::Progress;
@@ -114,6 +115,7 @@ pub(super) fn run_pipeline(
         level: opts.level,
         delay: opts.hooks.write_delay,
     };
+    let pace: Pace = opts.max_rate.map(|r| Arc::new(RateLimit::new(r)));
     let mut handles = Vec::new();
     for conn in readers {
         let reader = |tx| Reader {
@@ -124,7 +126,14 @@ pub(super) fn run_pipeline(
             abort: abort.clone(),
             counters: counters.clone(),
         };
-        handles.extend(start_job(reader, &work, &event_tx, &abort, format)?);
+        handles.extend(start_job(
+            reader,
+            &work,
+            &event_tx,
+            &abort,
+            format,
+            pace.clone(),
+        )?);
     }
     drop(event_tx);
     let mut commit = Commit {
@@ -229,6 +238,7 @@ fn start_job(
     events: &Sender<ChunkEvent>,
     abort: &Arc<AtomicBool>,
     format: ChunkFormat,
+    pace: Pace,
 ) -> Result<[thread::JoinHandle<()>; 3]> {
     let (row_tx, row_rx) = bounded::<RowMsg>(QUEUE_DEPTH);
     let (csv_tx, csv_rx) = bounded::<CsvMsg>(QUEUE_DEPTH);
@@ -242,7 +252,7 @@ fn start_job(
     })?;
     let ev = events.clone();
     let write = spawn("myspool-write", events, abort, move || {
-        write_chunks(csv_rx, ev, format)
+        write_chunks(csv_rx, ev, format, pace)
     })?;
     Ok([read, encode, write])
 }

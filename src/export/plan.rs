@@ -17,32 +17,117 @@ use crate::sql;
 
 /// Without `--chunk-rows`, chunks aim at about this much data.
 const AUTO_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
+/// Without `--chunk-rows`, a chunk holds at least this many rows (a chunk
+/// costs a query, an fsync and a rename) and at most [`MAX_AUTO_CHUNK_ROWS`].
+const MIN_AUTO_CHUNK_ROWS: u64 = 10_000;
+const MAX_AUTO_CHUNK_ROWS: u64 = 1_000_000;
+/// While the planner does not know the chunk size yet, it keeps at most
+/// this many candidate boundaries (a few MB of key literals).
+const MAX_CANDIDATES: usize = 65_536;
 
 /// Without `--chunk-rows`: about [`AUTO_CHUNK_BYTES`] per chunk, but at least
 /// four chunks per job when the table is big enough, so that the jobs share
-/// the work evenly to the end; never under 10,000 rows (a chunk costs a
-/// query, an fsync and a rename).
-pub(super) fn auto_chunk_rows(avg_row_length: u64, estimated_rows: u64, jobs: usize) -> u64 {
+/// the work evenly to the end; never under 10,000 rows nor over 1,000,000.
+///
+/// `rows` is the planner's own count of the rows it reads when the table
+/// has a key, so only `avg_row_length` comes from the server's statistics:
+/// a stale or zero one (MySQL 8 caches them for a day, see
+/// `information_schema_stats_expiry`) changes the bytes per chunk, never
+/// which rows the chunks hold.
+pub(super) fn auto_chunk_rows(avg_row_length: u64, rows: u64, jobs: usize) -> u64 {
     let by_size = AUTO_CHUNK_BYTES / avg_row_length.max(16);
-    let by_jobs = estimated_rows.div_ceil(4 * jobs.max(1) as u64);
-    by_size.min(by_jobs).clamp(10_000, 1_000_000)
+    let by_jobs = rows.div_ceil((jobs.max(1) as u64).saturating_mul(4));
+    by_size
+        .min(by_jobs)
+        .clamp(MIN_AUTO_CHUNK_ROWS, MAX_AUTO_CHUNK_ROWS)
 }
 
-/// The chunks of a table and the rows the plan counted: streams the key in
-/// order and cuts a chunk every `chunk_rows` keys. A table without a key is
-/// one chunk, of about the rows the server estimates.
+/// How many rows a chunk holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChunkSize {
+    /// `--chunk-rows`.
+    Rows(u64),
+    /// Chosen by [`auto_chunk_rows`] once the planner has counted the rows.
+    Auto { avg_row_length: u64, jobs: usize },
+}
+
+/// The chunks of a table, the rows the plan counted, and the rows per chunk:
+/// streams the key in order and cuts a chunk every `chunk_rows` keys. A table
+/// without a key is one chunk; its rows are the server's estimate, which only
+/// the progress display uses.
 pub(super) fn plan_chunks(
     conn: &mut Conn,
     source: &SourceTable,
     where_clause: Option<&str>,
     compress: Compress,
-    chunk_rows: u64,
-) -> Result<(Vec<ChunkRecord>, u64)> {
+    size: ChunkSize,
+) -> Result<(Vec<ChunkRecord>, u64, u64)> {
     if source.key_columns.is_empty() {
-        return Ok((cut_chunks(Vec::new(), compress), source.estimated_rows));
+        let chunk_rows = match size {
+            ChunkSize::Rows(n) => n,
+            ChunkSize::Auto {
+                avg_row_length,
+                jobs,
+            } => auto_chunk_rows(avg_row_length, source.estimated_rows, jobs),
+        };
+        let chunks = cut_chunks(Vec::new(), compress);
+        return Ok((chunks, source.estimated_rows, chunk_rows));
     }
-    let (boundaries, rows) = read_boundaries(conn, source, where_clause, chunk_rows)?;
-    Ok((cut_chunks(boundaries, compress), rows))
+    let (step, bounded) = match size {
+        ChunkSize::Rows(n) => (n, false),
+        ChunkSize::Auto { .. } => (MIN_AUTO_CHUNK_ROWS, true),
+    };
+    let (candidates, rows) = read_boundaries(conn, source, where_clause, step, bounded)?;
+    let (boundaries, chunk_rows) = match size {
+        ChunkSize::Rows(n) => (candidates.keys, n),
+        ChunkSize::Auto {
+            avg_row_length,
+            jobs,
+        } => candidates.every(auto_chunk_rows(avg_row_length, rows, jobs)),
+    };
+    Ok((cut_chunks(boundaries, compress), rows, chunk_rows))
+}
+
+/// Boundaries kept while the key streams: the key of every `step`-th row
+/// (each with a later row after it). Without `--chunk-rows` the chunk size
+/// depends on the rows counted, known only at the end, so the planner keeps
+/// every [`MIN_AUTO_CHUNK_ROWS`]-th key and picks among them then, rather
+/// than trust the server's `TABLE_ROWS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidates {
+    step: u64,
+    keys: Vec<Vec<String>>,
+}
+
+impl Candidates {
+    /// The key of row `step × (keys.len() + 1)`. Past [`MAX_CANDIDATES`],
+    /// every other key goes and the step doubles, so memory stays bounded
+    /// (only a fixed `--chunk-rows` keeps every key it asked for).
+    fn push(&mut self, key: Vec<String>, bounded: bool) {
+        self.keys.push(key);
+        if bounded && self.keys.len() > MAX_CANDIDATES {
+            let kept = std::mem::take(&mut self.keys)
+                .into_iter()
+                .skip(1)
+                .step_by(2)
+                .collect();
+            self.keys = kept;
+            self.step *= 2;
+        }
+    }
+
+    /// The boundaries for chunks of about `chunk_rows` rows (a whole number
+    /// of steps, at least one) and the rows per chunk that gives.
+    fn every(self, chunk_rows: u64) -> (Vec<Vec<String>>, u64) {
+        let k = ((chunk_rows + self.step / 2) / self.step).max(1);
+        let keys = self
+            .keys
+            .into_iter()
+            .skip(k as usize - 1)
+            .step_by(k as usize)
+            .collect();
+        (keys, k * self.step)
+    }
 }
 
 /// The SELECT that streams the key, in order, as the planner reads it.
@@ -60,14 +145,19 @@ fn key_query(source: &SourceTable, where_clause: Option<&str>) -> String {
     query
 }
 
-/// Every `chunk_rows`-th key as literals, and the number of rows read.
+/// The key of every `step`-th row as literals (see [`Candidates`]), and the
+/// number of rows read.
 fn read_boundaries(
     conn: &mut Conn,
     source: &SourceTable,
     where_clause: Option<&str>,
-    chunk_rows: u64,
-) -> Result<(Vec<Vec<String>>, u64)> {
-    let mut boundaries: Vec<Vec<String>> = Vec::new();
+    step: u64,
+    bounded: bool,
+) -> Result<(Candidates, u64)> {
+    let mut candidates = Candidates {
+        step,
+        keys: Vec::new(),
+    };
     // A boundary is kept only once a later row exists, so the last chunk is
     // never empty (unless the table is).
     let mut candidate: Option<Vec<String>> = None;
@@ -78,10 +168,12 @@ fn read_boundaries(
     for row in result {
         let row = row.context("reading the key")?;
         if let Some(b) = candidate.take() {
-            boundaries.push(b);
+            candidates.push(b, bounded);
         }
         rows += 1;
-        if rows.is_multiple_of(chunk_rows) {
+        // Every step-th row of the stream; a doubled step keeps only the
+        // rows at its multiples.
+        if rows.is_multiple_of(candidates.step) {
             let values = row.unwrap_raw();
             let literals = source
                 .key_columns
@@ -92,7 +184,7 @@ fn read_boundaries(
             candidate = Some(literals);
         }
     }
-    Ok((boundaries, rows))
+    Ok((candidates, rows))
 }
 
 /// The chunks between consecutive boundaries, numbered from 1: the first
@@ -175,6 +267,75 @@ mod tests {
         // Never under 10,000 rows, never over 1,000,000.
         assert_eq!(auto_chunk_rows(100, 1_000, 2), 10_000);
         assert_eq!(auto_chunk_rows(0, u64::MAX / 2, 1), 1_000_000);
+    }
+
+    #[test]
+    fn a_zero_or_stale_row_estimate_only_changes_the_chunk_size() {
+        // MySQL 8 may say TABLE_ROWS 0 for a day after a bulk insert:
+        // chunks are then small, never wrong, and the planner's own count
+        // replaces the estimate for a keyed table (below).
+        assert_eq!(auto_chunk_rows(100, 0, 2), MIN_AUTO_CHUNK_ROWS);
+        assert_eq!(auto_chunk_rows(0, 0, 0), MIN_AUTO_CHUNK_ROWS);
+        assert_eq!(
+            auto_chunk_rows(u64::MAX, u64::MAX, usize::MAX),
+            MIN_AUTO_CHUNK_ROWS
+        );
+    }
+
+    fn keys(step: u64, n: u64) -> Candidates {
+        Candidates {
+            step,
+            keys: (1..=n).map(|i| vec![(i * step).to_string()]).collect(),
+        }
+    }
+
+    #[test]
+    fn candidates_are_cut_by_the_size_the_counted_rows_ask_for() {
+        // 10,000-row steps over 1,000,000 counted rows, 2 jobs, 100-byte
+        // rows: 125,000 rows a chunk, rounded to 13 steps.
+        let rows = 1_000_000;
+        let size = auto_chunk_rows(100, rows, 2);
+        assert_eq!(size, 125_000);
+        let (bounds, chunk_rows) = keys(10_000, 99).every(size);
+        assert_eq!(chunk_rows, 130_000);
+        let first: Vec<&str> = bounds.iter().take(3).map(|b| b[0].as_str()).collect();
+        assert_eq!(first, ["130000", "260000", "390000"]);
+        assert_eq!(bounds.len(), 7);
+        // A size under one step is one step.
+        assert_eq!(keys(10_000, 5).every(1).1, 10_000);
+        // No candidates: one chunk.
+        assert_eq!(keys(10_000, 0).every(50_000), (Vec::new(), 50_000));
+    }
+
+    #[test]
+    fn candidates_stay_bounded_by_doubling_their_step() {
+        let mut c = Candidates {
+            step: 1,
+            keys: Vec::new(),
+        };
+        let total = 3 * MAX_CANDIDATES as u64;
+        let mut rows = 0;
+        while rows < total {
+            rows += 1;
+            if rows.is_multiple_of(c.step) {
+                c.push(vec![rows.to_string()], true);
+            }
+        }
+        assert!(c.keys.len() <= MAX_CANDIDATES);
+        assert_eq!(c.step, 4);
+        // Every key kept is still the key of row step × (index + 1).
+        for (i, key) in c.keys.iter().enumerate() {
+            assert_eq!(key[0], (c.step * (i as u64 + 1)).to_string());
+        }
+        // A fixed --chunk-rows keeps every key it asked for.
+        let mut fixed = Candidates {
+            step: 1,
+            keys: Vec::new(),
+        };
+        for i in 0..=MAX_CANDIDATES {
+            fixed.push(vec![i.to_string()], false);
+        }
+        assert_eq!((fixed.keys.len(), fixed.step), (MAX_CANDIDATES + 1, 1));
     }
 
     #[test]

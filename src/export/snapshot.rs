@@ -6,9 +6,11 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
+use super::coordinates;
 use super::options::Consistency;
 use super::summary::Warnings;
 use crate::conn::{self, server_error_code, set_optional, ConnSpec};
+use crate::dump::Coordinates;
 
 /// `net_write_timeout` for reading sessions (seconds).
 const SESSION_NET_WRITE_TIMEOUT: u32 = 3600;
@@ -30,6 +32,12 @@ pub(super) fn setup_session(conn: &mut Conn, raise_net_write_timeout: bool) -> R
     // A server-wide statement time limit would kill a long chunk read.
     set_optional(conn, "max_statement_time = 0")?;
     set_optional(conn, "max_execution_time = 0")?;
+    // MySQL 8 serves information_schema.TABLES' TABLE_ROWS and
+    // AVG_ROW_LENGTH from a cache kept for a day by default (reference
+    // manual, "The INFORMATION_SCHEMA TABLES Table"); 0 reads them from the
+    // engine. They only size chunks (see plan::auto_chunk_rows), so a stale
+    // value would cost speed, not rows. MariaDB has no such cache or variable.
+    set_optional(conn, "information_schema_stats_expiry = 0")?;
     Ok(())
 }
 
@@ -39,6 +47,8 @@ pub(super) fn setup_session(conn: &mut Conn, raise_net_write_timeout: bool) -> R
 pub(super) struct Readers {
     pub conns: Vec<Conn>,
     pub consistency: &'static str,
+    /// The source's binlog coordinates of these snapshots, or why none.
+    pub coordinates: Coordinates,
 }
 
 /// What the reading connections need to know to open and agree.
@@ -63,16 +73,21 @@ pub(super) fn open_readers(
         setup_session(&mut c, plan.raise_net_write_timeout)?;
         conns.push(c);
     }
-    let consistency = if plan.jobs == 1 {
+    let (consistency, coordinates) = if plan.jobs == 1 {
         start_snapshot(&mut conns[0])?;
-        "single-snapshot"
+        let coordinates = coordinates::of_single_snapshot(&mut conns[0])?;
+        ("single-snapshot", coordinates)
     } else if plan.consistency == Consistency::PerConnection {
         conns.iter_mut().try_for_each(start_snapshot)?;
-        "per-connection-snapshots"
+        ("per-connection-snapshots", coordinates::per_connection())
     } else {
         synchronize_snapshots(control, &mut conns, plan, warnings)?
     };
-    Ok(Readers { conns, consistency })
+    Ok(Readers {
+        conns,
+        consistency,
+        coordinates,
+    })
 }
 
 fn start_snapshot(c: &mut Conn) -> Result<()> {
@@ -80,15 +95,16 @@ fn start_snapshot(c: &mut Conn) -> Result<()> {
         .context("starting a consistent snapshot")
 }
 
-/// Starts the snapshots while the tables are locked, or, when the lock is
-/// refused and `--consistency auto` allows it, one after the other with a
-/// warning.
+/// Starts the snapshots while the tables are locked, and reads the binlog
+/// coordinates before unlocking; or, when the lock is refused and
+/// `--consistency auto` allows it, starts them one after the other with a
+/// warning (and no coordinates).
 fn synchronize_snapshots(
     control: &mut Conn,
     conns: &mut [Conn],
     plan: &SnapshotPlan,
     warnings: &mut Warnings,
-) -> Result<&'static str> {
+) -> Result<(&'static str, Coordinates)> {
     // Several snapshots agree only if nothing commits to these tables while
     // they start. FLUSH TABLES … WITH READ LOCK holds writers off for the
     // milliseconds it takes; lock_wait_timeout bounds how long it may queue
@@ -99,12 +115,15 @@ fn synchronize_snapshots(
         plan.tables.join(", ")
     )) {
         Ok(()) => {
-            let started = conns.iter_mut().try_for_each(start_snapshot);
+            // The coordinates are exact only while the lock still holds.
+            let started = conns
+                .iter_mut()
+                .try_for_each(start_snapshot)
+                .and_then(|()| coordinates::under_lock(control));
             control
                 .query_drop("UNLOCK TABLES")
                 .context("UNLOCK TABLES")?;
-            started?;
-            Ok("synchronized-snapshots")
+            Ok(("synchronized-snapshots", started?))
         }
         Err(e) => {
             let e = anyhow::Error::new(e);
@@ -117,7 +136,7 @@ fn synchronize_snapshots(
                 crate::errors::sentence(&e)
             ));
             conns.iter_mut().try_for_each(start_snapshot)?;
-            Ok("per-connection-snapshots")
+            Ok(("per-connection-snapshots", coordinates::per_connection()))
         }
     }
 }

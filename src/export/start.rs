@@ -55,6 +55,7 @@ pub(super) fn new_manifest(
     settings: ExportSettings,
     server_version: String,
     patterns: &[TablePattern],
+    objects: Objects,
 ) -> Result<Manifest> {
     let now: Option<String> =
         control.query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%dT%H:%i:%s.%fZ')")?;
@@ -75,8 +76,20 @@ pub(super) fn new_manifest(
         })
         .collect();
     write_database_schemas(control, dir, &tables)?;
+    // Before the manifest: a run that dies first starts the dump afresh.
+    if objects.wanted {
+        super::objects::export_objects(control, dir, patterns, objects.triggers)?;
+    }
     dir.write_manifest(&m)?;
     Ok(m)
+}
+
+/// Which schema objects a new dump gets (`objects.rs`).
+pub(super) struct Objects {
+    /// Views, triggers, routines and events of the databases exported whole.
+    pub wanted: bool,
+    /// Also the triggers of the tables named one by one.
+    pub triggers: bool,
 }
 
 /// `<db>/database.sql`: `SHOW CREATE DATABASE`, so a load can create the

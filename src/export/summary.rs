@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::dump::{ChunkStats, Manifest, TableDescription};
+use crate::dump::{ChunkStats, Coordinates, Manifest, TableDescription};
 use crate::progress::peak_rss_bytes;
 
 /// What an export did.
@@ -16,6 +16,8 @@ pub struct ExportSummary {
     pub complete: bool,
     /// `single-snapshot`, `synchronized-snapshots` or `per-connection-snapshots`.
     pub consistency: Option<String>,
+    /// The source's binlog coordinates of the rows in the dump, or why none.
+    pub coordinates: Option<Coordinates>,
     pub tables: Vec<TableSummary>,
     /// Rows in the dump (all chunks, including those kept from an earlier run).
     pub rows: u64,
@@ -81,6 +83,7 @@ pub(super) fn summarize(
         dir: report.dir,
         complete: manifest.complete,
         consistency: manifest.consistency.clone(),
+        coordinates: manifest.coordinates.clone(),
         tables: Vec::new(),
         rows: 0,
         rows_this_run: report.run.rows,

@@ -11,7 +11,7 @@ use mysql::Conn;
 use super::plan;
 use super::resume::{self, Redo};
 use super::summary::Warnings;
-use crate::dump::{self, Compress, DumpDir, TableDescription, TableEntry};
+use crate::dump::{self, Compress, DumpDir, LeftOutColumn, TableDescription, TableEntry};
 use crate::schema::{self, SourceTable, TableRef};
 
 /// A table during a run.
@@ -120,15 +120,19 @@ fn plan_table(
         &table_dir.join(dump::SCHEMA_FILE),
         format!("{};\n", source.create_sql).as_bytes(),
     )?;
-    let chunk_rows = settings.chunk_rows.unwrap_or_else(|| {
-        plan::auto_chunk_rows(source.avg_row_length, source.estimated_rows, settings.jobs)
-    });
-    let (chunks, planned_rows) = plan::plan_chunks(
+    let size = match settings.chunk_rows {
+        Some(n) => plan::ChunkSize::Rows(n),
+        None => plan::ChunkSize::Auto {
+            avg_row_length: source.avg_row_length,
+            jobs: settings.jobs,
+        },
+    };
+    let (chunks, planned_rows, chunk_rows) = plan::plan_chunks(
         control,
         source,
         settings.where_clause,
         settings.compress,
-        chunk_rows,
+        size,
     )
     .with_context(|| format!("planning the chunks of {}", source.table))?;
     let desc = TableDescription {
@@ -136,6 +140,13 @@ fn plan_table(
         table: entry.table.clone(),
         columns: source.columns.iter().map(|c| c.desc.clone()).collect(),
         generated_columns: source.generated_columns.clone(),
+        left_out: Some(
+            source
+                .generated_columns
+                .iter()
+                .map(|name| LeftOutColumn::generated(name))
+                .collect(),
+        ),
         key: source.key.clone(),
         chunk_rows,
         planned_rows,

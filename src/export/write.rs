@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::encode::{CsvMsg, BATCH_BYTES};
 use super::pipeline::{ChunkEvent, ChunkJob, PipelineClosed};
+use super::rate::RateLimit;
 use crate::dump::{ChunkWriter, Compress};
 
 /// How chunk files are written.
@@ -23,6 +24,9 @@ pub(super) struct ChunkFormat {
     /// Test hook: sleep this long before writing each chunk.
     pub delay: Duration,
 }
+
+/// `--max-rate`'s bucket, shared by the writers of all jobs.
+pub(super) type Pace = Option<Arc<RateLimit>>;
 
 /// A chunk being written.
 struct OpenChunk {
@@ -35,6 +39,7 @@ pub(super) fn write_chunks(
     rx: Receiver<CsvMsg>,
     events: Sender<ChunkEvent>,
     format: ChunkFormat,
+    pace: Pace,
 ) -> Result<()> {
     let mut open: Option<OpenChunk> = None;
     for msg in rx {
@@ -50,6 +55,9 @@ pub(super) fn write_chunks(
                 let chunk = open
                     .as_mut()
                     .ok_or_else(|| anyhow!("CSV before chunk start"))?;
+                if let Some(pace) = &pace {
+                    pace.pass(block.len());
+                }
                 chunk
                     .writer
                     .write_all(&block)
@@ -59,7 +67,7 @@ pub(super) fn write_chunks(
                 let chunk = open
                     .as_mut()
                     .ok_or_else(|| anyhow!("CSV before chunk start"))?;
-                copy_spill(file, chunk)?;
+                copy_spill(file, chunk, &pace)?;
             }
             CsvMsg::End { rows, spilled } => {
                 let chunk = open
@@ -83,12 +91,15 @@ fn open_chunk(job: Arc<ChunkJob>, format: ChunkFormat) -> Result<OpenChunk> {
 }
 
 /// Appends the CSV the reader spilled to the chunk.
-fn copy_spill(mut file: File, chunk: &mut OpenChunk) -> Result<()> {
+fn copy_spill(mut file: File, chunk: &mut OpenChunk, pace: &Pace) -> Result<()> {
     let mut buf = vec![0u8; BATCH_BYTES];
     loop {
         let n = file.read(&mut buf).context("reading the spill file")?;
         if n == 0 {
             return Ok(());
+        }
+        if let Some(pace) = pace {
+            pace.pass(n);
         }
         chunk
             .writer

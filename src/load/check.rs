@@ -8,7 +8,10 @@ use serde::Serialize;
 use crate::conn::ConnSpec;
 use crate::schema::{text, TablePattern};
 
-use super::preflight::{preflight, Requirements, ServerFacts, TargetTable};
+use crate::dump::DumpDir;
+
+use super::preflight::{preflight, CreateSource, Requirements, ServerFacts, TargetTable};
+use super::target::schema_autoinc_column;
 
 /// What `myspool check` looks at: a target, without a dump.
 #[derive(Debug, Clone)]
@@ -18,6 +21,9 @@ pub struct CheckOptions {
     pub tables: Vec<String>,
     /// The load's options that change what it needs.
     pub requirements: Requirements,
+    /// A dump to check too: each of its tables, and for a table the target
+    /// lacks, its schema.sql read against the target (`compat`).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// The preflight's findings.
@@ -30,6 +36,8 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// What the load would warn about and go on.
     pub warnings: Vec<String>,
+    /// The schema rewrites the load would apply (`--dir`).
+    pub mappings: Vec<String>,
     /// Worth knowing, not blocking.
     pub notes: Vec<String>,
     pub allowed: bool,
@@ -50,6 +58,9 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
     let mut conn = opts.target.connect("target")?;
     let facts = ServerFacts::read(&mut conn)?;
     let mut notes = vec![format!("server version {}", facts.version)];
+    if let Some(g) = &facts.galera {
+        notes.push(format!("the target is {}", g.describe()));
+    }
     let mut tables = Vec::new();
     for (db, table) in tables_named(&mut conn, opts, &mut notes)? {
         let target = TargetTable::read(&mut conn, db, table)?;
@@ -60,6 +71,9 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
             ));
         }
         tables.push(target);
+    }
+    if let Some(dir) = &opts.dir {
+        with_dump_tables(&mut conn, dir, &opts.requirements, &mut tables)?;
     }
     let found = preflight(&mut conn, &facts, &opts.requirements, &tables)?;
     Ok(CheckReport {
@@ -77,8 +91,38 @@ pub fn check(opts: &CheckOptions) -> Result<CheckReport> {
         allowed: found.problems.is_empty(),
         problems: found.problems,
         warnings: found.warnings,
+        mappings: found.mappings,
         notes,
     })
+}
+
+/// Every table of the dump in `dir` added to `tables` (unless named
+/// already), each missing one with the SQL a load would create it from.
+fn with_dump_tables(
+    conn: &mut Conn,
+    dir: &std::path::Path,
+    req: &Requirements,
+    tables: &mut Vec<TargetTable>,
+) -> Result<()> {
+    let dump = DumpDir::new(dir);
+    let manifest = dump.require_manifest()?;
+    for entry in &manifest.tables {
+        let db = req.target_db(&entry.db);
+        let named = tables
+            .iter()
+            .position(|t| t.db == db && t.table == entry.table);
+        let mut target = match named {
+            Some(i) => tables.remove(i),
+            None => TargetTable::read(conn, db.clone(), entry.table.clone())?,
+        };
+        if !target.exists {
+            let create = CreateSource::of_dump(conn, &dump, &entry.dir, &entry.db, &db)?;
+            target.autoinc_column = schema_autoinc_column(&create.schema_sql);
+            target.create = Some(create);
+        }
+        tables.push(target);
+    }
+    Ok(())
 }
 
 /// The target tables `opts.tables` (`db.table` or `db.*`) name, in the

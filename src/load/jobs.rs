@@ -19,6 +19,7 @@ use crate::progress::Progress;
 use super::loader::{Loader, LoaderSettings, LoadingTable};
 use super::schedule::{ChunksOutcome, Schedule};
 use super::table::{finish_target, relock_target};
+use super::throttle::Throttle;
 use super::{locked, poisoned, LoadOptions};
 
 /// How often the control connection says something while the jobs load.
@@ -31,6 +32,8 @@ pub(super) struct Jobs<'a> {
     /// The dump's writer, when the dump is still being written (`copy`).
     pub follow: Option<&'a Growing>,
     pub loader: LoaderSettings<'a>,
+    /// `--max-replica-lag`: asked before each chunk.
+    pub throttle: Option<&'a Throttle>,
 }
 
 impl<'a> Jobs<'a> {
@@ -39,6 +42,7 @@ impl<'a> Jobs<'a> {
             count: opts.jobs,
             follow: opts.follow.as_deref(),
             loader: LoaderSettings::of(opts),
+            throttle: None,
         }
     }
 }
@@ -90,11 +94,11 @@ pub(super) fn load_chunks(
         let _ = finished_tx.send(t);
     }
     thread::scope(|scope| {
-        for _ in 0..jobs.count.min(total) {
+        for n in 0..jobs.count.min(total) {
             let finished_tx = finished_tx.clone();
             let shared = &shared;
             scope.spawn(move || {
-                if let Err(e) = shared.job(&finished_tx) {
+                if let Err(e) = shared.job(n, &finished_tx) {
                     shared.fail(e);
                 }
             });
@@ -122,11 +126,15 @@ impl Shared<'_> {
         }
     }
 
-    /// One job: its own connection, loading chunks until none is left or
-    /// the load fails. Sends each table whose last chunk it committed.
-    fn job(&self, finished: &Sender<usize>) -> Result<()> {
-        let mut loader = Loader::connect(self.jobs.loader)?;
+    /// Job `n`: its own connection (through node `n` of a cluster given
+    /// with several `--to`), loading chunks until none is left or the load
+    /// fails. Sends each table whose last chunk it committed.
+    fn job(&self, n: usize, finished: &Sender<usize>) -> Result<()> {
+        let mut loader = Loader::connect(self.jobs.loader.of_job(n))?;
         while !self.abort.load(Ordering::SeqCst) {
+            if let Some(throttle) = self.jobs.throttle {
+                throttle.wait_for_replicas(&self.abort)?;
+            }
             let Some((t, chunk)) = self.next_chunk()? else {
                 return Ok(());
             };

@@ -53,6 +53,14 @@ impl<'a> LoaderSettings<'a> {
             chunk_delay: opts.chunk_delay,
         }
     }
+
+    /// The settings of job `n`, which loads through node `n`.
+    pub(super) fn of_job(self, n: usize) -> LoaderSettings<'a> {
+        LoaderSettings {
+            session: self.session.on_node(n),
+            ..self
+        }
+    }
 }
 
 /// One loading connection with its LOCAL INFILE handler.
@@ -73,6 +81,9 @@ enum Failure {
 }
 
 const MAX_ATTEMPTS: u64 = 6;
+/// How long a lost connection is tried again: a restarting server's crash
+/// recovery, a Galera cluster forming a new Primary Component.
+const RECONNECT_WAIT: Duration = Duration::from_secs(60);
 
 impl<'a> Loader<'a> {
     pub(super) fn connect(settings: LoaderSettings<'a>) -> Result<Loader<'a>> {
@@ -138,9 +149,10 @@ impl<'a> Loader<'a> {
         }
     }
 
-    /// Reconnects, waiting for a restarting server for up to a minute.
+    /// Reconnects, waiting for a restarting server (or a Galera node of
+    /// the Primary Component) for up to a minute.
     fn reconnect(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + RECONNECT_WAIT;
         loop {
             match Self::open(self.settings.session, &self.slot) {
                 Ok(conn) => {
@@ -148,7 +160,10 @@ impl<'a> Loader<'a> {
                     return Ok(());
                 }
                 Err(e) if Instant::now() >= deadline => {
-                    return Err(e.context("the target went away and did not come back within 60 s"))
+                    return Err(e.context(format!(
+                        "the target went away and did not come back within {} s",
+                        RECONNECT_WAIT.as_secs()
+                    )))
                 }
                 Err(_) => thread::sleep(Duration::from_millis(500)),
             }
@@ -307,8 +322,12 @@ impl<'a> Loader<'a> {
 /// What a failed statement means for the chunk: another attempt, a new
 /// connection first, or the end of the load.
 fn classify(e: mysql::Error) -> Failure {
+    let message = match &e {
+        mysql::Error::MySqlError(m) => m.message.clone(),
+        _ => String::new(),
+    };
     let e = anyhow::Error::new(e);
-    match retry_kind(server_error_code(&e)) {
+    match retry_kind(server_error_code(&e), &message) {
         RetryKind::Again => Failure::Transient(e),
         RetryKind::Reconnect => Failure::Lost(e),
         RetryKind::Never => Failure::Fatal(e),
@@ -327,8 +346,9 @@ enum RetryKind {
 }
 
 /// The decision behind [`classify`], by server error code (`None`: not a
-/// server error — the connection broke).
-fn retry_kind(code: Option<u16>) -> RetryKind {
+/// server error — the connection broke) and, where one code means several
+/// things, its message.
+fn retry_kind(code: Option<u16>, message: &str) -> RetryKind {
     match code {
         // ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT: the transaction was
         // rolled back (deadlock) or the statement was (wait timeout, and
@@ -342,6 +362,18 @@ fn retry_kind(code: Option<u16>) -> RetryKind {
         // unknown, so it is replaced rather than trusted).
         Some(1053) | Some(1927) | Some(2006) | Some(2013) | Some(4031) | Some(3169)
         | Some(1317) => RetryKind::Reconnect,
+        // Galera: ER_UNKNOWN_COM_ERROR "WSREP has not yet prepared node for
+        // application use" (the node left the Primary Component, or is
+        // joining) and ER_ERROR_DURING_COMMIT "Error while appending
+        // streaming replication fragment (provider status: Not connected to
+        // Primary Component)": the transaction is gone and this node takes
+        // no writes for now. A new connection goes to a node that is ready
+        // (`Session::connect`), waiting for one; if the commit got through
+        // before, the journal's in-doubt chunk is counted first. 1180 is
+        // also "wsrep_max_ws_rows exceeded" and an engine's failed commit:
+        // those come back on every attempt.
+        Some(1047) => RetryKind::Reconnect,
+        Some(1180) if message.contains("Primary Component") => RetryKind::Reconnect,
         Some(_) => RetryKind::Never,
         None => RetryKind::Reconnect,
     }
@@ -369,23 +401,38 @@ mod tests {
 
     #[test]
     fn deadlocks_and_lock_waits_are_tried_again() {
-        assert_eq!(retry_kind(Some(1213)), RetryKind::Again);
-        assert_eq!(retry_kind(Some(1205)), RetryKind::Again);
+        assert_eq!(retry_kind(Some(1213), ""), RetryKind::Again);
+        assert_eq!(retry_kind(Some(1205), ""), RetryKind::Again);
     }
 
     #[test]
     fn a_lost_or_killed_session_is_replaced_on_both_servers() {
         for code in [1053, 1927, 2006, 2013, 4031, 3169, 1317] {
-            assert_eq!(retry_kind(Some(code)), RetryKind::Reconnect, "{code}");
+            assert_eq!(retry_kind(Some(code), ""), RetryKind::Reconnect, "{code}");
         }
-        assert_eq!(retry_kind(None), RetryKind::Reconnect);
+        assert_eq!(retry_kind(None, ""), RetryKind::Reconnect);
+    }
+
+    #[test]
+    fn a_galera_node_outside_the_primary_component_is_left_for_another() {
+        // 1047: WSREP has not yet prepared node for application use;
+        // 1180: Error while appending streaming replication fragment.
+        let not_primary = "Error while appending streaming replication fragment\
+                           (provider status: Not connected to Primary Component)";
+        assert_eq!(retry_kind(Some(1047), ""), RetryKind::Reconnect);
+        assert_eq!(retry_kind(Some(1180), not_primary), RetryKind::Reconnect);
+        // The same code for a chunk over the cluster's limit: no retry helps.
+        let too_big = "wsrep_max_ws_rows exceeded";
+        assert_eq!(retry_kind(Some(1180), too_big), RetryKind::Never);
+        // A certification conflict comes back as a deadlock.
+        assert_eq!(retry_kind(Some(1213), ""), RetryKind::Again);
     }
 
     #[test]
     fn data_and_schema_errors_end_the_load() {
         // duplicate key, unknown column, data too long, unknown collation
         for code in [1062, 1054, 1406, 1273] {
-            assert_eq!(retry_kind(Some(code)), RetryKind::Never, "{code}");
+            assert_eq!(retry_kind(Some(code), ""), RetryKind::Never, "{code}");
         }
     }
 }

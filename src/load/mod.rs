@@ -29,19 +29,26 @@
 //!
 //! One file per step: `options`, `preflight` (server facts, the options
 //! that change what a load needs, AUTO_INCREMENT policy: the one preflight
-//! of `load` and `check`), `privileges`, `check` (the preflight without a
-//! dump), `target` (what the target table looks like), `plan` (each dump
+//! of `load` and `check`), `compat` (a dump's schema against the target's
+//! catalog and vendor: collations mapped or refused, the SQL the CREATE
+//! runs), `privileges`, `check` (the preflight without a dump), `target` (what the target table looks like), `plan` (each dump
 //! table and where it goes), `table` (a target
 //! table before and after its chunks), `jobs` and `schedule` (the chunks of
 //! every table side by side), `loader` (one connection, one chunk at a time),
 //! `infile` (the statement and the LOCAL INFILE handler), `verdict` (judging
-//! the server's answer).
+//! the server's answer), `objects` (views, triggers, routines and events,
+//! created after the data), `swap` (`--swap`: shadow tables renamed in),
+//! `throttle` (`--max-replica-lag`), `galera` (a Galera cluster as the
+//! target: its facts, checks and summary).
 
 mod check;
+mod compat;
+mod galera;
 mod indexes;
 mod infile;
 mod jobs;
 mod loader;
+mod objects;
 mod options;
 mod plan;
 mod preflight;
@@ -49,8 +56,10 @@ mod privileges;
 mod rerun;
 mod schedule;
 mod session;
+mod swap;
 mod table;
 mod target;
+mod throttle;
 mod verdict;
 
 use std::path::PathBuf;
@@ -73,12 +82,17 @@ use loader::LoadingTable;
 use plan::{plan_load, TablePlan};
 use session::Session;
 use table::{lock_target, prepare_target, release_target, Preparation, Prepared};
+use throttle::Throttle;
 
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
+pub use compat::CollationMap;
+pub use galera::{GaleraFacts, GaleraSummary};
 pub use indexes::IndexReport;
+pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
 pub use options::{AutoincPolicy, IndexMode, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
+pub use swap::Swapped;
 
 /// What a load did.
 #[derive(Debug, Clone, Serialize)]
@@ -95,9 +109,21 @@ pub struct LoadSummary {
     pub chunks_skipped: u64,
     /// Chunk attempts repeated after a deadlock, lock wait timeout or lost connection.
     pub retries: u64,
+    /// The views, triggers, routines and events created, per database.
+    pub objects: Vec<ObjectsLoaded>,
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// `--max-replica-lag`: how often the load paused for a replica, and
+    /// for how long in all.
+    pub replica_pauses: u64,
+    pub replica_pause_seconds: f64,
+    /// `--swap`: each table swapped in (by this run or an earlier one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub swapped: Vec<Swapped>,
+    /// Set when the target is a Galera cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub galera: Option<GaleraSummary>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +178,17 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     if opts.restart && opts.repair {
         bail!("--restart and --repair do not go together: --repair only puts back what a load changed, --restart forgets that load and loads again (and puts them back when it finishes)");
     }
+    if opts.swap && opts.truncate {
+        bail!("--swap loads every table into a new, empty table: --truncate has nothing to empty; leave it out");
+    }
+    let throttle = match (opts.max_replica_lag, opts.replicas.is_empty()) {
+        (Some(limit), false) => Some(Throttle::connect(&opts.replicas, limit)?),
+        (Some(_), true) => {
+            bail!("--max-replica-lag needs the replicas to watch: give each as --replica URL")
+        }
+        (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
+        (None, true) => None,
+    };
     let dir = DumpDir::new(&opts.dir);
     let (manifest, _lock) = match &opts.follow {
         Some(growing) => {
@@ -166,20 +203,85 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     let session = Session::of(opts);
     // --skip-binlog is set on it by the preflight (`plan_load`).
     let mut control = session.connect_for_preflight()?;
-    let facts = ServerFacts::read(&mut control)?;
+    let mut facts = ServerFacts::read(&mut control)?;
+    let nodes = if opts.nodes.is_empty() {
+        vec![session.endpoint()]
+    } else {
+        galera::check_nodes(&session, &mut facts)?
+    };
     let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
+    if let Some(g) = &facts.galera {
+        progress::notice(&format!("myspool load: the target is {}", g.describe()));
+    }
+    let paused_before = galera::flow_control_paused_ns(&mut control);
 
     let progress = Mutex::new(Progress::new(
         opts.progress,
         "load",
         rows_to_load(&plans, opts.follow.is_some()),
     ));
-    let warnings = autoinc_warnings(&plans);
-    let (tables, retries) = load_tables(&mut control, &dir, &mut plans, opts, &progress)
-        .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
+    let mut warnings = autoinc_warnings(&plans);
+    // The schema's (printed by the preflight) kept for the summary.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        warnings.extend(c.mappings.iter().map(|m| format!("schema mapped: {m}")));
+        warnings.extend(c.warnings.iter().cloned());
+    }
+    let (tables, retries) = load_tables(
+        &mut control,
+        &dir,
+        &mut plans,
+        &objects,
+        opts,
+        &progress,
+        throttle.as_ref(),
+    )
+    .map_err(|e| with_undo_hint(e, &dir, &plans, &session.endpoint()))?;
     if let Ok(mut p) = progress.lock() {
         p.finish();
     }
+    let pauses = throttle.map(|t| t.pauses()).unwrap_or_default();
+    // Only once every table is in: one RENAME per database swaps them all.
+    let swapped = if opts.swap && !opts.repair {
+        Session::of(opts).ensure_alive(&mut control)?;
+        swap::swap_tables(
+            &mut control,
+            &dir,
+            &plans,
+            &session.endpoint(),
+            opts.keep_old,
+        )?
+    } else {
+        Vec::new()
+    };
+    // The objects after the swap: triggers belong on the new tables.
+    let objects = if opts.follow.is_some() {
+        // A dump being written may have got its objects.sql since the
+        // start (a processed dump copies it along): read and check again.
+        load_objects_plan(&mut control, &dir, &manifest, opts)?
+    } else {
+        objects
+    };
+    let objects = if objects.is_empty() {
+        Vec::new()
+    } else {
+        // A session of their own: each object sets its sql_mode on it.
+        objects::create_objects(&mut session.connect()?, &objects, &opts.definer)?
+    };
+    let galera = facts.galera.as_ref().map(|g| {
+        let seconds = started.elapsed().as_secs_f64();
+        let (summary, said) = galera::after_load(
+            &session,
+            &mut control,
+            &plans,
+            g,
+            nodes,
+            paused_before,
+            seconds,
+        );
+        warnings.extend(said);
+        summary
+    });
     Ok(LoadSummary {
         dir: opts.dir.clone(),
         target: opts.target.to_string(),
@@ -189,14 +291,43 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
         chunks_skipped: tables.iter().map(|t| t.chunks_skipped).sum(),
         tables,
         retries,
+        objects,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings,
+        replica_pauses: pauses.count,
+        replica_pause_seconds: pauses.seconds,
+        swapped,
+        galera,
     })
+}
+
+/// The dump's schema objects for this load (none with `--no-objects` or
+/// `--repair`), their definers checked on the target.
+fn load_objects_plan(
+    control: &mut Conn,
+    dir: &DumpDir,
+    manifest: &Manifest,
+    opts: &LoadOptions,
+) -> Result<Vec<objects::DatabaseObjects>> {
+    if !opts.objects || opts.repair {
+        return Ok(Vec::new());
+    }
+    let plan = objects::plan(dir, manifest, opts.into.as_deref())?;
+    objects::preflight(control, &plan, &opts.definer)?;
+    Ok(plan)
 }
 
 fn read_complete_manifest(dir: &DumpDir) -> Result<Manifest> {
     let manifest = dir.require_manifest()?;
+    if !manifest.complete && manifest.processed.is_some() {
+        bail!(
+            "the processing into {} is not complete ({}): run the same `myspool process` command again, or wait for the runners still working (`myspool status --dir {}`)",
+            dir.root().display(),
+            crate::process::missing_work(dir, &manifest),
+            dir.root().display()
+        );
+    }
     if !manifest.complete {
         bail!(
             "the dump in {} is not complete (its export was interrupted or is running): finish it with the same export command first",
@@ -240,8 +371,10 @@ fn load_tables(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
     progress: &Mutex<Progress>,
+    throttle: Option<&Throttle>,
 ) -> Result<(Vec<TableLoadSummary>, u64)> {
     Session::of(opts).ensure_alive(control)?;
     // Every lock before any change: a table that another load holds stops
@@ -249,7 +382,7 @@ fn load_tables(
     for plan in plans.iter() {
         lock_target(control, plan)?;
     }
-    let (mut tables, to_load) = prepare_targets(control, dir, plans, opts)?;
+    let (mut tables, to_load) = prepare_targets(control, dir, plans, objects, opts)?;
     let mut pending = Vec::new();
     let loading: Vec<LoadingTable> = to_load
         .into_iter()
@@ -265,7 +398,11 @@ fn load_tables(
             }
         })
         .collect();
-    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &Jobs::of(opts), progress)?;
+    let jobs = Jobs {
+        throttle,
+        ..Jobs::of(opts)
+    };
+    let outcomes = jobs::load_chunks(control, dir, &loading, pending, &jobs, progress)?;
     let mut retries = 0;
     for (table, outcome) in loading.iter().zip(outcomes) {
         let ts = &mut tables[table.index];
@@ -289,9 +426,13 @@ fn prepare_targets(
     control: &mut Conn,
     dir: &DumpDir,
     plans: &mut [TablePlan],
+    objects: &[objects::DatabaseObjects],
     opts: &LoadOptions,
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
     let journals = rerun::open_journals(control, dir, plans, opts)?;
+    // Once every target passed the rerun's checks (a refusal leaves the
+    // target untouched), before any row goes in.
+    objects::drop_triggers_before_data(control, objects)?;
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();

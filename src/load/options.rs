@@ -10,7 +10,8 @@ use crate::conn::ConnSpec;
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
 
-use super::Requirements;
+use super::compat::CollationMap;
+use super::{DefinerPolicy, Requirements};
 
 /// What to do about an AUTO_INCREMENT column on the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -59,6 +60,11 @@ pub enum IndexMode {
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub target: ConnSpec,
+    /// More nodes of the target's Galera cluster (`--to` given more than
+    /// once): the jobs load through all of them, and a job whose node goes
+    /// moves to another. The journals and the control connection use
+    /// `target`.
+    pub nodes: Vec<ConnSpec>,
     pub dir: PathBuf,
     /// Load every table into this database instead of the one it came from.
     pub into: Option<String>,
@@ -68,6 +74,8 @@ pub struct LoadOptions {
     pub truncate: bool,
     pub indexes: IndexMode,
     pub skip_binlog: bool,
+    /// `--collation-map FROM=TO` (see `compat`).
+    pub collation_map: CollationMap,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT,
     /// deferred indexes); load nothing.
     pub repair: bool,
@@ -75,6 +83,20 @@ pub struct LoadOptions {
     /// load every table again; temporary changes still in force are kept
     /// in the new journals, to be undone when the load finishes.
     pub restart: bool,
+    /// Create the dump's views, triggers, routines and events after the
+    /// data (`--no-objects` turns it off).
+    pub objects: bool,
+    /// `--definer`: what becomes of their DEFINER.
+    pub definer: DefinerPolicy,
+    /// Load each table into a shadow table and swap it in when all are
+    /// loaded (`load::swap`).
+    pub swap: bool,
+    /// With `swap`: keep each old table under a dated name.
+    pub keep_old: bool,
+    /// `--max-replica-lag`: pause between chunks while one of `replicas`
+    /// lags more than this many seconds (`load::throttle`).
+    pub max_replica_lag: Option<u64>,
+    pub replicas: Vec<ConnSpec>,
     pub progress: ProgressMode,
     /// The dump is still being written by another thread of this process
     /// (`copy`): each chunk is loaded once it is finished. Nothing else may
@@ -92,6 +114,7 @@ impl LoadOptions {
     pub fn new(target: ConnSpec, dir: impl Into<PathBuf>) -> LoadOptions {
         LoadOptions {
             target,
+            nodes: Vec::new(),
             dir: dir.into(),
             into: None,
             jobs: 2,
@@ -100,8 +123,15 @@ impl LoadOptions {
             truncate: false,
             indexes: IndexMode::Auto,
             skip_binlog: false,
+            collation_map: CollationMap::default(),
             repair: false,
             restart: false,
+            objects: true,
+            definer: DefinerPolicy::Keep,
+            swap: false,
+            keep_old: false,
+            max_replica_lag: None,
+            replicas: Vec::new(),
             progress: ProgressMode::Auto,
             follow: None,
             chunk_delay: Duration::ZERO,
@@ -119,8 +149,10 @@ impl LoadOptions {
             truncate: self.truncate,
             indexes: self.indexes,
             skip_binlog: self.skip_binlog,
+            swap: self.swap,
             into: self.into.clone(),
             repair: self.repair,
+            collation_map: self.collation_map.clone(),
         }
     }
 
@@ -134,9 +166,12 @@ impl LoadOptions {
             truncate,
             indexes,
             skip_binlog,
+            swap,
             into,
             repair: _,
+            collation_map,
         } = req;
+        self.swap = swap;
         self.jobs = jobs;
         self.autoinc = autoinc;
         self.on_duplicate = on_duplicate;
@@ -144,5 +179,6 @@ impl LoadOptions {
         self.indexes = indexes;
         self.skip_binlog = skip_binlog;
         self.into = into;
+        self.collation_map = collation_map;
     }
 }

@@ -7,24 +7,40 @@ use mysql::Conn;
 
 use crate::dump::{self, ChunkRecord, DumpDir, Manifest, TableDescription, TableEntry};
 use crate::errors;
+use crate::progress;
 use crate::sql::{self, qualified};
 
-use super::preflight::{preflight, AutoincVerdict, ServerFacts, TargetTable};
+use super::galera::{schema_engine, write_set_problem};
+use super::preflight::{
+    preflight, table_engine, AutoincVerdict, CreateSource, Creation, ServerFacts, TargetTable,
+};
 use super::target::{
     autoinc_column_of, check_columns, raw_bytes_ok, schema_autoinc_column, target_columns,
 };
-use super::LoadOptions;
+use super::{swap, LoadOptions};
 
 /// One table of the dump and where it goes.
 pub(super) struct TablePlan {
     pub entry: TableEntry,
     pub desc: TableDescription,
     pub target_db: String,
+    /// The table the chunks go into: the dump's, or with `--swap` its
+    /// shadow (`swap::shadow_name`).
+    pub table: String,
+    /// The CREATE TABLE to run, as the preflight adapted it to the target.
     pub schema_sql: String,
+    /// How the table is created when missing (`preflight::Creation`).
+    pub creation: Option<Creation>,
+    /// `table` exists.
     pub exists: bool,
+    /// `--swap`, and whether the table the shadow replaces exists.
+    pub swap: bool,
+    pub swap_target_exists: bool,
     /// Created by this run, from schema.sql.
     pub created: bool,
     pub autoinc_column: Option<String>,
+    /// The target's engine, or schema.sql's for a table to create.
+    pub engine: Option<String>,
     pub verdict: AutoincVerdict,
     /// `--indexes auto` may defer this table's indexes (the preflight's).
     pub may_defer: bool,
@@ -32,10 +48,18 @@ pub(super) struct TablePlan {
     pub indexes: Option<super::indexes::IndexReport>,
     /// See `raw_bytes_ok` (known once the target table exists).
     pub raw_bytes: bool,
+    /// The dump's SQL for a missing table, for the preflight.
+    create_source: Option<CreateSource>,
 }
 
 impl TablePlan {
+    /// The table the chunks go into.
     pub(super) fn target_sql(&self) -> String {
+        qualified(&self.target_db, &self.table)
+    }
+
+    /// The table readers use: the dump's name in the target database.
+    pub(super) fn final_sql(&self) -> String {
         qualified(&self.target_db, &self.desc.table)
     }
 
@@ -44,8 +68,10 @@ impl TablePlan {
         TargetTable {
             db: self.target_db.clone(),
             table: self.desc.table.clone(),
-            exists: self.exists,
+            exists: self.exists || self.swap_target_exists,
             autoinc_column: self.autoinc_column.clone(),
+            create: self.create_source.clone(),
+            engine: self.engine.clone(),
         }
     }
 
@@ -100,8 +126,12 @@ pub(super) fn plan_load(
     }
     let targets: Vec<TargetTable> = plans.iter().map(TablePlan::target).collect();
     let found = preflight(control, facts, &opts.requirements(), &targets)?;
-    for (plan, verdict) in plans.iter_mut().zip(found.verdicts) {
+    for ((plan, verdict), creation) in plans.iter_mut().zip(found.verdicts).zip(found.creations) {
         plan.verdict = verdict;
+        if let Some(c) = &creation {
+            plan.schema_sql = c.schema_sql.clone();
+        }
+        plan.creation = creation;
     }
     for (plan, may) in plans.iter_mut().zip(found.may_defer) {
         plan.may_defer = may;
@@ -109,8 +139,18 @@ pub(super) fn plan_load(
     let mut problems = found.problems;
     problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
+    problems.extend(write_set_problems(&plans, facts));
     if !problems.is_empty() {
         bail!("nothing was loaded: {}", problems.join("; "));
+    }
+    // Said once the load is allowed, before anything is created.
+    for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
+        for m in &c.mappings {
+            progress::notice(&format!("myspool load: schema mapped: {m}"));
+        }
+        for w in &c.warnings {
+            progress::notice(&format!("myspool load: warning: {w}"));
+        }
     }
     Ok(plans)
 }
@@ -130,33 +170,69 @@ fn plan_table(
     check_chunk_files(dir, entry, &desc, opts.follow.is_some())?;
     let target_db = opts.requirements().target_db(&desc.db);
     let label = format!("{target_db}.{}", desc.table);
-    let columns = target_columns(conn, &target_db, &desc.table)?;
+    let swap = opts.requirements().swap;
+    let table = if swap {
+        swap::shadow_name(&desc.table)
+    } else {
+        desc.table.clone()
+    };
+    let mut columns = target_columns(conn, &target_db, &table)?;
     let exists = !columns.is_empty();
-    if !exists && desc.columns.iter().any(|c| c.data_type == "unknown") {
+    let mut swap_target_exists = false;
+    if swap {
+        // The shadow is made like the target: judge the dump against the
+        // target (a table in the shadow's way is `rerun`'s to refuse).
+        let target = target_columns(conn, &target_db, &desc.table)?;
+        swap_target_exists = !target.is_empty();
+        if swap_target_exists {
+            columns = target;
+        }
+    }
+    let known = !columns.is_empty();
+    if !known && desc.columns.iter().any(|c| c.data_type == "unknown") {
         bail!(
             "{label} does not exist, and this processed dump's columns ({}) are not those of its schema.sql: create the table first",
             desc.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    let raw_bytes = exists && raw_bytes_ok(&desc.columns, &columns);
-    let autoinc_column = if exists {
+    let raw_bytes = known && raw_bytes_ok(&desc.columns, &columns);
+    // Created from the dump only when neither the table nor (`--swap`)
+    // the target its shadow would be made like exists.
+    let create_source = match known {
+        true => None,
+        false => Some(CreateSource::of_dump(
+            conn, dir, &entry.dir, &desc.db, &target_db,
+        )?),
+    };
+    let autoinc_column = if known {
         check_columns(&label, &desc, &columns)?;
         autoinc_column_of(&columns)
     } else {
         schema_autoinc_column(&schema_sql)
     };
+    let engine = if exists {
+        table_engine(conn, &target_db, &desc.table)?
+    } else {
+        schema_engine(&schema_sql)
+    };
     Ok(TablePlan {
         entry: entry.clone(),
+        engine,
         desc,
         target_db,
+        table,
         schema_sql,
         exists,
+        swap,
+        swap_target_exists,
         created: false,
         autoinc_column,
         verdict: AutoincVerdict::NoColumn,
         may_defer: false,
         indexes: None,
         raw_bytes,
+        create_source,
+        creation: None,
     })
 }
 
@@ -195,6 +271,30 @@ fn check_chunk_files(
         }
     }
     Ok(())
+}
+
+/// Each chunk's transaction against a Galera cluster's write-set limits
+/// (`galera::write_set_problem`): the chunks written, and for a dump still
+/// being written the rows its chunks are planned to hold.
+fn write_set_problems(plans: &[TablePlan], facts: &ServerFacts) -> Vec<String> {
+    let Some(g) = &facts.galera else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for plan in plans {
+        let label = plan.label();
+        let written = plan.desc.chunks.iter().find_map(|c| {
+            let w = c.written.as_ref()?;
+            let chunk = format!("chunk {:06}", c.number);
+            write_set_problem(g, &label, &chunk, w.rows, w.csv_bytes)
+        });
+        let planned = || {
+            let rows = plan.desc.chunk_rows;
+            write_set_problem(g, &label, "each chunk", rows, 0)
+        };
+        problems.extend(written.or_else(planned));
+    }
+    problems
 }
 
 /// Dump tables that would go into the same target table (`db1.t` and

@@ -10,8 +10,11 @@ use serde::Serialize;
 use crate::errors;
 use crate::schema::text;
 
+use super::compat::{self, Adapted, CollationMap, Flavor, SchemaSource, TargetCatalog};
+use super::galera::{cluster_findings, engine_problem, GaleraFacts};
 use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
+use super::swap::{shadow_name, unswappable};
 use super::target::{autoinc_column_of, target_columns};
 use super::{AutoincPolicy, IndexMode, OnDuplicate};
 
@@ -29,6 +32,9 @@ pub struct ServerFacts {
     /// loads (a 3 MB row, text and through UNHEX(), into a server with 1 MiB:
     /// tested). Neither `load` nor `check` refuses or warns on its account.
     pub max_allowed_packet: u64,
+    /// Set when the target is a Galera node (`wsrep_on`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub galera: Option<GaleraFacts>,
 }
 
 impl ServerFacts {
@@ -41,6 +47,7 @@ impl ServerFacts {
             .context("reading the target's server variables")?;
         let row = row.ok_or_else(|| anyhow!("the target returned no server variables"))?;
         let get = |i| -> Result<String> { Ok(text(&row, i)?.unwrap_or_default()) };
+        let galera = GaleraFacts::read(conn)?;
         Ok(ServerFacts {
             version: get(0)?,
             local_infile: get(1)? == "1",
@@ -48,6 +55,7 @@ impl ServerFacts {
             log_bin: get(3)? == "1",
             binlog_format: get(4)?,
             max_allowed_packet: get(5)?.parse().unwrap_or(0),
+            galera,
         })
     }
 
@@ -126,11 +134,15 @@ pub struct Requirements {
     pub truncate: bool,
     pub indexes: IndexMode,
     pub skip_binlog: bool,
+    /// `--swap`: each table is loaded into a shadow table and renamed in.
+    pub swap: bool,
     /// Every table goes into this database instead of its own.
     pub into: Option<String>,
     /// `load --repair`: nothing is loaded, so neither `local_infile` nor the
     /// AUTO_INCREMENT policy stands in the way (`check` has no such option).
     pub repair: bool,
+    /// `--collation-map FROM=TO`, over `compat::closest_collation`.
+    pub collation_map: CollationMap,
 }
 
 impl Requirements {
@@ -149,6 +161,70 @@ pub struct TargetTable {
     /// The target's, or for a missing table the one its CREATE would have
     /// (the load knows it from schema.sql; `check`, without a dump, cannot).
     pub autoinc_column: Option<String>,
+    /// The dump's SQL a missing table would be created from.
+    pub create: Option<CreateSource>,
+    /// The target's storage engine, or the one schema.sql would create it
+    /// with (None when not known).
+    pub engine: Option<String>,
+}
+
+/// The dump's SQL for a table the load creates: `schema.sql`, and
+/// `database.sql` when the database is missing too.
+#[derive(Debug, Clone)]
+pub struct CreateSource {
+    pub schema_file: String,
+    pub schema_sql: String,
+    pub database: Option<(String, String)>,
+}
+
+impl CreateSource {
+    /// `schema.sql` of a dump table that goes into `target_db`, with its
+    /// `database.sql` when the target lacks that database.
+    pub(super) fn of_dump(
+        conn: &mut Conn,
+        dir: &crate::dump::DumpDir,
+        entry_dir: &str,
+        db: &str,
+        target_db: &str,
+    ) -> Result<CreateSource> {
+        let schema_path = dir.path(entry_dir).join(crate::dump::SCHEMA_FILE);
+        let schema_sql = std::fs::read_to_string(&schema_path)
+            .with_context(|| format!("reading {}", schema_path.display()))?;
+        let db_exists: Option<Row> = conn.exec_first(
+            "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (target_db,),
+        )?;
+        let database = match db_exists {
+            Some(_) => None,
+            None => {
+                let path = dir
+                    .path(&crate::dump::safe_file_name(db))
+                    .join(crate::dump::DATABASE_FILE);
+                // A dump without it gets the server's defaults (as before).
+                let sql = std::fs::read_to_string(&path).unwrap_or_default();
+                Some((path.display().to_string(), sql))
+            }
+        };
+        Ok(CreateSource {
+            schema_file: schema_path.display().to_string(),
+            schema_sql,
+            database,
+        })
+    }
+}
+
+/// What a missing table is created with, as the preflight adapted it to the
+/// target (`compat::adapt`).
+#[derive(Debug, Clone, Default)]
+pub struct Creation {
+    pub schema_sql: String,
+    /// The adapted `database.sql`, when the database is created too.
+    pub database_sql: Option<String>,
+    /// Run on the session before the CREATE (`compat::primary_key_settings`).
+    pub session: Vec<&'static str>,
+    /// What `compat::adapt` changed and warned about, for this table.
+    pub mappings: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl TargetTable {
@@ -158,6 +234,8 @@ impl TargetTable {
         Ok(TargetTable {
             exists: !columns.is_empty(),
             autoinc_column: autoinc_column_of(&columns),
+            create: None,
+            engine: table_engine(conn, &db, &table)?,
             db,
             table,
         })
@@ -166,6 +244,17 @@ impl TargetTable {
     pub fn label(&self) -> String {
         format!("{}.{}", self.db, self.table)
     }
+}
+
+/// `information_schema.TABLES.ENGINE` of a table (None if it does not exist).
+pub(super) fn table_engine(conn: &mut Conn, db: &str, table: &str) -> Result<Option<String>> {
+    let engine: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .with_context(|| format!("reading the engine of {db}.{table} on the target"))?;
+    Ok(engine.flatten())
 }
 
 /// What the preflight found.
@@ -180,6 +269,10 @@ pub struct Preflight {
     /// Per table, in the order given: whether `--indexes auto` may defer
     /// its indexes (the user holds ALTER and INDEX on it).
     pub may_defer: Vec<bool>,
+    /// Each schema rewrite the load applies (a collation mapped, …).
+    pub mappings: Vec<String>,
+    /// How each table that has a `create` is created, in the order given.
+    pub creations: Vec<Option<Creation>>,
 }
 
 /// The preflight of a load, the one `load` runs before anything moves and
@@ -201,6 +294,17 @@ pub(super) fn preflight(
                 .to_string(),
         );
     }
+    if let Some(g) = &facts.galera {
+        let (problems, warnings) =
+            cluster_findings(g, facts.autoinc_lock_mode, &facts.binlog_format);
+        found.problems.extend(problems);
+        found.warnings.extend(warnings);
+        for table in tables {
+            found
+                .problems
+                .extend(engine_problem(&table.label(), table.engine.as_deref()));
+        }
+    }
     if req.skip_binlog {
         if let Err(e) = skip_binlog(conn) {
             found.problems.push(errors::sentence(&e));
@@ -210,7 +314,130 @@ pub(super) fn preflight(
         let verdict = table_preflight(conn, facts, req, table, &mut found)?;
         found.verdicts.push(verdict);
     }
+    creations_preflight(conn, facts, req, tables, &mut found)?;
     Ok(found)
+}
+
+/// The schemas of the tables to create, against what the target has:
+/// collations mapped or refused, vendor-only syntax, the primary-key
+/// variables (see `compat`). Sets those variables off on `conn` where a
+/// keyless table needs it: trying is the only sure test of the privilege.
+fn creations_preflight(
+    conn: &mut Conn,
+    facts: &ServerFacts,
+    req: &Requirements,
+    tables: &[TargetTable],
+    found: &mut Preflight,
+) -> Result<()> {
+    if tables.iter().all(|t| t.create.is_none()) {
+        found.creations = vec![None; tables.len()];
+        return Ok(());
+    }
+    let catalog = read_catalog(conn, Flavor::of_version(&facts.version))?;
+    let require_pk = optional_bool_variable(conn, "sql_require_primary_key")?;
+    let gipk = optional_bool_variable(conn, "sql_generate_invisible_primary_key")?;
+    let mut tried: Vec<&'static str> = Vec::new();
+    for table in tables {
+        let Some(create) = &table.create else {
+            found.creations.push(None);
+            continue;
+        };
+        let label = table.label();
+        let adapted: Adapted = compat::adapt(
+            &SchemaSource {
+                table: &label,
+                schema_file: &create.schema_file,
+                schema_sql: &create.schema_sql,
+                database: create
+                    .database
+                    .as_ref()
+                    .map(|(f, s)| (f.as_str(), s.as_str())),
+            },
+            &catalog,
+            &req.collation_map,
+        );
+        found.problems.extend(adapted.problems);
+        found.warnings.extend(adapted.warnings.iter().cloned());
+        for m in &adapted.mappings {
+            if !found.mappings.contains(m) {
+                found.mappings.push(m.clone());
+            }
+        }
+        let session = compat::primary_key_settings(adapted.keyless, require_pk, gipk);
+        for setting in &session {
+            if tried.contains(setting) {
+                continue;
+            }
+            tried.push(setting);
+            if let Err(e) = conn.query_drop(*setting) {
+                found.problems.push(format!(
+                    "{label} has no primary key and the target has {}=ON; `{setting}` was refused (it needs SYSTEM_VARIABLES_ADMIN or SESSION_VARIABLES_ADMIN): {}; add a primary key to the table, or create it on the target yourself",
+                    setting_variable(setting),
+                    errors::driver_sentence(&e)
+                ));
+            }
+        }
+        found.creations.push(Some(Creation {
+            schema_sql: adapted.schema_sql,
+            database_sql: adapted.database_sql,
+            session,
+            mappings: adapted.mappings,
+            warnings: adapted.warnings,
+        }));
+    }
+    Ok(())
+}
+
+fn setting_variable(setting: &str) -> &str {
+    setting
+        .trim_start_matches("SET SESSION ")
+        .split(' ')
+        .next()
+        .unwrap_or(setting)
+}
+
+/// What the target has: collations (MariaDB 10.10+ lists its UCA 14
+/// collations without a character set in COLLATIONS and with it in
+/// COLLATION_CHARACTER_SET_APPLICABILITY.FULL_COLLATION_NAME, which older
+/// servers and MySQL lack), character sets, usable engines.
+fn read_catalog(conn: &mut Conn, flavor: Flavor) -> Result<TargetCatalog> {
+    let mut names = |sql: &str| -> Result<std::collections::BTreeSet<String>> {
+        let rows: Vec<Option<String>> = conn
+            .query(sql)
+            .with_context(|| format!("reading the target's catalog ({sql})"))?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .map(|n| n.to_ascii_lowercase())
+            .collect())
+    };
+    let mut collations = names("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")?;
+    if let Ok(full) = names(
+        "SELECT FULL_COLLATION_NAME FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY",
+    ) {
+        collations.extend(full);
+    }
+    Ok(TargetCatalog {
+        flavor,
+        collations,
+        charsets: names("SELECT CHARACTER_SET_NAME FROM information_schema.CHARACTER_SETS")?,
+        engines: names(
+            "SELECT ENGINE FROM information_schema.ENGINES WHERE SUPPORT IN ('YES', 'DEFAULT')",
+        )?,
+    })
+}
+
+/// A boolean server variable, or `None` when the server has no such
+/// variable (1193).
+fn optional_bool_variable(conn: &mut Conn, name: &str) -> Result<Option<bool>> {
+    match conn.query_first::<Option<String>, _>(format!("SELECT @@{name}")) {
+        Ok(v) => Ok(Some(matches!(
+            v.flatten().as_deref(),
+            Some("1" | "ON" | "on")
+        ))),
+        Err(mysql::Error::MySqlError(e)) if e.code == 1193 => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading @@{name} on the target")),
+    }
 }
 
 /// One table's part of the preflight: its AUTO_INCREMENT verdict, and the
@@ -236,11 +463,28 @@ fn table_preflight(
         replace: req.on_duplicate == OnDuplicate::Replace,
         drop_autoinc: verdict == AutoincVerdict::Drop,
         defer_indexes: req.indexes == IndexMode::Defer,
+        swap: req.swap,
     });
-    if let Some(missing) = missing_privileges(conn, &table.db, &table.table, &needed)? {
+    // With --swap the work is done on the shadow table, and the RENAME
+    // and DROP need theirs on the database (a grant on the table's own
+    // name does not cover its shadow).
+    let on_table = if req.swap {
+        found
+            .problems
+            .extend(unswappable(conn, &table.db, &table.table)?);
+        shadow_name(&table.table)
+    } else {
+        table.table.clone()
+    };
+    if let Some(missing) = missing_privileges(conn, &table.db, &on_table, &needed)? {
         found.problems.push(format!(
-            "the target user lacks {} on {label}",
-            missing.join(", ")
+            "the target user lacks {} on {label}{}",
+            missing.join(", "),
+            if req.swap {
+                " (--swap needs CREATE, DROP and ALTER on its database)"
+            } else {
+                ""
+            }
         ));
     }
     // auto defers only what the user may ALTER back: lacking the
@@ -249,7 +493,7 @@ fn table_preflight(
         IndexMode::Keep => false,
         IndexMode::Defer => true,
         IndexMode::Auto => {
-            missing_privileges(conn, &table.db, &table.table, &["ALTER", "INDEX"])?.is_none()
+            missing_privileges(conn, &table.db, &on_table, &["ALTER", "INDEX"])?.is_none()
         }
     };
     found.may_defer.push(may_defer);
@@ -268,6 +512,7 @@ mod tests {
             log_bin,
             binlog_format: format.into(),
             max_allowed_packet: 16 << 20,
+            galera: None,
         }
     }
 

@@ -14,23 +14,27 @@ pub(super) struct TableWork {
     pub replace: bool,
     pub drop_autoinc: bool,
     pub defer_indexes: bool,
+    /// `--swap`: a shadow table created, renamed in, the old one dropped.
+    pub swap: bool,
 }
 
 /// The privileges `work` needs on its table.
 pub(super) fn needed_privileges(work: TableWork) -> Vec<&'static str> {
     let mut needed = vec!["SELECT", "INSERT"];
-    if !work.exists {
+    if !work.exists || work.swap {
         needed.push("CREATE");
     }
-    // TRUNCATE TABLE needs DROP.
-    if work.truncate {
+    // TRUNCATE TABLE needs DROP, and so do the RENAME (of the table
+    // renamed away) and the DROP of the old table after a swap.
+    if work.truncate || work.swap {
         needed.push("DROP");
     }
     // REPLACE deletes the row it replaces.
     if work.replace {
         needed.push("DELETE");
     }
-    if work.drop_autoinc || work.defer_indexes {
+    // RENAME TABLE needs ALTER on the table renamed away.
+    if work.drop_autoinc || work.defer_indexes || work.swap {
         needed.push("ALTER");
     }
     // ALTER TABLE … ADD INDEX needs INDEX as well as ALTER.
@@ -105,8 +109,17 @@ mod tests {
                 replace: true,
                 drop_autoinc: false,
                 defer_indexes: true,
+                swap: false,
             }),
             ["SELECT", "INSERT", "CREATE", "DROP", "DELETE", "ALTER", "INDEX"]
+        );
+        assert_eq!(
+            needed_privileges(TableWork {
+                exists: true,
+                swap: true,
+                ..TableWork::default()
+            }),
+            ["SELECT", "INSERT", "CREATE", "DROP", "ALTER"]
         );
         assert_eq!(
             needed_privileges(TableWork {

@@ -64,7 +64,24 @@ pub(super) fn open_journals(
                 Vec::new()
             };
             journal.restart(carried)?;
-        } else if !opts.repair && needs_observing(journal.state()) {
+        }
+        if plan.swap && plan.exists && journal.state().shadow.as_deref() != Some(&plan.table) {
+            refusals.push(format!(
+                "{}.{} is in the way: --swap loads {} into a table of that name, and no load of this dump created it; drop or rename it",
+                plan.target_db,
+                plan.table,
+                plan.label()
+            ));
+            continue;
+        }
+        if let Some(b) = swapped_before(journal.state()) {
+            progress::notice(&format!(
+                "myspool load: {}: {} and swapped in; nothing to do (--restart loads it again)",
+                plan.label(),
+                b.describe()
+            ));
+            before = Some(b);
+        } else if !opts.restart && !opts.repair && needs_observing(journal.state()) {
             let seen = observe(control, plan)?;
             match verdict(journal.state(), &seen) {
                 Verdict::Resume => {}
@@ -143,9 +160,23 @@ pub(super) enum Verdict {
     Refuse(Changed),
 }
 
-/// Whether `verdict` needs the target observed at all.
+/// Whether `verdict` needs the target observed at all: not once a swap
+/// began, since the table loaded into then changes its name (`swap`
+/// settles that).
 pub(super) fn needs_observing(journal: &State) -> bool {
-    journal.claims_rows()
+    journal.claims_rows() && journal.swap.is_none()
+}
+
+/// A `--swap` load completed and swapped in by an earlier run.
+fn swapped_before(journal: &State) -> Option<LoadedBefore> {
+    journal
+        .swap
+        .as_ref()
+        .filter(|s| s.settled)
+        .map(|_| LoadedBefore {
+            at: journal.completed_at.clone(),
+            rows: journal.committed_rows,
+        })
 }
 
 /// The rerun's decision from the journal and what the target is now.
@@ -225,7 +256,7 @@ pub(super) fn observe(control: &mut Conn, plan: &TablePlan) -> Result<Observed> 
         .with_context(|| format!("counting the rows of {target}"))?;
     Ok(Observed {
         exists: true,
-        table_id: table_id(control, &plan.target_db, &plan.desc.table),
+        table_id: table_id(control, &plan.target_db, &plan.table),
         rows: rows.unwrap_or(0),
     })
 }

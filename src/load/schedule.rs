@@ -208,6 +208,7 @@ mod tests {
             table: "t".into(),
             columns: Vec::new(),
             generated_columns: Vec::new(),
+            left_out: None,
             key: dump::KeyDescription {
                 kind: dump::KeyKind::Primary,
                 index: None,

@@ -1,5 +1,7 @@
 //! How every target connection is opened: the control connection and each
-//! job's get the same session settings.
+//! job's get the same session settings. With several `--to` (the nodes of
+//! one Galera cluster) each job prefers its own node and moves to the next
+//! one that is up and ready when its node goes.
 
 use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
@@ -13,6 +15,10 @@ use super::LoadOptions;
 #[derive(Clone, Copy)]
 pub(super) struct Session<'a> {
     target: &'a ConnSpec,
+    /// More nodes of the target's Galera cluster (`--to` given again).
+    nodes: &'a [ConnSpec],
+    /// The node tried first: 0 is `target`, then `nodes`.
+    prefer: usize,
     skip_binlog: bool,
 }
 
@@ -20,8 +26,24 @@ impl<'a> Session<'a> {
     pub(super) fn of(opts: &'a LoadOptions) -> Session<'a> {
         Session {
             target: &opts.target,
+            nodes: &opts.nodes,
+            prefer: 0,
             skip_binlog: opts.skip_binlog,
         }
+    }
+
+    /// The same session, preferring node `n` (modulo the number of nodes):
+    /// job `n` loads through it.
+    pub(super) fn on_node(self, n: usize) -> Session<'a> {
+        Session {
+            prefer: n % (self.nodes.len() + 1),
+            ..self
+        }
+    }
+
+    /// Every node given, the target first.
+    pub(super) fn all_nodes(&self) -> impl Iterator<Item = &'a ConnSpec> {
+        std::iter::once(self.target).chain(self.nodes.iter())
     }
 
     /// The server as the journals name it.
@@ -29,11 +51,27 @@ impl<'a> Session<'a> {
         self.target.endpoint()
     }
 
-    /// A new connection, set up.
+    /// A new connection, set up, to the preferred node or, when it cannot
+    /// be reached or is not ready (a Galera node outside the Primary
+    /// Component), to the next one given; the first node's error if none is.
     pub(super) fn connect(&self) -> Result<Conn> {
-        let mut conn = self.target.connect("target")?;
-        setup_session(&mut conn, self.skip_binlog)?;
-        Ok(conn)
+        let all: Vec<&ConnSpec> = self.all_nodes().collect();
+        let mut first_error = None;
+        for i in 0..all.len() {
+            let node = all[(self.prefer + i) % all.len()];
+            let opened = node.connect("target").and_then(|mut conn| {
+                setup_session(&mut conn, self.skip_binlog)?;
+                require_ready(&mut conn, node)?;
+                Ok(conn)
+            });
+            match opened {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| anyhow!("no target node")))
     }
 
     /// The control connection, set up but for `--skip-binlog`: the preflight
@@ -65,7 +103,9 @@ impl<'a> Session<'a> {
 
 /// Session settings of every target connection.
 fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
-    // Values exactly as dumped (conn::set_exact_session), explicit 0 kept in
+    // Values exactly as dumped (conn::set_exact_session; on Galera with the
+    // causality wait, so a chunk committed through another node is counted
+    // and never loaded twice), explicit 0 kept in
     // an AUTO_INCREMENT column, zero dates accepted, strict conversions (which
     // LOAD DATA LOCAL turns into warnings, and warnings fail the chunk).
     // Foreign keys are not checked: tables and chunks arrive in key order,
@@ -84,6 +124,29 @@ fn setup_session(conn: &mut Conn, skip_binlog: bool) -> Result<()> {
         self::skip_binlog(conn)?;
     }
     Ok(())
+}
+
+/// A Galera node that is not ready (`wsrep_ready` OFF: outside the Primary
+/// Component, or joining) refuses every statement with 1047: not a node to
+/// load through now. Other servers have no `wsrep_ready` (MySQL) or have it
+/// OFF with `wsrep_on` OFF (MariaDB).
+fn require_ready(conn: &mut Conn, node: &ConnSpec) -> Result<()> {
+    let on: Option<(String, String)> = conn
+        .query_first("SHOW VARIABLES LIKE 'wsrep_on'")
+        .context("reading wsrep_on")?;
+    if !on.is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON")) {
+        return Ok(());
+    }
+    let ready: Option<(String, String)> = conn
+        .query_first("SHOW STATUS LIKE 'wsrep_ready'")
+        .context("reading wsrep_ready")?;
+    match ready {
+        Some((_, v)) if !v.eq_ignore_ascii_case("ON") => Err(anyhow!(
+            "Galera node {} is not ready (wsrep_ready = {v}): it is outside the Primary Component or joining",
+            node.endpoint()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `--skip-binlog` on one session. Trying it is the only sure test of the

@@ -15,11 +15,11 @@ use crate::sql::ident;
 use super::indexes::{self, IndexReport};
 use super::plan::TablePlan;
 use super::preflight::AutoincVerdict;
-use super::rerun;
 use super::target::{
     check_columns, column_definition, column_name_of_definition, deferrable_indexes,
     existing_index_names, raw_bytes_ok, show_create, target_columns,
 };
+use super::{rerun, swap};
 use super::{IndexMode, LoadOptions, OnDuplicate};
 
 /// What `prepare_target` is asked to do, from the options.
@@ -75,7 +75,10 @@ pub(super) fn prepare_target(
     if journal.state().complete {
         return Ok(Prepared::Complete);
     }
-    if !plan.exists {
+    if plan.swap {
+        swap::prepare_shadow(control, dir, plan, &mut journal)?;
+        check_created(control, plan)?;
+    } else if !plan.exists {
         create_target(control, dir, plan)?;
     }
     if how.truncate && !journal.state().truncated && journal.state().committed.is_empty() {
@@ -148,7 +151,7 @@ fn repair_target(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) ->
 /// the journal's: a rerun compares it (`rerun`). Called once myspool's own
 /// changes to the definition are done, since they may change it.
 fn record_identity(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> Result<()> {
-    let Some(table_id) = rerun::table_id(control, &plan.target_db, &plan.desc.table) else {
+    let Some(table_id) = rerun::table_id(control, &plan.target_db, &plan.table) else {
         return Ok(());
     };
     if journal.state().table_id != Some(table_id) {
@@ -162,9 +165,14 @@ fn record_identity(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) 
 fn create_target(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Result<()> {
     create_table(control, dir, plan)?;
     plan.created = true;
-    // schema.sql is the source's definition; a processed dump that
-    // dropped columns no longer matches it.
-    let columns = target_columns(control, &plan.target_db, &plan.desc.table)?;
+    check_created(control, plan)
+}
+
+/// The table the chunks go into, checked against the dump's columns once
+/// it exists. schema.sql is the source's definition; a processed dump that
+/// dropped columns no longer matches it.
+fn check_created(control: &mut Conn, plan: &mut TablePlan) -> Result<()> {
+    let columns = target_columns(control, &plan.target_db, &plan.table)?;
     if let Err(e) = check_columns(&plan.label(), &plan.desc, &columns) {
         let _ = control.query_drop(format!("DROP TABLE {}", plan.target_sql()));
         return Err(e.context("the table created from schema.sql was dropped again; create it to match the dump first"));
@@ -423,7 +431,7 @@ fn restore_temporary_changes(
         journal.record(Event::Restoring)?;
     }
     if let Some(indexes) = journal.state().indexes_dropped.clone() {
-        let existing = existing_index_names(control, &plan.target_db, &plan.desc.table)?;
+        let existing = existing_index_names(control, &plan.target_db, &plan.table)?;
         let missing: Vec<&String> = indexes
             .iter()
             .filter(|add| {
@@ -453,16 +461,47 @@ fn restore_temporary_changes(
 }
 
 fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Result<()> {
+    ensure_database(control, dir, plan)?;
+    let create = plan.schema_sql.clone();
+    run_create(control, plan, &create)?;
+    plan.exists = true;
+    Ok(())
+}
+
+/// Runs the CREATE TABLE `sql` (schema.sql as the preflight adapted it)
+/// in the target database, with the session settings the preflight chose.
+pub(super) fn run_create(control: &mut Conn, plan: &TablePlan, sql: &str) -> Result<()> {
+    control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
+    // sql_require_primary_key / sql_generate_invisible_primary_key off for
+    // a keyless table (the preflight tried them on this user).
+    for setting in plan.creation.iter().flat_map(|c| c.session.iter()) {
+        control
+            .query_drop(*setting)
+            .with_context(|| format!("{setting}, before creating {}", plan.target_sql()))?;
+    }
+    control
+        .query_drop(sql.trim().trim_end_matches(';'))
+        .with_context(|| format!("creating {} from schema.sql", plan.target_sql()))?;
+    Ok(())
+}
+
+/// Creates the target database if it is missing, with the character set
+/// and collation of the dump's database.sql.
+pub(super) fn ensure_database(control: &mut Conn, dir: &DumpDir, plan: &TablePlan) -> Result<()> {
     let db_exists: Option<Row> = control.exec_first(
         "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
         (&plan.target_db,),
     )?;
     if db_exists.is_none() {
-        let db_sql = std::fs::read_to_string(
-            dir.path(&dump::safe_file_name(&plan.desc.db))
-                .join(dump::DATABASE_FILE),
-        )
-        .unwrap_or_default();
+        // database.sql as the preflight adapted it (collations mapped).
+        let db_sql = match plan.creation.as_ref().and_then(|c| c.database_sql.clone()) {
+            Some(sql) => sql,
+            None => std::fs::read_to_string(
+                dir.path(&dump::safe_file_name(&plan.desc.db))
+                    .join(dump::DATABASE_FILE),
+            )
+            .unwrap_or_default(),
+        };
         let mut create = format!("CREATE DATABASE IF NOT EXISTS {}", ident(&plan.target_db));
         for (word, clause) in [("CHARACTER SET ", "CHARACTER SET"), ("COLLATE ", "COLLATE")] {
             if let Some(value) = db_sql
@@ -480,11 +519,6 @@ fn create_table(control: &mut Conn, dir: &DumpDir, plan: &mut TablePlan) -> Resu
             .query_drop(&create)
             .with_context(|| format!("creating database {}", plan.target_db))?;
     }
-    control.query_drop(format!("USE {}", ident(&plan.target_db)))?;
-    control
-        .query_drop(plan.schema_sql.trim().trim_end_matches(';'))
-        .with_context(|| format!("creating {} from schema.sql", plan.target_sql()))?;
-    plan.exists = true;
     Ok(())
 }
 

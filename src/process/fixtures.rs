@@ -49,6 +49,7 @@ pub fn table(columns: &[&str], chunks: Vec<ChunkRecord>) -> TableDescription {
         table: "t".into(),
         columns: columns.iter().map(|c| column(c)).collect(),
         generated_columns: vec![],
+        left_out: None,
         key: KeyDescription {
             kind: KeyKind::Primary,
             index: Some("PRIMARY".into()),

@@ -22,9 +22,10 @@
 //! (`{"col": "value", "other": null}`; binary columns as hex strings) and
 //! reads objects back the same way, so a script needs no CSV convention.
 
+pub mod claims;
 mod command;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub(crate) mod jsonl;
 pub mod map;
 mod options;
@@ -35,10 +36,14 @@ mod transform;
 mod workers;
 
 use std::fs;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use claims::{Claims, LostClaim};
+pub use claims::{Shard, DEFAULT_LEASE};
 pub use map::{MapOptions, MapSummary, DEFAULT_MAX_REJECTS, REJECT_KEY};
 pub use options::{FailedChunk, Format, ProcessOptions, ProcessSummary, TableProcessSummary};
 pub use transform::RowTransform;
@@ -46,6 +51,7 @@ pub use transform::RowTransform;
 use crate::dump::{DumpDir, Manifest, ProcessedFrom};
 use crate::progress::peak_rss_bytes;
 use map::{MapRun, MapWorker};
+pub use output_dump::missing_work;
 use output_dump::OutputDump;
 use tables::TableWork;
 use workers::{Worker, Workers};
@@ -109,30 +115,59 @@ fn process_dump(opts: &ProcessOptions, mode: Mode<'_>) -> Result<ProcessSummary>
     let input = DumpDir::new(&opts.dir);
     let manifest = open_input(&input, opts)?;
     let processed = processed_from(opts)?;
-    let mut out = OutputDump::open(&opts.out, &manifest, &processed)?;
+    // Chunk by chunk, on a finished dump, any number of runners share the
+    // work through claims; row mode and a followed input take the lock.
+    let cooperating = matches!(mode, Mode::Chunks(_)) && !follows(opts);
+    if !cooperating && opts.shard.is_some() {
+        bail!("--shard is for runners that share a dump chunk by chunk (--exec), not --map");
+    }
+    let mut out = OutputDump::open(&opts.out, &manifest, &processed, cooperating)?;
     output_dump::record_output(&input, &opts.out, &processed)?;
 
     let follow = opts.follow.is_some();
     let tables = manifest
         .tables
         .iter()
-        .map(|entry| TableWork::resume(&input, &out.dir, entry, opts.follow.as_deref()))
+        .map(|entry| {
+            TableWork::resume(&input, &out.dir, entry, opts.follow.as_deref(), cooperating)
+        })
         .collect::<Result<Vec<_>>>()?;
+    let places = all_chunks(&tables);
+    let claims = match cooperating {
+        true => {
+            let units: Vec<(std::path::PathBuf, u32)> = places
+                .iter()
+                .map(|&(t, c)| (tables[t].out_dir.clone(), tables[t].input.chunks[c].number))
+                .collect();
+            Some(Claims::new(&out.dir, &units, opts.lease, opts.shard)?)
+        }
+        false => None,
+    };
     let pending = tables::pending_chunks(&tables, follow);
     let chunks_kept = tables::kept_chunks(&tables);
     let total_rows = tables::rows_to_process(&tables, &pending, follow);
+    let renewed = AtomicBool::new(false);
     let (outcome, map_summary) = match mode {
         Mode::Chunks(worker) => {
-            let outcome = Workers {
-                opts,
-                worker,
-                input: &input,
-                out: &out.dir,
-                tables: &tables,
-                pending: &pending,
-                level: manifest.export.level,
-            }
-            .run(total_rows);
+            let outcome = thread::scope(|scope| {
+                if let Some(c) = &claims {
+                    scope.spawn(|| c.renew(&renewed));
+                }
+                let outcome = Workers {
+                    opts,
+                    worker,
+                    input: &input,
+                    out: &out.dir,
+                    tables: &tables,
+                    pending: &pending,
+                    level: manifest.export.level,
+                    claims: claims.as_ref(),
+                    places: &places,
+                }
+                .run(total_rows);
+                renewed.store(true, Ordering::SeqCst);
+                outcome
+            });
             (outcome, None)
         }
         Mode::Map(worker) => {
@@ -152,10 +187,17 @@ fn process_dump(opts: &ProcessOptions, mode: Mode<'_>) -> Result<ProcessSummary>
         }
     };
 
-    let (summary_tables, all_done) = tables::finish_tables(&out.dir, &tables)?;
-    if all_done {
-        out.complete()?;
-    }
+    let (summary_tables, all_done) = match &claims {
+        None => {
+            let (summary, all_done) = tables::finish_tables(&out.dir, &tables, true)?;
+            if all_done {
+                out.complete()?;
+            }
+            (summary, all_done)
+        }
+        Some(c) => finish_cooperating(c, &mut out, &tables, outcome.failed.is_empty())?,
+    };
+    let lost = claims.as_ref().map(|c| c.lost()).unwrap_or_default();
     Ok(ProcessSummary {
         dir: opts.dir.clone(),
         out: opts.out.clone(),
@@ -168,8 +210,76 @@ fn process_dump(opts: &ProcessOptions, mode: Mode<'_>) -> Result<ProcessSummary>
         failed: outcome.failed,
         seconds: started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
+        runner: claims
+            .as_ref()
+            .map(|c| format!("{} {}", c.runner().host, c.runner().pid)),
+        taken_over: claims.as_ref().map_or(0, |c| c.taken_over()),
+        lost: lost
+            .into_iter()
+            .map(|i| {
+                let (t, c) = places[i];
+                LostClaim {
+                    table: tables[t].label(),
+                    chunk: tables[t].input.chunks[c].number,
+                }
+            })
+            .collect(),
         map: map_summary,
     })
+}
+
+/// The input is being written by this process (`copy`), or the output is
+/// read as it is written.
+fn follows(opts: &ProcessOptions) -> bool {
+    opts.follow.is_some() || opts.announce.is_some()
+}
+
+/// Every chunk of every table, as `(table, chunk)` indexes.
+fn all_chunks(tables: &[TableWork]) -> Vec<(usize, usize)> {
+    tables
+        .iter()
+        .enumerate()
+        .flat_map(|(t, w)| (0..w.input.chunks.len()).map(move |c| (t, c)))
+        .collect()
+}
+
+/// Cooperating runners: once every chunk is committed (by any runner), one
+/// of them writes the tables' descriptions and completes the manifest;
+/// every runner reports the tables as the claims say.
+fn finish_cooperating(
+    claims: &Claims,
+    out: &mut OutputDump,
+    tables: &[TableWork],
+    ok: bool,
+) -> Result<(Vec<TableProcessSummary>, bool)> {
+    let all_done = ok && claims.all_done()?;
+    for t in tables {
+        t.refresh_committed()?;
+    }
+    if !all_done {
+        return tables::finish_tables(&out.dir, tables, false);
+    }
+    let renewed = AtomicBool::new(false);
+    let summary = thread::scope(|scope| {
+        scope.spawn(|| claims.renew(&renewed));
+        let mut summary = None;
+        let result = claims.finish(|| {
+            let (s, _) = tables::finish_tables(&out.dir, tables, true)?;
+            for t in tables {
+                claims::tidy(&t.out_dir);
+            }
+            out.complete()?;
+            summary = Some(s);
+            Ok(())
+        });
+        renewed.store(true, Ordering::SeqCst);
+        result.map(|_| summary)
+    })?;
+    match summary {
+        Some(s) => Ok((s, true)),
+        // Another runner completed the output.
+        None => Ok((tables::finish_tables(&out.dir, tables, false)?.0, true)),
+    }
 }
 
 /// The input's manifest: complete, or (followed) being written.

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::claims::{LostClaim, Shard, DEFAULT_LEASE};
 use super::map::{MapOptions, MapSummary};
 use crate::dump::Growing;
 use crate::progress::ProgressMode;
@@ -48,6 +50,11 @@ pub struct ProcessOptions {
     /// process; if that reader abandons it, no more chunks are started. The
     /// caller calls its `finish` when this returns.
     pub announce: Option<Arc<Growing>>,
+    /// Cooperating runners (chunk mode, not following): how long a claim
+    /// lives without a heartbeat before another runner takes it over.
+    pub lease: Duration,
+    /// Cooperating runners: the chunks this runner starts with.
+    pub shard: Option<Shard>,
 }
 
 impl ProcessOptions {
@@ -62,6 +69,8 @@ impl ProcessOptions {
             progress: ProgressMode::Auto,
             follow: None,
             announce: None,
+            lease: DEFAULT_LEASE,
+            shard: None,
         }
     }
 }
@@ -80,6 +89,14 @@ pub struct ProcessSummary {
     pub complete: bool,
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
+    /// This runner (`host pid`), when runners cooperate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// Chunks this runner took over from a runner that stopped.
+    pub taken_over: u64,
+    /// Chunks whose claim this runner lost (it stalled past its lease and
+    /// another runner took them over): their work was dropped.
+    pub lost: Vec<LostClaim>,
     /// Row mode's counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<MapSummary>,

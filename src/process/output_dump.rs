@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::dialect::Encoding;
 use crate::dump::{
@@ -14,23 +14,35 @@ use crate::dump::{
     TableDescription, TableEntry,
 };
 
-/// The output directory, locked for this run.
+/// The output directory, locked for this run (unless runners cooperate on
+/// it).
 pub(super) struct OutputDump {
     pub dir: DumpDir,
     pub manifest: Manifest,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 impl OutputDump {
     /// The output directory: new, or this same processing resumed.
-    pub fn open(out: &Path, input: &Manifest, processed: &ProcessedFrom) -> Result<OutputDump> {
+    /// Cooperating runners take no lock: their claims share the work.
+    pub fn open(
+        out: &Path,
+        input: &Manifest,
+        processed: &ProcessedFrom,
+        cooperating: bool,
+    ) -> Result<OutputDump> {
         let dir = DumpDir::new(out);
         match fs::metadata(out) {
             Ok(m) if !m.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
             Ok(_) => {}
             Err(_) => dump::create_private_dir(out)?,
         }
-        let lock = dir.lock()?;
+        let lock = match cooperating {
+            true => None,
+            false => Some(dir.lock().context(
+                "with --map (and in copy) one process at a time writes an output; several runners share one only with --exec",
+            )?),
+        };
         let manifest = match dir.read_manifest()? {
             Some(m) => {
                 check_same_processing(&m, processed, out)?;
@@ -38,6 +50,16 @@ impl OutputDump {
             }
             None => {
                 if !dir.is_empty()? {
+                    // A runner started at the same moment may have written
+                    // the manifest (and begun) since it was read.
+                    if let Some(m) = dir.read_manifest()?.filter(|_| cooperating) {
+                        check_same_processing(&m, processed, out)?;
+                        return Ok(OutputDump {
+                            dir,
+                            manifest: m,
+                            _lock: lock,
+                        });
+                    }
                     bail!(
                         "--out {} is not empty and holds no myspool manifest",
                         out.display()
@@ -94,6 +116,58 @@ fn output_manifest(input: &Manifest, processed: &ProcessedFrom, started_at: Stri
     m
 }
 
+/// What an output whose processing is not complete lacks, for the error
+/// of a command that needs it whole (`load`): the chunks not done, table by
+/// table (at most a few named each).
+pub fn missing_work(out: &DumpDir, manifest: &Manifest) -> String {
+    let Some(p) = &manifest.processed else {
+        return String::new();
+    };
+    let input = DumpDir::new(&p.from);
+    let mut parts = Vec::new();
+    let (mut done_all, mut total_all) = (0, 0);
+    for entry in &manifest.tables {
+        let numbers: Vec<u32> = match input.read_table(entry) {
+            Ok(Some(d)) => d.chunks.iter().map(|c| c.number).collect(),
+            _ => continue,
+        };
+        let done = out.processed_chunks(entry).unwrap_or_default();
+        let missing: Vec<u32> = numbers
+            .iter()
+            .copied()
+            .filter(|n| !done.contains(n))
+            .collect();
+        total_all += numbers.len();
+        done_all += numbers.len() - missing.len();
+        if !missing.is_empty() {
+            parts.push(format!(
+                "{}.{} chunks {}",
+                entry.db,
+                entry.table,
+                few(&missing)
+            ));
+        }
+    }
+    format!(
+        "{done_all} of {total_all} chunks done{}",
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("; missing: {}", parts.join(", "))
+        }
+    )
+}
+
+/// Chunk numbers, the first few of them.
+fn few(numbers: &[u32]) -> String {
+    const SHOWN: usize = 5;
+    let mut text: Vec<String> = numbers.iter().take(SHOWN).map(|n| n.to_string()).collect();
+    if numbers.len() > SHOWN {
+        text.push(format!("and {} more", numbers.len() - SHOWN));
+    }
+    text.join(", ")
+}
+
 /// Notes in the input dump where it was processed to (`outputs.jsonl`), so
 /// `myspool status` can report on every output. Listed once.
 pub(super) fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFrom) -> Result<()> {
@@ -113,7 +187,8 @@ pub(super) fn record_output(input: &DumpDir, out: &Path, processed: &ProcessedFr
     )
 }
 
-/// Copies a table's schema.sql and its database's database.sql, once.
+/// Copies a table's schema.sql and its database's database.sql and
+/// objects.sql, once.
 pub(super) fn copy_definitions(input: &DumpDir, out: &DumpDir, entry: &TableEntry) -> Result<()> {
     let out_dir = out.path(&entry.dir);
     // A processed table may not match its schema.sql any more; it is
@@ -130,6 +205,10 @@ pub(super) fn copy_definitions(input: &DumpDir, out: &DumpDir, entry: &TableEntr
         .join(dump::DATABASE_FILE);
     if db_sql.exists() && !out_db_sql.exists() {
         dump::write_atomic(&out_db_sql, &fs::read(&db_sql)?)?;
+    }
+    let (objects, out_objects) = (input.objects_path(&entry.db), out.objects_path(&entry.db));
+    if objects.exists() && !out_objects.exists() {
+        dump::write_atomic(&out_objects, &fs::read(&objects)?)?;
     }
     Ok(())
 }
@@ -207,6 +286,12 @@ mod tests {
             exec: exec.into(),
             format: "csv".into(),
         }
+    }
+
+    #[test]
+    fn missing_chunks_are_named_a_few_at_a_time() {
+        assert_eq!(few(&[3]), "3");
+        assert_eq!(few(&[1, 2, 3, 4, 5, 6, 7]), "1, 2, 3, 4, 5, and 2 more");
     }
 
     #[test]

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
+use super::claims;
 use super::options::TableProcessSummary;
+use super::output_chunk::same_header;
 use super::output_dump::{self, output_description};
 use crate::dump::{
     self, ChunkRecord, DumpDir, Growing, ProcessedChunk, TableDescription, TableEntry,
@@ -61,14 +63,18 @@ impl TableWork {
         out: &DumpDir,
         entry: &TableEntry,
         follow: Option<&Growing>,
+        cooperating: bool,
     ) -> Result<TableWork> {
         let desc = input.table_description(entry, follow)?;
         let out_dir = out.path(&entry.dir);
         dump::create_private_dir(&out_dir)?;
-        // Temporary files of a killed run.
-        for e in fs::read_dir(&out_dir)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".tmp-") {
-                let _ = fs::remove_file(e.path());
+        // Temporary files of a killed run (cooperating runners may be
+        // writing theirs now: theirs are in their claims' directories).
+        if !cooperating {
+            for e in fs::read_dir(&out_dir)?.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
         output_dump::copy_definitions(input, out, entry)?;
@@ -76,6 +82,13 @@ impl TableWork {
         let described_now = described.is_some();
         let kept = match described.filter(|t| t.complete) {
             Some(finished) => kept_from_table(finished),
+            None if cooperating => {
+                let done = committed(&out_dir, &desc)?;
+                Kept {
+                    columns: done.values().next().map(|p| p.columns.clone()),
+                    done,
+                }
+            }
             None => {
                 let log = dump::read_json_lines(&out_dir.join(dump::PROCESS_LOG))?;
                 kept_from_log(log, |p| {
@@ -107,6 +120,31 @@ impl TableWork {
         }
     }
 
+    /// Cooperating runners: what every runner committed so far becomes
+    /// what is done (a table's chunks must share one header).
+    pub fn refresh_committed(&self) -> Result<()> {
+        let all = committed(&self.out_dir, &self.input)?;
+        let mut columns = self
+            .columns
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?;
+        for p in all.values() {
+            same_header(&mut columns, &p.columns)
+                .with_context(|| format!("chunk {:06} of {}", p.number, self.label()))?;
+        }
+        *self.done.lock().map_err(|_| anyhow!("a worker panicked"))? = all;
+        Ok(())
+    }
+
+    /// Notes a chunk done (its record is elsewhere: a claim's commit).
+    pub fn note_done(&self, done: ProcessedChunk) -> Result<()> {
+        self.done
+            .lock()
+            .map_err(|_| anyhow!("a worker panicked"))?
+            .insert(done.number, done);
+        Ok(())
+    }
+
     fn done_numbers(&self) -> BTreeSet<u32> {
         self.done
             .lock()
@@ -117,6 +155,17 @@ impl TableWork {
     fn kept_count(&self) -> u64 {
         self.done.lock().map(|d| d.len() as u64).unwrap_or(0)
     }
+}
+
+/// The chunks of a table committed by cooperating runners.
+fn committed(
+    out_dir: &std::path::Path,
+    desc: &TableDescription,
+) -> Result<BTreeMap<u32, ProcessedChunk>> {
+    let numbers: Vec<u32> = desc.chunks.iter().map(|c| c.number).collect();
+    claims::committed_chunks(out_dir, &numbers, |n| {
+        dump::chunk_file_name(n, desc.compress)
+    })
 }
 
 /// A complete output table.json: every chunk it lists as written is done.
@@ -273,10 +322,12 @@ fn chunk_of(desc: &TableDescription, number: u32) -> Result<&ChunkRecord> {
 }
 
 /// Tables whose chunks are all done get their table.json (and lose their
-/// journal); gives every table's summary, and whether all are done.
+/// journal) if `write`; gives every table's summary, and whether all are
+/// done.
 pub(super) fn finish_tables(
     out: &DumpDir,
     tables: &[TableWork],
+    write: bool,
 ) -> Result<(Vec<TableProcessSummary>, bool)> {
     let mut summary_tables = Vec::new();
     let mut all_done = true;
@@ -289,7 +340,7 @@ pub(super) fn finish_tables(
             .clone();
         let complete = done.len() == work.input.chunks.len();
         all_done &= complete;
-        if complete {
+        if complete && write {
             let cols = columns.clone().unwrap_or_default();
             let desc = output_description(&work.input, &cols, &done);
             out.write_table(&work.entry, &desc)?;

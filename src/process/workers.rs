@@ -9,6 +9,7 @@ use std::thread;
 
 use anyhow::{anyhow, bail, Result};
 
+use super::claims::{Claim, Claims};
 use super::command::{run_command, stderr_path};
 use super::options::{FailedChunk, Format, ProcessOptions};
 use super::output_chunk::OutputChunk;
@@ -35,6 +36,11 @@ pub(super) struct Workers<'a> {
     pub pending: &'a [(usize, usize)],
     /// The gzip level of the output chunks (the input's).
     pub level: u32,
+    /// Cooperating runners: chunks are claimed instead of taken from
+    /// `pending` (which then only sizes the run).
+    pub claims: Option<&'a Claims>,
+    /// With `claims`: the `(table, chunk)` of every unit, by its index.
+    pub places: &'a [(usize, usize)],
 }
 
 /// What this run did.
@@ -103,6 +109,19 @@ impl Run<'_> {
             {
                 return;
             }
+            if let Some(claims) = self.w.claims {
+                match claims.next() {
+                    Ok(Some(claim)) => {
+                        let (t, c) = self.w.places[claim.index];
+                        let work = &self.w.tables[t];
+                        let chunk = work.input.chunks[c].clone();
+                        self.one_claimed_chunk(work, &chunk, claims, &claim);
+                        continue;
+                    }
+                    Ok(None) => return,
+                    Err(e) => return self.give_up(String::new(), 0, e),
+                }
+            }
             let Some(&(t, c)) = self.w.pending.get(self.next.fetch_add(1, Ordering::SeqCst)) else {
                 return;
             };
@@ -132,7 +151,7 @@ impl Run<'_> {
     /// Processes and records one chunk; false when the run must stop.
     fn one_chunk(&self, work: &TableWork, chunk: &ChunkRecord) -> bool {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = self.process_chunk(work, chunk);
+        let result = self.process_chunk(work, chunk, &work.out_dir);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(done) => self.succeeded(work, done),
@@ -143,11 +162,52 @@ impl Run<'_> {
         }
     }
 
-    fn process_chunk(&self, work: &TableWork, chunk: &ChunkRecord) -> Result<ProcessedChunk> {
+    /// Processes a claimed chunk and commits it if the claim is still this
+    /// runner's.
+    fn one_claimed_chunk(
+        &self,
+        work: &TableWork,
+        chunk: &ChunkRecord,
+        claims: &Claims,
+        claim: &Claim,
+    ) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = self.process_chunk(work, chunk, &claim.work_dir);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let file = dump::chunk_file_name(chunk.number, work.input.compress);
+        let label = work.label();
+        let lost = || {
+            crate::progress::notice(&format!(
+                "myspool process: lost the claim on chunk {:06} of {label}: this runner stalled past its lease and another runner took the chunk over; this runner's work on it is dropped",
+                chunk.number
+            ))
+        };
+        match result {
+            Ok(done) => match claims.commit(claim, &done, &work.out_dir, &file) {
+                Ok(true) => {
+                    self.succeeded(work, done);
+                }
+                Ok(false) => lost(),
+                Err(e) => self.give_up(label, chunk.number, e),
+            },
+            Err(e) => match claims.release(claim) {
+                Ok(true) => self.failed(work, chunk.number, e),
+                Ok(false) => lost(),
+                Err(e) => self.give_up(label, chunk.number, e),
+            },
+        }
+    }
+
+    fn process_chunk(
+        &self,
+        work: &TableWork,
+        chunk: &ChunkRecord,
+        out_dir: &std::path::Path,
+    ) -> Result<ProcessedChunk> {
         let input = work.input_chunk(self.w.input, chunk);
         let compress = work.input.compress;
         let out_file = dump::chunk_file_name(chunk.number, compress);
-        let writer = ChunkWriter::create(&work.out_dir, &out_file, compress, self.w.level)?;
+        let writer = ChunkWriter::create(out_dir, &out_file, compress, self.w.level)?;
         let mut out = OutputChunk::new(&work.columns, writer);
         let format = self.w.opts.format;
         let rows_in = match self.w.worker {
@@ -177,7 +237,12 @@ impl Run<'_> {
             done.stats.rows,
             done.stats.csv_bytes,
         );
-        if let Err(e) = record_done(self.w.out, work, done, self.w.opts.announce.as_deref()) {
+        let recorded = match self.w.claims {
+            // The claim's commit recorded it.
+            Some(_) => work.note_done(done),
+            None => record_done(self.w.out, work, done, self.w.opts.announce.as_deref()),
+        };
+        if let Err(e) = recorded {
             // The journal cannot be written (disk full?): stop.
             self.give_up(work.label(), number, e);
             return false;
@@ -216,6 +281,10 @@ impl Run<'_> {
     /// A failure that is not the chunk's own (the journal, the input): stop.
     fn give_up(&self, table: String, chunk: u32, e: anyhow::Error) {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(claims) = self.w.claims {
+            // Threads waiting for a chunk to claim stop waiting.
+            claims.stop();
+        }
         if let Ok(mut f) = self.failed.lock() {
             f.push(FailedChunk {
                 table,

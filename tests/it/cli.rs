@@ -32,7 +32,10 @@ fn every_documented_option_is_accepted_by_clap() {
                 "--json",
             ][..],
         ),
-        ("process", &["--dir", "--out", "--exec", "--jobs"][..]),
+        (
+            "process",
+            &["--dir", "--out", "--exec", "--jobs", "--lease", "--shard"][..],
+        ),
         (
             "load",
             &[
@@ -77,6 +80,8 @@ fn every_documented_option_is_accepted_by_clap() {
                 "--truncate",
                 "--indexes",
                 "--skip-binlog",
+                "--collation-map",
+                "--dir",
             ][..],
         ),
         ("verify", &["--dir", "--to"][..]),

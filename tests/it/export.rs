@@ -1042,3 +1042,36 @@ fn zstd_chunks_go_through_process_load_and_verify() {
     let err = assert_one_line_error(&myspool(&load));
     assert!(err.contains(&chunk.display().to_string()), "{err}");
 }
+
+/// Without `--chunk-rows`, a keyed table is cut by the rows the planner
+/// counts, not by the server's `TABLE_ROWS` (an estimate, on MySQL 8 a
+/// cached one, and of the whole table): `--where` selects 45,000 of 60,000
+/// rows, and the chunks are those of 45,000 (the estimate, about 60,000 on
+/// MariaDB here, would have made three chunks of 15,000).
+#[test]
+fn automatic_chunks_follow_the_rows_counted_not_the_statistics() {
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "auto_chunks",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT);
+         INSERT INTO t SELECT seq, seq FROM seq_1_to_60000;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = export_options(&server, &[&format!("{db}.t")], dir.path());
+    opts.chunk_rows = None;
+    opts.jobs = 1;
+    opts.where_clause = Some("id <= 45000".into());
+    let summary = run_export(&opts);
+    assert_eq!(summary.rows, 45_000);
+    // 45,000 rows for one job want four chunks of 11,250: a whole number of
+    // 10,000-row steps, so 10,000, and five chunks.
+    let desc = dumps::description(dir.path(), &db, "t");
+    assert_eq!((desc.chunk_rows, desc.chunks.len()), (10_000, 5));
+    let rows: Vec<u64> = desc
+        .chunks
+        .iter()
+        .map(|c| c.written.as_ref().unwrap().rows)
+        .collect();
+    assert_eq!(rows, [10_000, 10_000, 10_000, 10_000, 5_000]);
+}

@@ -1109,3 +1109,39 @@ fn a_load_killed_before_its_deferred_indexes_were_built_is_settled_by_the_rerun(
         assert_same_table(&src, &db, &dst, &into, t, "id");
     }
 }
+
+#[test]
+fn a_server_error_reaches_the_user_as_a_sentence_naming_the_chunk() {
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "sentence",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));
+         INSERT INTO t VALUES (1, 'a'), (2, 'b');",
+        "t",
+        10,
+    );
+    // A trigger on the target refuses the rows: a server error (1644) that
+    // no preflight can foresee, in the middle of the chunk's LOAD DATA.
+    let into = db_with(
+        &dst,
+        "sentence",
+        "CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20));
+         CREATE TRIGGER no_loads BEFORE INSERT ON t FOR EACH ROW
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no loads today.';",
+    );
+    let out = myspool(&load_args(dir.path(), &dst, &["--into", &into]));
+    let err = assert_one_line_error(&out);
+    assert!(
+        err.contains(&format!(
+            "loading chunk 000001 of {db}.t into {into}: server error 1644 (45000): no loads today"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("MySqlError"), "{err}");
+    assert_eq!(
+        count(&dst, &format!("`{into}`.t")),
+        0,
+        "nothing half-committed"
+    );
+}

@@ -3,9 +3,9 @@
 //!
 //! A module per command (`export`, `process`, `load`, `check`, `verify`,
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
-//! target), then the suites that cut across them: `types`
+//! target; `swap`: `load --swap`; `throttle`: replica lag and `--max-rate`), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `security`, `tls`, `soak` (`copy` killed at random moments,
+//! trouble), `galera` (a 3-node cluster as the target), `security`, `tls`, `soak` (`copy` killed at random moments,
 //! many times), and `harness` (the test servers themselves). Everything
 //! shared lives in `common`.
 //!
@@ -17,17 +17,24 @@ mod common;
 
 mod check;
 mod cli;
+mod compat;
+mod coordinates;
 mod copy;
 mod export;
 mod faults;
+mod galera;
 mod harness;
 mod load;
 mod map;
+mod objects;
 mod process;
 mod rerun;
+mod runners;
 mod security;
 mod soak;
 mod status;
+mod swap;
+mod throttle;
 mod tls;
 mod types;
 mod verify;

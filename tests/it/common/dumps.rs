@@ -126,3 +126,37 @@ pub fn assert_recorded_chunks_whole(table_dir: &Path, log: &str, ext: &str) {
         );
     }
 }
+
+/// The chunks of a table that cooperating `process` runners committed.
+pub fn committed_chunks(table_dir: &Path) -> usize {
+    std::fs::read_dir(table_dir.join(myspool::dump::CLAIMS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".done"))
+        .count()
+}
+
+/// Every chunk cooperating runners committed is whole: its file (in the
+/// table's directory, or still in the claim's) has the checksum recorded.
+pub fn assert_committed_chunks_whole(table_dir: &Path, ext: &str) {
+    let claims = table_dir.join(myspool::dump::CLAIMS_DIR);
+    for e in std::fs::read_dir(&claims).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(unit) = name.strip_suffix(".done") else {
+            continue;
+        };
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(e.path().join("claim.json")).unwrap())
+                .unwrap();
+        let file = format!("{unit}.{ext}");
+        let path = [table_dir.join(&file), e.path().join(&file)]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{file} of a committed claim is missing"));
+        assert_eq!(
+            myspool::dump::sha256_file(&path).unwrap(),
+            record["chunk"]["sha256"].as_str().unwrap()
+        );
+    }
+}

@@ -7,8 +7,11 @@
 pub mod compare;
 pub mod dumps;
 pub mod fixtures;
+pub mod galera;
+pub mod mysql8;
 pub mod run;
 pub mod server;
+pub mod slurm;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +19,7 @@ use std::process::Command;
 pub use compare::*;
 pub use fixtures::*;
 pub use run::*;
-pub use server::{source_server, target_server, Server};
+pub use server::{replicated_pair, source_server, target_server, wait_for_replica, Server};
 
 /// Occurrences of `needle` in the files whose name starts with `prefix`,
 /// anywhere under `dir` (journals and logs of a running myspool).

@@ -170,10 +170,21 @@ impl Server {
     /// A private server with these extra mariadbd options, killed and its
     /// directory removed on `Drop`.
     pub fn start(options: &[&str]) -> Server {
-        Server::launch(options.iter().map(|s| s.to_string()).collect())
+        Server::start_prepared(options, |_| {})
+    }
+
+    /// [`Server::start`], with `prepare` run on the server's directory once
+    /// its datadir is in place and before mariadbd first starts (the Galera
+    /// fixture opens it to the SST daemon there).
+    pub fn start_prepared(options: &[&str], prepare: impl FnOnce(&Path)) -> Server {
+        Server::launch_prepared(options.iter().map(|s| s.to_string()).collect(), prepare)
     }
 
     fn launch(options: Vec<String>) -> Server {
+        Server::launch_prepared(options, |_| {})
+    }
+
+    fn launch_prepared(options: Vec<String>, prepare: impl FnOnce(&Path)) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("myspool-test-")
             .tempdir_in(std::env::temp_dir())
@@ -190,6 +201,7 @@ impl Server {
             pid: None,
         };
         server.install_datadir();
+        prepare(&server.dir);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -591,7 +603,7 @@ fn value_bytes(v: Value) -> Option<Vec<u8>> {
 }
 
 /// A port that was free a moment ago (bind 127.0.0.1:0, read it, release it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("binding 127.0.0.1:0")
@@ -662,4 +674,66 @@ pub fn target_server() -> Arc<Server> {
         "--log-bin",
         "--binlog-format=ROW",
     ])
+}
+
+/// A private primary (binlog on, row format, server-id 1) and its private
+/// replica (server-id 2), replicating everything from the primary's first
+/// binlog on: `(primary, replica)`, the replica running.
+pub fn replicated_pair() -> (Server, Server) {
+    let primary = Server::start(&[
+        "--server-id=1",
+        "--log-bin=primary-bin",
+        "--binlog-format=ROW",
+        "--innodb-autoinc-lock-mode=2",
+    ]);
+    let replica = Server::start(&["--server-id=2", "--relay-log=replica-relay"]);
+    replica.query(&format!(
+        "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', \
+         MASTER_USE_GTID=no, MASTER_LOG_FILE='primary-bin.000001', MASTER_LOG_POS=4; START SLAVE",
+        primary.port()
+    ));
+    primary.query("CREATE DATABASE replicated_ping; DROP DATABASE replicated_ping");
+    wait_for_replica(&replica);
+    (primary, replica)
+}
+
+impl Server {
+    /// A replica's `Seconds_Behind_Master` (None: NULL, replication stopped).
+    pub fn replica_lag(&self) -> Option<u64> {
+        let mut conn = self.conn();
+        let row: mysql::Row = conn
+            .query_first("SHOW SLAVE STATUS")
+            .expect("SHOW SLAVE STATUS")
+            .expect("not a replica");
+        row.get_opt::<Option<u64>, _>("Seconds_Behind_Master")
+            .and_then(Result::ok)
+            .flatten()
+    }
+
+    /// A replica's SQL thread applies events only `seconds` after the
+    /// primary wrote them (0: at once), replication restarted.
+    pub fn set_replica_delay(&self, seconds: u64) {
+        self.query(&format!(
+            "STOP SLAVE; CHANGE MASTER TO MASTER_DELAY={seconds}; START SLAVE"
+        ));
+    }
+}
+
+/// Waits until the replica runs and has applied all it received.
+pub fn wait_for_replica(replica: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = replica.query_strings(
+            "SELECT 1 FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVE_RUNNING' AND VARIABLE_VALUE = 'ON'",
+        );
+        if !status.is_empty() && replica.replica_lag() == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not catch up in 60 s\n{}",
+            replica.error_log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
