@@ -13,8 +13,8 @@ use super::{LoadArgs, Output};
 /// options: reports every problem a load with them would meet, in the
 /// load's words: local_infile off; a privilege the options need missing
 /// (SELECT, INSERT; CREATE for a missing table; DROP for --truncate; DELETE
-/// for --on-duplicate replace; ALTER for --autoinc drop and --defer-indexes,
-/// INDEX for the latter; SET sql_log_bin for --skip-binlog); the
+/// for --on-duplicate replace; ALTER for --autoinc drop and --indexes defer,
+/// INDEX for the latter (auto keeps the indexes of a user without them); SET sql_log_bin for --skip-binlog); the
 /// AUTO_INCREMENT policy (with the server's innodb_autoinc_lock_mode, log_bin
 /// and binlog_format). --into checks the tables in that database. Without a
 /// dump it cannot compare columns, nor know the AUTO_INCREMENT column of a

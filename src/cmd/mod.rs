@@ -195,8 +195,14 @@ pub struct LoadArgs {
     /// does not empty it again, unless with --restart).
     #[arg(long)]
     pub truncate: bool,
-    /// Drop secondary indexes before loading and add them back after.
-    #[arg(long)]
+    /// Non-unique secondary indexes: auto builds them after the rows into a
+    /// table that is empty when its load starts (as myloader does), defer
+    /// into any table, keep never; an index that alone backs a foreign key
+    /// is always kept.
+    #[arg(long, value_enum, default_value_t = IndexesArg::Auto)]
+    pub indexes: IndexesArg,
+    /// The old spelling of --indexes defer.
+    #[arg(long, hide = true, conflicts_with = "indexes")]
     pub defer_indexes: bool,
     /// Do not write the load to the target's binary log (SET sql_log_bin=0).
     #[arg(long)]
@@ -230,7 +236,11 @@ impl LoadArgs {
                 OnDuplicate::Replace => myspool::load::OnDuplicate::Replace,
             },
             truncate: self.truncate,
-            defer_indexes: self.defer_indexes,
+            indexes: match (self.defer_indexes, self.indexes) {
+                (true, _) | (_, IndexesArg::Defer) => myspool::load::IndexMode::Defer,
+                (_, IndexesArg::Keep) => myspool::load::IndexMode::Keep,
+                (_, IndexesArg::Auto) => myspool::load::IndexMode::Auto,
+            },
             skip_binlog: self.skip_binlog,
             swap: self.swap,
             into: self.into.clone(),
@@ -289,6 +299,13 @@ pub enum AutoincPolicy {
     Drop,
     Require,
     Keep,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum IndexesArg {
+    Keep,
+    Defer,
+    Auto,
 }
 
 impl From<AutoincPolicy> for myspool::load::AutoincPolicy {
