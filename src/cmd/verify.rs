@@ -1,8 +1,8 @@
 //! `myspool verify`
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use myspool::verify::{verify, verify_nodes, VerifyOptions, VerifyReport};
+use myspool::verify::{verify, verify_nodes, ChunkDifference, VerifyOptions, VerifyReport};
 
 use super::{DumpAndTarget, Output};
 
@@ -15,7 +15,7 @@ use super::{DumpAndTarget, Output};
 /// the dump lacks (unless generated), a dump column the target lacks, or a
 /// source column the export left out that the target has as an ordinary
 /// column (or lacks) is a mismatch, as no chunk reads its values.
-/// Prints the mismatches and the ranges that differ, and exits 1 if there
+/// Prints the mismatches and the ranges that differ, and exits 4 if there
 /// are any.
 ///
 /// A Galera cluster is verified on every node with --to given once per node,
@@ -48,38 +48,51 @@ pub fn run(args: Args) -> Result<()> {
     opts.into = args.into;
     opts.nodes = nodes;
     opts.discover = args.discover;
-    if !several {
-        let report = verify(&opts)?;
-        if args.output.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print_report(&report);
-        }
-        if !report.matches {
-            bail!("{}", failure(&report));
-        }
-        return Ok(());
-    }
-    let all = verify_nodes(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
+    let reports = if several {
+        let all = verify_nodes(&opts)?;
+        args.output
+            .print(&all, |all| all.nodes.iter().for_each(print_report))?;
+        all.nodes
     } else {
-        for report in &all.nodes {
-            print_report(report);
+        let report = verify(&opts)?;
+        args.output.print(&report, print_report)?;
+        vec![report]
+    };
+    if args.output.quiet && !args.output.json {
+        // What --quiet keeps: the mismatches and differences, as errors.
+        for report in &reports {
+            let node = if several {
+                format!("on node {}: ", report.target)
+            } else {
+                String::new()
+            };
+            for m in &report.column_mismatches {
+                eprintln!("myspool verify: {node}mismatch: {}", m.sentence);
+            }
+            for d in &report.differences {
+                eprintln!("myspool verify: {node}{}", difference_line(d));
+            }
         }
     }
-    let failed: Vec<String> = all
-        .nodes
+    let failed: Vec<String> = reports
         .iter()
         .filter(|r| !r.matches)
-        .map(|r| format!("on node {}: {}", r.target, failure(r)))
+        .map(|r| {
+            let what = failure(r.differences.len(), r.column_mismatches.len());
+            match several {
+                true => format!("on node {}: {what}", r.target),
+                false => what,
+            }
+        })
         .collect();
     if !failed.is_empty() {
-        bail!("{}", failed.join("; "));
+        return Err(myspool::errors::Differences(failed.join("; ")).into());
     }
     Ok(())
 }
 
+/// The report for a reader: each table, the notes, then each column
+/// mismatch and each chunk that differs.
 fn print_report(report: &VerifyReport) {
     println!(
         "myspool verify: {} against {}",
@@ -110,26 +123,35 @@ fn print_report(report: &VerifyReport) {
         println!("  mismatch: {}", m.sentence);
     }
     for d in &report.differences {
-        let bound = |b: &Option<Vec<String>>, open: &str| {
-            b.as_ref()
-                .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
-        };
-        println!(
-            "  differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
-            d.table,
-            d.chunk,
-            bound(&d.lower, "start"),
-            bound(&d.upper, "end"),
-            d.dump_rows,
-            d.target_rows,
-            if d.dump_rows == d.target_rows { " (same count, different values)" } else { "" }
-        );
+        println!("  {}", difference_line(d));
     }
 }
 
+/// `differs: shop.t chunk 000003, key range (10) .. (20): …`
+fn difference_line(d: &ChunkDifference) -> String {
+    let bound = |b: &Option<Vec<String>>, open: &str| {
+        b.as_ref()
+            .map_or(open.to_string(), |v| format!("({})", v.join(", ")))
+    };
+    format!(
+        "differs: {} chunk {:06}, key range {} .. {}: {} rows in the dump, {} on the target{}",
+        d.table,
+        d.chunk,
+        bound(&d.lower, "start"),
+        bound(&d.upper, "end"),
+        d.dump_rows,
+        d.target_rows,
+        if d.dump_rows == d.target_rows {
+            " (same count, different values)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// The one line a failed verify ends with.
-fn failure(report: &VerifyReport) -> String {
-    match (report.differences.len(), report.column_mismatches.len()) {
+fn failure(chunks: usize, columns: usize) -> String {
+    match (chunks, columns) {
         (c, 0) => format!("{c} chunk(s) differ between the dump and the target"),
         (0, m) => format!(
             "{m} column mismatch(es) between the dump and the target: their values were not compared"

@@ -49,7 +49,7 @@ use mysql::Conn;
 use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
-pub use options::{Consistency, ExportOptions, Hooks, DEFAULT_LEVEL};
+pub use options::{Consistency, ExportOptions, Hooks};
 pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
 pub use summary::{ExportSummary, TableSummary};
