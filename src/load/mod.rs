@@ -203,8 +203,10 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     } else {
         galera::check_nodes(&session, &mut facts)?
     };
-    let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    // The objects first: `--swap` carries over the target's triggers that
+    // the dump creates again (`swap::unswappable`).
     let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
+    let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts, &objects)?;
     if let Some(g) = &facts.galera {
         progress::notice(&format!("myspool load: the target is {}", g.describe()));
     }
@@ -425,8 +427,12 @@ fn prepare_targets(
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
     let journals = rerun::open_journals(control, dir, plans, opts)?;
     // Once every target passed the rerun's checks (a refusal leaves the
-    // target untouched), before any row goes in.
-    objects::drop_triggers_before_data(control, objects)?;
+    // target untouched), before any row goes in. Not with --swap: the rows
+    // go into shadow tables, which have no triggers, while the live tables
+    // keep theirs for their users until the RENAME.
+    if !opts.swap {
+        objects::drop_triggers_before_data(control, objects)?;
+    }
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();
