@@ -28,6 +28,7 @@
 
 mod coordinates;
 mod encode;
+mod filters;
 mod objects;
 mod options;
 mod pipeline;
@@ -49,6 +50,7 @@ use mysql::Conn;
 use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
+pub use filters::{parse_where_arg, split_where_args, WhereArg};
 pub use options::{Consistency, ExportOptions, Hooks, DEFAULT_LEVEL};
 pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
@@ -154,16 +156,23 @@ fn plan_tables(
     opts: &ExportOptions,
     warnings: &mut Warnings,
 ) -> Result<Vec<ExportingTable>> {
-    let settings = PlanSettings {
-        where_clause: opts.where_clause.as_deref(),
-        chunk_rows: opts.chunk_rows,
-        jobs: opts.jobs,
-        compress: opts.compress,
-    };
     manifest
         .tables
         .iter()
-        .map(|entry| table::plan_or_resume_table(control, dir, entry, &settings, warnings))
+        .map(|entry| {
+            let settings = PlanSettings {
+                where_clause: filters::table_condition(
+                    manifest.export.where_clause.as_deref(),
+                    &manifest.export.table_where,
+                    &entry.db,
+                    &entry.table,
+                ),
+                chunk_rows: opts.chunk_rows,
+                jobs: opts.jobs,
+                compress: opts.compress,
+            };
+            table::plan_or_resume_table(control, dir, entry, &settings, warnings)
+        })
         .collect()
 }
 

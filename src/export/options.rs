@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::conn::ConnSpec;
-use crate::dump::{Compress, ExportSettings, Growing, MAX_LEVEL};
+use crate::dump::{Compress, ExportSettings, Growing, TableWhere, MAX_LEVEL};
 use crate::progress::ProgressMode;
 
 /// Compression level by default (libdeflate's). Measured on a 22 MB chunk of
@@ -37,7 +37,11 @@ pub struct ExportOptions {
     /// `db.table` or `db.*`, as on the command line.
     pub tables: Vec<String>,
     pub dir: PathBuf,
+    /// `--where` for every table: SQL passed to the source as it is.
     pub where_clause: Option<String>,
+    /// `--where 'DB.TABLE: condition'`: that table's rows match this too
+    /// (`filters::split_where_args` reads the arguments).
+    pub table_where: Vec<TableWhere>,
     /// Rows per chunk; `None` picks a size per table (about 32 MiB of data).
     pub chunk_rows: Option<u64>,
     pub jobs: usize,
@@ -67,6 +71,7 @@ impl ExportOptions {
             tables,
             dir: dir.into(),
             where_clause: None,
+            table_where: Vec::new(),
             chunk_rows: None,
             jobs: 2,
             compress: Compress::Gzip,
@@ -108,6 +113,7 @@ impl ExportOptions {
         ExportSettings {
             table_patterns: self.tables.clone(),
             where_clause: self.where_clause.clone(),
+            table_where: self.table_where.clone(),
             chunk_rows: self.chunk_rows,
             compress: self.compress,
             level: self.level,
