@@ -70,6 +70,9 @@ pub struct Args {
     /// The export reads at most this many bytes of CSV a second (10M, 500K).
     #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
     pub max_rate: Option<u64>,
+    /// The export waits between chunks while this holds on the source ('Threads_running>40').
+    #[arg(long, value_name = "VAR>N", value_parser = myspool::export::PauseWhen::parse)]
+    pub pause_when: Option<myspool::export::PauseWhen>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -93,6 +96,7 @@ pub fn run(args: Args) -> Result<()> {
     export.compress = args.compress.into();
     export.level = args.level;
     export.max_rate = args.max_rate;
+    export.pause_when = args.pause_when;
     export.jobs = args.load.jobs;
     export.progress = args.output.progress.into();
     export.hooks = Hooks::from_env();

@@ -70,6 +70,10 @@ pub struct Args {
     /// 500K; K, M, G are 1024-fold): to share the source with its users.
     #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
     pub max_rate: Option<u64>,
+    /// Wait between chunks while this holds on the source: a global status variable,
+    /// > or >=, a number ('Threads_running>40'), read at most once a second.
+    #[arg(long, value_name = "VAR>N", value_parser = myspool::export::PauseWhen::parse)]
+    pub pause_when: Option<myspool::export::PauseWhen>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -116,6 +120,7 @@ fn options(args: Args) -> Result<ExportOptions> {
     opts.compress = args.compress.into();
     opts.level = args.level;
     opts.max_rate = args.max_rate;
+    opts.pause_when = args.pause_when;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
         ConsistencyArg::Locked => Consistency::Locked,
@@ -174,6 +179,13 @@ fn print_summary(summary: &ExportSummary) {
     }
     if let Some(c) = &summary.coordinates {
         println!("  binlog coordinates: {}", c.describe());
+    }
+    if summary.pauses > 0 {
+        println!(
+            "  paused {} time(s) for --pause-when, {}",
+            summary.pauses,
+            human_duration(summary.pause_seconds)
+        );
     }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", human_bytes(rss));

@@ -11,6 +11,8 @@ use crate::conn::ConnSpec;
 use crate::dump::{Compress, ExportSettings, Growing, TableWhere, MAX_LEVEL};
 use crate::progress::ProgressMode;
 
+use super::pause::PauseWhen;
+
 /// Compression level by default (libdeflate's). Measured on a 22 MB chunk of
 /// the benchmark table: level 1 wrote 7.83 MB in 107 ms, level 2 7.68 MB in
 /// 156 ms, level 6 7.20 MB in 341 ms; mydumper's and `gzip -1`'s zlib level 1
@@ -60,6 +62,8 @@ pub struct ExportOptions {
     pub announce: Option<Arc<Growing>>,
     /// `--max-rate`: CSV bytes a second, at most, for the whole export.
     pub max_rate: Option<u64>,
+    /// `--pause-when`: wait between chunks while this holds on the source.
+    pub pause_when: Option<PauseWhen>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -82,6 +86,7 @@ impl ExportOptions {
             progress: ProgressMode::Auto,
             announce: None,
             max_rate: None,
+            pause_when: None,
             hooks: Hooks::default(),
         }
     }

@@ -18,6 +18,7 @@ use mysql::Conn;
 
 use super::encode::{encode_chunks, CsvMsg};
 use super::options::ExportOptions;
+use super::pause::PauseGate;
 use super::plan::chunk_query;
 use super::rate::RateLimit;
 use super::read::{Reader, RowMsg};
@@ -104,6 +105,7 @@ pub(super) fn run_pipeline(
     tables: &mut [ExportingTable],
     pending: Vec<(usize, usize)>,
     readers: Vec<Conn>,
+    gate: Option<Arc<PauseGate>>,
 ) -> Result<RunTotals> {
     let mut progress = Progress::new(opts.progress, "export", rows_to_read(tables));
     let work = queue_jobs(dir, tables, pending);
@@ -125,6 +127,7 @@ pub(super) fn run_pipeline(
             may_spill: opts.hooks.spill,
             abort: abort.clone(),
             counters: counters.clone(),
+            gate: gate.clone(),
         };
         handles.extend(start_job(
             reader,
