@@ -177,8 +177,22 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     }
     let throttle = match (opts.max_replica_lag, opts.replicas.is_empty()) {
         (Some(limit), false) => Some(Throttle::connect(&opts.replicas, limit)?),
-        (Some(_), true) => {
-            bail!("--max-replica-lag needs the replicas to watch: give each as --replica URL")
+        // None named: the replicas the target lists, reached with the
+        // target's user and password.
+        (Some(limit), true) => {
+            let found = throttle::discover_replicas(&opts.target)?;
+            if found.is_empty() {
+                bail!("--max-replica-lag: no --replica given, and SHOW SLAVE HOSTS on the target lists no replica with a host and port: give each as --replica URL");
+            }
+            progress::notice(&format!(
+                "myspool load: watching the replicas the target lists: {}",
+                found
+                    .iter()
+                    .map(|s| s.endpoint())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Some(Throttle::connect(&found, limit)?)
         }
         (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
         (None, true) => None,

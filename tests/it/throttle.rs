@@ -316,3 +316,37 @@ fn a_pause_condition_on_a_variable_the_source_lacks_is_refused_before_anything_i
     );
     assert!(!myspool(&bad).status.success());
 }
+
+#[test]
+fn without_replica_urls_the_replicas_the_target_lists_are_watched() {
+    let src = source_server();
+    let (primary, replica) = replicated_pair();
+    let (_, dir) = dumped_t(&src, "discover");
+    let into = primary.fresh_db("discover");
+    primary.query(&format!(
+        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(30))"
+    ));
+    wait_for_replica(&replica);
+    // The primary lists its replica (MariaDB 10.5+ lists every replica,
+    // by the address it connected from).
+    let hosts = primary.query_strings("SHOW SLAVE HOSTS");
+    eprintln!("SHOW SLAVE HOSTS: {hosts:?}");
+    replica.query("STOP SLAVE SQL_THREAD");
+    // The library (the command line asks for --replica with
+    // --max-replica-lag for now).
+    let mut opts = load_into(&primary, dir.path(), &into);
+    opts.max_replica_lag = Some(1);
+    let load = std::thread::spawn(move || myspool::load::load(&opts));
+    // Paused: nothing is loaded while the replica's SQL thread is stopped.
+    for _ in 0..5 {
+        assert_eq!(count(&primary, &into), 0);
+        assert!(!load.is_finished(), "the load ended while paused");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    replica.query("START SLAVE SQL_THREAD");
+    let summary = load.join().unwrap().expect("the load");
+    assert_eq!(summary.rows, 200);
+    assert!(summary.replica_pauses >= 1);
+    wait_for_replica(&replica);
+    assert_eq!(count(&replica, &into), 200);
+}
