@@ -355,8 +355,7 @@ fn export_command(m: &Manifest, dir_arg: &str) -> String {
         cmd.push_str(&format!(" --where {}", quote(w)));
     }
     for f in &m.export.table_where {
-        let arg = format!("{}.{}: {}", f.db, f.table, f.condition);
-        cmd.push_str(&format!(" --where {}", quote(&arg)));
+        cmd.push_str(&format!(" --where {}", quote(&crate::export::where_arg(f))));
     }
     if let Some(n) = m.export.chunk_rows {
         cmd.push_str(&format!(" --chunk-rows {n}"));

@@ -81,6 +81,22 @@ fn name(text: &str) -> Option<(String, usize)> {
     (len > 0).then(|| (text[..len].to_string(), len))
 }
 
+/// The `--where` argument that gives `f` again (names in backticks when
+/// they are not bare), for the command `status` prints.
+pub fn where_arg(f: &TableWhere) -> String {
+    let name = |n: &str| {
+        if !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        {
+            n.to_string()
+        } else {
+            sql::ident(n)
+        }
+    };
+    format!("{}.{}: {}", name(&f.db), name(&f.table), f.condition)
+}
+
 /// Every `--where` argument, read: the global condition (at most one) and
 /// the per-table ones (at most one a table).
 pub fn split_where_args(args: &[String]) -> Result<(Option<String>, Vec<TableWhere>)> {
@@ -161,6 +177,18 @@ mod tests {
             parse_where_arg(" `my db`.`a``b` :x=1").unwrap(),
             table("my db", "a`b", "x=1")
         );
+    }
+
+    #[test]
+    fn the_argument_status_prints_reads_back_the_same() {
+        for (db, t) in [("shop", "orders"), ("my db", "a`b.c"), ("x", "it's")] {
+            let f = TableWhere {
+                db: db.into(),
+                table: t.into(),
+                condition: "a = 'x:y'".into(),
+            };
+            assert_eq!(parse_where_arg(&where_arg(&f)).unwrap(), WhereArg::Table(f));
+        }
     }
 
     #[test]
