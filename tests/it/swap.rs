@@ -385,6 +385,21 @@ fn a_target_trigger_the_dump_does_not_create_again_is_refused_by_name() {
     assert!(err.contains("trigger(s) audit that the dump"), "{err}");
     assert!(!err.contains("stamp"), "{err}");
     assert_eq!(triggers_on(&dst, &into, "t"), ["audit", "stamp"]);
+    // `check --swap` with the dump judges it the same way.
+    let check = myspool(&[
+        "check",
+        "--to",
+        &dst.url(),
+        "--dir",
+        &path_arg(dir.path()),
+        "--into",
+        &into,
+        "--swap",
+    ]);
+    let said = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains("trigger(s) audit that the dump"), "{said}");
+    assert!(!said.contains("stamp"), "{said}");
     // Without the dump's objects, its own trigger is left behind too.
     let out = myspool(&swap_cli(&dir, &dst, &into, &["--no-objects"]));
     let err = assert_one_line_error(&out);
