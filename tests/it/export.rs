@@ -368,6 +368,46 @@ fn a_per_table_where_combines_with_the_global_one_and_is_recorded() {
 }
 
 #[test]
+fn copy_takes_per_table_wheres_too() {
+    let (src, dst) = (source_server(), target_server());
+    let db = db_with(
+        &src,
+        "copywhere",
+        "CREATE TABLE a (id INT PRIMARY KEY, v INT);
+         INSERT INTO a SELECT seq, seq % 10 FROM seq_1_to_100;
+         CREATE TABLE b (id INT PRIMARY KEY, v INT);
+         INSERT INTO b SELECT seq, seq % 10 FROM seq_1_to_100;",
+    );
+    let into = dst.fresh_db("copywhere");
+    let work = tempfile::tempdir().unwrap();
+    let d = path_arg(&work.path().join("job"));
+    let own = format!("{db}.b: v = 1");
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &src.url(),
+        "--to",
+        &dst.url(),
+        "--table",
+        &format!("{db}.*"),
+        "--dir",
+        &d,
+        "--exec",
+        "cat",
+        "--where",
+        "id <= 50",
+        "--where",
+        &own,
+        "--into",
+        &into,
+    ]);
+    assert_success(&out);
+    let count = |t: &str| dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.{t}"));
+    assert_eq!(count("a").as_deref(), Some("50"));
+    assert_eq!(count("b").as_deref(), Some("5"));
+}
+
+#[test]
 fn db_star_takes_base_tables_and_views_are_refused() {
     let server = source_server();
     let db = db_with(
