@@ -3,7 +3,7 @@
 # server and one table, and print the ratios as a Markdown table.
 #
 #   scripts/bench.sh [--rows N] [--runs K] [--out FILE] [--py-rows N]
-#                    [--buffer-pool SIZE] [--redo-log SIZE]
+#                    [--buffer-pool SIZE] [--redo-log SIZE] [--mydumper DIR]
 #
 #   --rows N         rows in bench.t (default 5000000)
 #   --runs K         runs of every measurement; the table shows medians (default 3)
@@ -14,6 +14,11 @@
 #                    rows underestimated the whole table's 118 s by 13%)
 #   --buffer-pool S  innodb_buffer_pool_size of the server (default 2G)
 #   --redo-log S     innodb_log_file_size of the server (default 1G)
+#   --mydumper DIR   also measure the mydumper and myloader in DIR (a build of
+#                    a current release, e.g. 1.0.x from source): its export
+#                    with gzip and with zstd, and its load (LOAD DATA LOCAL) of
+#                    a --format LOAD_DATA dump, binlog on (-e) and its default,
+#                    beside the Debian package's rows
 #
 # What it does:
 #   1. installs what is missing (mydumper/myloader, /usr/bin/time, the MariaDB
@@ -27,15 +32,16 @@
 #      BINARY(8)) server-side from the sequence engine;
 #   4. measures, with 2 threads everywhere and /usr/bin/time -v (wall clock and
 #      peak RSS of the client side; the server's own memory is not counted):
-#        export:  myspool export, mydumper -c, mydumper, mariadb --batch | gzip -1,
+#        export:  myspool export (gzip and zstd), mydumper -c, mydumper,
+#                 mariadb --batch | gzip -1,
 #                 SELECT ... INTO OUTFILE (the TSV the LOAD DATA row reads)
-#        load:    myspool load (also --defer-indexes --skip-binlog), myloader
+#        load:    myspool load (also --skip-binlog), myloader
 #                 (with -e, binlog on, and its default, binlog off), one
 #                 LOAD DATA LOCAL INFILE of the TSV; every load into an empty
 #                 bench_copy and checked with CHECKSUM TABLE against bench.t
 #        load, 8 tables: the same rows split by id into 8 tables (bench8.t1…t8,
 #                 dumped by myspool export and mydumper -c, untimed), loaded by
-#                 myspool load (also --defer-indexes --skip-binlog) and
+#                 myspool load (also --skip-binlog) and
 #                 myloader (-e and default), each table checked by CHECKSUM TABLE
 #        process: myspool process --exec cat against xargs -P 2 zcat|cat|gzip -1
 #        round trip: myspool copy --exec cat, against the classic PyMySQL
@@ -58,6 +64,7 @@ PY_ROWS=
 BUFFER_POOL=2G
 REDO_LOG=1G
 JOBS=2
+MD1= # --mydumper DIR
 BATCH=1000000 # rows per INSERT ... SELECT while generating
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -73,7 +80,7 @@ is_count() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 
 while [[ $# -gt 0 ]]; do
 	case $1 in
-	--rows | --runs | --out | --py-rows | --buffer-pool | --redo-log)
+	--rows | --runs | --out | --py-rows | --buffer-pool | --redo-log | --mydumper)
 		[[ $# -ge 2 ]] || die "$1 needs a value"
 		case $1 in
 		--rows) ROWS=$2 ;;
@@ -82,6 +89,7 @@ while [[ $# -gt 0 ]]; do
 		--py-rows) PY_ROWS=$2 ;;
 		--buffer-pool) BUFFER_POOL=$2 ;;
 		--redo-log) REDO_LOG=$2 ;;
+		--mydumper) MD1=$(cd "$2" && pwd) || die "--mydumper $2: no such directory" ;;
 		esac
 		shift 2
 		;;
@@ -94,6 +102,11 @@ is_count "$RUNS" || die "--runs must be a positive integer"
 [[ -n $PY_ROWS ]] || PY_ROWS=$ROWS
 is_count "$PY_ROWS" || die "--py-rows must be a positive integer"
 [[ $OUT == /* ]] || OUT=$ROOT/$OUT
+if [[ -n $MD1 ]]; then
+	for p in mydumper myloader; do
+		[[ -x $MD1/$p ]] || die "--mydumper $MD1 holds no executable $p"
+	done
+fi
 ((PY_ROWS <= ROWS)) || PY_ROWS=$ROWS
 
 # ---------------------------------------------------------------- 1. tools
@@ -418,22 +431,37 @@ chmod +x "$WORK/cli_export.sh" "$WORK/xargs_cat.sh"
 D=$WORK/dump-myspool      # myspool export
 D2=$WORK/dump-mydumper-c  # mydumper -c
 D2N=$WORK/dump-mydumper   # mydumper without -c
+DZ=$WORK/dump-myspool-zst # myspool export --compress zstd
+D1G=$WORK/dump-md1-gz     # --mydumper DIR: its mydumper, gzip
+D1Z=$WORK/dump-md1-zst    # and zstd
+D1L=$WORK/dump-md1-load   # and --format LOAD_DATA (gzip), for its myloader
+MD1_V=
+[[ -z $MD1 ]] || MD1_V=$("$MD1/mydumper" --version 2>&1 | awk '{ print $2; exit }')
 CLI=$WORK/cli.tsv.gz      # mariadb --batch | gzip -1
 TSV=$WORK/outfile/t.tsv   # SELECT ... INTO OUTFILE (the server writes it)
 mkdir -p "$WORK/outfile" # the server runs as this same user (as root: --user=root)
 
 tool ms_export export "\`myspool export --jobs 2\` (gzip, libdeflate level 1)"
+tool ms_export_zst export "\`myspool export --jobs 2 --compress zstd\` (level 1)"
 tool md_export_c export "\`mydumper -t 2 -r 500000 -c\`"
 tool md_export export "\`mydumper -t 2 -r 500000\` (no compression)"
+if [[ -n $MD1 ]]; then
+	tool md1_export_gz export "mydumper $MD1_V \`-t 2 -r 500000 --compress=gzip\`"
+	tool md1_export_zst export "mydumper $MD1_V \`-t 2 -r 500000 --compress=zstd\`"
+fi
 tool cli_export export "\`mariadb --quick --batch \\| gzip -1\` (one connection)"
 tool outfile_export export "\`SELECT … INTO OUTFILE\` (TSV, server-side, one thread, uncompressed)"
 tool ms_load load "\`myspool load --jobs 2\`"
-tool ms_load_fast load "\`myspool load --jobs 2 --defer-indexes --skip-binlog\`"
+tool ms_load_fast load "\`myspool load --jobs 2 --skip-binlog\`"
 tool ml_load_e load "\`myloader -t 2 -e\` (binlog on, like myspool load)"
 tool ml_load load "\`myloader -t 2\` (its default: binlog off)"
+if [[ -n $MD1 ]]; then
+	tool ml1_load_e load "myloader $MD1_V \`-t 2 -e --local-infile\` of a \`--format LOAD_DATA\` dump (binlog on)"
+	tool ml1_load load "myloader $MD1_V \`-t 2 --local-infile\` of a \`--format LOAD_DATA\` dump (its default: binlog off)"
+fi
 tool ld_load load "\`LOAD DATA LOCAL INFILE\` of one TSV (one statement)"
 tool ms_load8 load8 "\`myspool load --jobs 2\`"
-tool ms_load8_fast load8 "\`myspool load --jobs 2 --defer-indexes --skip-binlog\`"
+tool ms_load8_fast load8 "\`myspool load --jobs 2 --skip-binlog\`"
 tool ml_load8_e load8 "\`myloader -t 2 -e\` (binlog on, like myspool load)"
 tool ml_load8 load8 "\`myloader -t 2\` (its default: binlog off)"
 tool ms_process process "\`myspool process --exec cat --jobs 2\`"
@@ -449,6 +477,19 @@ for ((r = 1; r <= RUNS; r++)); do
 	settle
 	measure ms_export "$r" "$MYSPOOL" export --from "$URL" --table bench.t --dir "$D" --jobs "$JOBS" --progress none
 	settle
+	rm -rf "$DZ"
+	measure ms_export_zst "$r" "$MYSPOOL" export --from "$URL" --table bench.t --dir "$DZ" --jobs "$JOBS" --progress none \
+		--compress zstd
+	settle
+	if [[ -n $MD1 ]]; then
+		rm -rf "$D1G" "$D1Z"
+		measure md1_export_gz "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 \
+			--compress=gzip -o "$D1G"
+		settle
+		measure md1_export_zst "$r" "$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 \
+			--compress=zstd -o "$D1Z"
+		settle
+	fi
 	measure md_export_c "$r" mydumper -h "$HOST" -P "$PORT" -u root -B bench -T t -t "$JOBS" -r 500000 -c -o "$D2"
 	settle
 	measure md_export "$r" mydumper -h "$HOST" -P "$PORT" -u root -B bench -T t -t "$JOBS" -r 500000 -o "$D2N"
@@ -459,6 +500,17 @@ for ((r = 1; r <= RUNS; r++)); do
 		-e "SELECT * FROM bench.t INTO OUTFILE '$TSV'"
 done
 SIZE[ms_export]=$(mb "$(du_b "$D")")
+SIZE[ms_export_zst]=$(mb "$(du_b "$DZ")")
+rm -rf "$DZ"
+if [[ -n $MD1 ]]; then
+	SIZE[md1_export_gz]=$(mb "$(du_b "$D1G")")
+	SIZE[md1_export_zst]=$(mb "$(du_b "$D1Z")")
+	rm -rf "$D1G" "$D1Z"
+	# The dump its load reads (untimed): LOAD DATA files, gzip like myspool's.
+	"$MD1/mydumper" -h "$HOST" -P "$PORT" -u root -B bench -T bench.t -t "$JOBS" -r 500000 --compress=gzip \
+		--format LOAD_DATA -o "$D1L" >"$WORK/logs/mydumper1-load-data.log" 2>&1 ||
+		die "mydumper $MD1_V --format LOAD_DATA failed: $(tail -n 5 "$WORK/logs/mydumper1-load-data.log")"
+fi
 SIZE[md_export_c]=$(mb "$(du_b "$D2")")
 SIZE[md_export]=$(mb "$(du_b "$D2N")")
 SIZE[cli_export]=$(mb "$(du_b "$CLI")")
@@ -485,15 +537,25 @@ load_by() {
 		[[ $kind == ml ]] || extra=(-e)
 		measure "$id" "$r" myloader -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$dump" -B "$db" -o "${extra[@]}"
 		;;
+	ml1_e | ml1)
+		# Its defaults otherwise: --optimize-keys AFTER_IMPORT_PER_TABLE.
+		[[ $kind == ml1 ]] || extra=(-e)
+		measure "$id" "$r" "$MD1/myloader" -h "$HOST" -P "$PORT" -u root -t "$JOBS" -d "$dump" -B "$db" \
+			--local-infile -o "${extra[@]}"
+		;;
 	*) die "load_by: unknown kind $kind" ;;
 	esac
 }
 
 log "load into an empty bench_copy (runs: $RUNS)"
 for ((r = 1; r <= RUNS; r++)); do
-	for id in ms_load ms_load_fast ml_load_e ml_load ld_load; do
+	ids=(ms_load ms_load_fast ml_load_e ml_load)
+	[[ -z $MD1 ]] || ids+=(ml1_load_e ml1_load)
+	for id in "${ids[@]}" ld_load; do
 		fresh_target bench_copy
 		case $id in
+		ml1_load_e) load_by ml1_e "$id" "$r" "$D1L" bench_copy ;;
+		ml1_load) load_by ml1 "$id" "$r" "$D1L" bench_copy ;;
 		ms_load) load_by ms "$id" "$r" "$D" bench_copy ;;
 		ms_load_fast) load_by ms_fast "$id" "$r" "$D" bench_copy ;;
 		ml_load_e) load_by ml_e "$id" "$r" "$D2" bench_copy ;;
@@ -510,6 +572,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	done
 done
 sql -e "DROP DATABASE IF EXISTS bench_copy; RESET MASTER"
+rm -rf "$D1L"
 
 # The same rows as 8 tables: a dump of several tables, where myspool spreads
 # its jobs over the tables (and myloader its threads).
@@ -633,6 +696,7 @@ MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 MEM=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 MYDUMPER_V=$(mydumper --version 2>&1 | head -n1)
 MYDUMPER_PKG=$(dpkg-query -W -f='${Version}' mydumper 2>/dev/null || echo "?")
+[[ -z $MD1 ]] || MYDUMPER_V+="; also $("$MD1/mydumper" --version 2>&1 | head -n1) from $MD1"
 REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "?")
 ELAPSED=$SECONDS
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -683,6 +747,7 @@ report() {
 - load / round-trip "output size" is what the load wrote to the binary log (ROW format; MariaDB also logs each statement's text as an annotation, so INSERT-based loaders write their SQL text there too). Every load went into an empty database and was checked with `CHECKSUM TABLE` against `bench.t` after every run (all equal); the Python slice against the same rows of `bench.t`.
 - "load, 8 tables" loads the same rows split by id into 8 tables of an eighth each (`bench8.t1`…`t8`, same definition as `bench.t`), dumped by `myspool export` and `mydumper -c`; every table checked with `CHECKSUM TABLE` after every run.
 - myloader 0.10 turns the binary log off for its sessions unless `-e`; `myspool load` writes it unless `--skip-binlog`. myloader's `-B` names the target database, `-o` drops existing tables.
+- With `--mydumper DIR`: that build's mydumper compresses through the `gzip` and `zstd` programs (their CPU is in the client column), and its myloader loads a `--format LOAD_DATA` dump (gzip) with `LOAD DATA LOCAL INFILE` and builds secondary indexes after the rows (`--optimize-keys`, its default), as `myspool load` does by default into an empty table (`--indexes auto`).
 - The LOAD DATA row reads the file written by `SELECT * … INTO OUTFILE` (tab-separated, backslash escapes, NULL as `\N`), loaded with `CHARACTER SET binary`, as one statement (one transaction). A TSV from `mariadb --batch` does not load back: it writes SQL NULL as the text `NULL`, the same as the string 'NULL', and `--raw` leaves tabs and newlines unescaped.
 - Before every measurement the server flushes its dirty pages (`innodb_max_dirty_pages_pct = 0` until the count stops falling), so no tool pays for the previous one's writes.
 MD

@@ -26,6 +26,10 @@ have slurmctld || packages+=(slurm-wlm)
 have munged || packages+=(munge)
 [ -f /usr/lib/galera/libgalera_smm.so ] || packages+=(galera-4)
 have rsync || packages+=(rsync)
+have man || packages+=(man-db)   # the man page test renders with man -l
+# The data tools that read dumps (tests/it/tools.rs) live in a virtual
+# environment, which Debian's python3 makes only with python3-venv.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing ${packages[*]}; run as root or install them" >&2
@@ -44,6 +48,20 @@ command -v cargo >/dev/null 2>&1 || {
   echo "scripts/test.sh: cargo not found; install Rust (rustup) first" >&2
   exit 1
 }
+
+# Polars, DuckDB, pandas and pyarrow at the versions the README's snippets
+# were tested with (scripts/read/requirements.txt), from the Python package
+# index into a virtual environment of their own (Debian's python3 refuses
+# `pip install` outside one); about 600 MB and a minute the first time.
+venv="${XDG_CACHE_HOME:-$HOME/.cache}/myspool/python"
+if ! cmp -s scripts/read/requirements.txt "$venv/requirements.txt"; then
+  echo "scripts/test.sh: installing scripts/read/requirements.txt into $venv" >&2
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check -r scripts/read/requirements.txt
+  cp scripts/read/requirements.txt "$venv/requirements.txt"
+fi
+export MYSPOOL_PYTHON="$venv/bin/python3"
 
 cargo test --locked "$@"
 

@@ -10,6 +10,49 @@
 //! user can do about it where myspool knows.
 
 use std::error::Error as StdError;
+use std::fmt;
+
+/// A refusal before anything was changed: the load's preflight (which
+/// `check` runs alone) found problems, or a rerun found the target changed
+/// since the journal's load. The message is the whole sentence; the type
+/// only lets `main` tell it apart (exit status 3, see [`exit_code`]).
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+/// `verify` found chunks that differ between the dump and the target (exit
+/// status 4): the comparison itself worked.
+#[derive(Debug)]
+pub struct Differences(pub String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Refused {}
+
+impl fmt::Display for Differences {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Differences {}
+
+/// The exit status of a failed run: 3 for a refusal that touched nothing,
+/// 4 for differences found by `verify`, 1 for every other failure (clap
+/// exits 2 on a usage error, before any of this runs). Looks through the
+/// whole chain: `copy` wraps the load's refusal in "loading: …".
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<Refused>()) {
+        3
+    } else if err.chain().any(|c| c.is::<Differences>()) {
+        4
+    } else {
+        1
+    }
+}
 
 /// The whole chain of an error on one line, `context: context: cause`,
 /// with driver errors written as sentences.
@@ -160,6 +203,22 @@ mod tests {
             sentence(&err),
             "connecting to the target: connection to the server failed: Connection refused"
         );
+    }
+
+    #[test]
+    fn a_refusal_exits_3_under_any_context_and_reads_as_its_message() {
+        let err = anyhow::Error::new(Refused("nothing was loaded: x".into())).context("loading");
+        assert_eq!(exit_code(&err), 3);
+        assert_eq!(sentence(&err), "loading: nothing was loaded: x");
+    }
+
+    #[test]
+    fn differences_exit_4_and_every_other_failure_1() {
+        let diff = anyhow::Error::new(Differences("2 chunk(s) differ".into()));
+        assert_eq!(exit_code(&diff), 4);
+        assert_eq!(exit_code(&anyhow::anyhow!("disk full")), 1);
+        let io = std::io::Error::other("refused");
+        assert_eq!(exit_code(&anyhow::Error::new(io).context("reading")), 1);
     }
 
     #[test]

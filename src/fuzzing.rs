@@ -63,14 +63,17 @@ pub fn csv(data: &[u8]) {
 
 const LABEL: &str = "fuzz/000001.csv.gz";
 
-/// The first byte says how to read the rest: bit 0 gzip (else plain CSV),
-/// bit 1 a recorded CSV length in the next 4 bytes (little-endian).
+/// The first byte says how to read the rest: bit 0 gzip, else bit 2 zstd,
+/// else plain CSV; bit 1 a recorded CSV length in the next 4 bytes
+/// (little-endian).
 fn chunk_input(data: &[u8]) -> (Compress, Option<u64>, &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return (Compress::None, None, data);
     };
     let compress = if mode & 1 == 1 {
         Compress::Gzip
+    } else if mode & 4 == 4 {
+        Compress::Zstd
     } else {
         Compress::None
     };

@@ -15,7 +15,9 @@ fn main() -> ExitCode {
             // The whole chain of context on one line, server errors as
             // sentences: "loading chunk 000042 of shop.orders: server error 1062 …".
             eprintln!("myspool: error: {}", myspool::errors::sentence(&e));
-            ExitCode::FAILURE
+            // 3: refused before anything was touched; 4: verify found
+            // differences; 1: any other failure (README "Unattended runs").
+            ExitCode::from(myspool::errors::exit_code(&e))
         }
     }
 }

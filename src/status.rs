@@ -363,6 +363,9 @@ fn export_command(m: &Manifest, dir_arg: &str) -> String {
     match m.export.compress {
         dump::Compress::None => cmd.push_str(" --compress none"),
         dump::Compress::Gzip => cmd.push_str(&format!(" --level {}", m.export.level)),
+        dump::Compress::Zstd => {
+            cmd.push_str(&format!(" --compress zstd --level {}", m.export.level))
+        }
     }
     cmd
 }

@@ -1,6 +1,6 @@
 //! `myspool check`
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use myspool::load::{check, CheckOptions, CheckReport};
 use myspool::ConnSpec;
@@ -13,15 +13,16 @@ use super::{LoadArgs, Output};
 /// options: reports every problem a load with them would meet, in the
 /// load's words: local_infile off; a privilege the options need missing
 /// (SELECT, INSERT; CREATE for a missing table; DROP for --truncate; DELETE
-/// for --on-duplicate replace; ALTER for --autoinc drop and --defer-indexes,
-/// INDEX for the latter; SET sql_log_bin for --skip-binlog); the
+/// for --on-duplicate replace; ALTER for --autoinc drop and --indexes defer,
+/// INDEX for the latter (auto keeps the indexes of a user without them); SET sql_log_bin for --skip-binlog); the
 /// AUTO_INCREMENT policy (with the server's innodb_autoinc_lock_mode, log_bin
 /// and binlog_format). --into checks the tables in that database. Without a
 /// dump it cannot compare columns, nor know the AUTO_INCREMENT column of a
 /// table that does not exist yet; with --dir it reads the dump's schema of
 /// each missing table against the target as the load would (collations
 /// mapped with --collation-map or the closest equivalent, or refused;
-/// MySQL 8 / MariaDB-only syntax). Exits 0 only if a load would be allowed.
+/// MySQL 8 / MariaDB-only syntax). Exits 0 only if a load would be allowed,
+/// 3 if it would be refused.
 ///
 /// Example:
 ///   myspool check --to mysql://app@db2/ --table shop.orders --jobs 4 --truncate
@@ -54,16 +55,22 @@ pub fn run(args: Args) -> Result<()> {
         dir: args.dir,
     };
     let report = check(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
+    args.output.print(&report, print_report)?;
+    if args.output.quiet && !args.output.json {
+        // What --quiet keeps: the warnings and problems, as warnings and errors.
+        for w in &report.warnings {
+            eprintln!("myspool check: warning: {w}");
+        }
+        for p in &report.problems {
+            eprintln!("myspool check: problem: {p}");
+        }
     }
     if !report.allowed {
-        bail!(
+        let message = format!(
             "a load would be refused: {} problem(s)",
             report.problems.len()
         );
+        return Err(myspool::errors::Refused(message).into());
     }
     Ok(())
 }

@@ -59,14 +59,14 @@ pub struct Args {
     /// Rows per chunk [default: about 32 MiB of data per chunk].
     #[arg(long, value_name = "N")]
     pub chunk_rows: Option<u64>,
-    /// Compression of the chunks in DIR (export/ and processed/ alike): none
-    /// saves the CPU of compressing twice and decompressing twice, at the
-    /// cost of about three times the disk space.
+    /// Compression of the chunks in DIR (export/ and processed/ alike): zstd
+    /// costs less CPU than gzip; none saves the CPU of compressing twice and
+    /// decompressing twice, at the cost of about three times the disk space.
     #[arg(long, value_enum, default_value_t = CompressArg::Gzip)]
     pub compress: CompressArg,
-    /// gzip compression level, 0 (store), 1 (fastest) to 12 (smallest; libdeflate's levels).
-    #[arg(long, value_name = "N", default_value_t = myspool::export::DEFAULT_LEVEL)]
-    pub level: u32,
+    /// Compression level: gzip 0 (store) to 12; zstd 1 to 19 [default: 1].
+    #[arg(long, value_name = "N")]
+    pub level: Option<u32>,
     /// The export reads at most this many bytes of CSV a second (10M, 500K).
     #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
     pub max_rate: Option<u64>,
@@ -94,11 +94,11 @@ pub fn run(args: Args) -> Result<()> {
     (export.where_clause, export.table_where) = split_where_args(&args.where_clause)?;
     export.chunk_rows = args.chunk_rows;
     export.compress = args.compress.into();
-    export.level = args.level;
+    export.level = args.level.unwrap_or(export.compress.default_level());
     export.max_rate = args.max_rate;
     export.pause_when = args.pause_when;
     export.jobs = args.load.jobs;
-    export.progress = args.output.progress.into();
+    export.progress = args.output.mode();
     export.hooks = Hooks::from_env();
     export.objects = !args.objects.no_objects;
     export.triggers = args.triggers;
@@ -109,7 +109,7 @@ pub fn run(args: Args) -> Result<()> {
     args.objects.apply(&mut load)?;
     args.replica_lag.apply(&mut load)?;
     load.restart = args.restart.restart;
-    load.progress = args.output.progress.into();
+    load.progress = args.output.mode();
     load.chunk_delay = myspool::hooks::chunk_delay();
     let format: Format = args.format.into();
     let opts = CopyOptions {
@@ -119,12 +119,7 @@ pub fn run(args: Args) -> Result<()> {
         dir: args.dir,
     };
     let s = copy(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    } else {
-        print_summary(&s);
-    }
-    Ok(())
+    args.output.print(&s, print_summary)
 }
 
 fn print_summary(s: &CopySummary) {

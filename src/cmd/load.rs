@@ -47,7 +47,7 @@ pub struct Args {
     #[command(flatten)]
     pub objects: ObjectArgs,
     /// Only undo what an interrupted load left changed (AUTO_INCREMENT
-    /// removed by --autoinc drop, indexes dropped by --defer-indexes); load nothing.
+    /// removed by --autoinc drop, indexes dropped by --indexes); load nothing.
     #[arg(long)]
     pub repair: bool,
     #[command(flatten)]
@@ -86,15 +86,10 @@ pub fn run(args: Args) -> Result<()> {
     args.replica_lag.apply(&mut opts)?;
     opts.restart = args.restart.restart;
     opts.repair = args.repair;
-    opts.progress = args.output.progress.into();
+    opts.progress = args.output.mode();
     opts.chunk_delay = myspool::hooks::chunk_delay();
     let summary = myspool::load(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
-    Ok(())
+    args.output.print(&summary, print_summary)
 }
 
 /// The summary for a reader: one line per table, then the totals.
@@ -145,7 +140,7 @@ fn table_line(t: &TableLoadSummary) -> String {
         return format!("{name}  {}, nothing to do", before.describe());
     }
     format!(
-        "{name}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}",
+        "{name}  {} rows loaded, {} of {} chunks loaded ({} already there){}{}{}{}",
         t.rows,
         t.chunks_loaded,
         t.chunks,
@@ -160,7 +155,23 @@ fn table_line(t: &TableLoadSummary) -> String {
             .as_deref()
             .map(|a| format!(", AUTO_INCREMENT: {a}"))
             .unwrap_or_default(),
+        t.indexes.as_ref().map(indexes_note).unwrap_or_default(),
     )
+}
+
+/// `, indexes built after the rows: a, b; kept: c (why)`.
+fn indexes_note(r: &myspool::load::IndexReport) -> String {
+    let mut note = String::new();
+    if !r.deferred.is_empty() {
+        note.push_str(&format!(
+            ", indexes built after the rows: {}",
+            r.deferred.join(", ")
+        ));
+    }
+    if !r.kept.is_empty() {
+        note.push_str(&format!(", indexes kept: {}", r.kept.join(", ")));
+    }
+    note
 }
 
 /// `--swap`'s tables and `--max-replica-lag`'s pauses, if any (`load` and

@@ -10,9 +10,11 @@ use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
 
 mod check;
+mod completions;
 mod copy;
 mod export;
 mod load;
+mod man;
 mod process;
 mod status;
 mod verify;
@@ -27,7 +29,14 @@ mod verify;
 /// password may instead come from MYSQL_PWD or the [client] group of
 /// ~/.my.cnf, and is never printed.
 #[derive(Parser, Debug)]
-#[command(name = "myspool", version, propagate_version = true)]
+#[command(
+    name = "myspool",
+    version,
+    propagate_version = true,
+    after_long_help = "Exit status: 0 done; 1 failed; 2 usage error; 3 refused before anything \
+was touched (the load's preflight in load, copy and check, or a rerun that finds the target \
+changed); 4 verify found chunks that differ."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +51,8 @@ enum Command {
     Status(status::Args),
     Check(check::Args),
     Verify(verify::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// Output options every subcommand takes.
@@ -50,9 +61,36 @@ pub struct Output {
     /// Print the summary as JSON on stdout (progress and warnings stay on stderr).
     #[arg(long)]
     pub json: bool,
-    /// Progress display: a bar on a terminal, plain periodic lines otherwise.
+    /// Progress display: a bar on a terminal, plain periodic lines otherwise
+    /// (each stamped with the time, ISO 8601 UTC).
     #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
+    /// Only warnings and errors (on stderr): no progress, no summary (the
+    /// summary still prints with --json; check and verify still print their
+    /// problems and differences). For cron.
+    #[arg(long, short = 'q', conflicts_with = "progress")]
+    pub quiet: bool,
+}
+
+impl Output {
+    /// How the library shows progress: `--quiet` is `--progress none`.
+    pub fn mode(&self) -> ProgressMode {
+        match self.quiet {
+            true => ProgressMode::Quiet,
+            false => self.progress.into(),
+        }
+    }
+
+    /// The summary on stdout: as JSON with --json, else for a reader
+    /// (`human`) unless --quiet.
+    pub fn print<T: serde::Serialize>(&self, summary: &T, human: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(summary)?);
+        } else if !self.quiet {
+            human(summary);
+        }
+        Ok(())
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -75,6 +113,18 @@ impl From<ProgressArg> for ProgressMode {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let output = match &cli.command {
+        Command::Export(a) => Some(&a.output),
+        Command::Process(a) => Some(&a.output),
+        Command::Load(a) => Some(&a.output),
+        Command::Copy(a) => Some(&a.output),
+        Command::Status(a) => Some(&a.output),
+        Command::Check(a) => Some(&a.output),
+        Command::Verify(a) => Some(&a.output),
+        Command::Completions(_) | Command::Man(_) => None,
+    };
+    // --quiet also silences the library's informational messages.
+    myspool::progress::set_quiet(output.is_some_and(|o| o.quiet));
     match cli.command {
         Command::Export(a) => export::run(a),
         Command::Process(a) => process::run(a),
@@ -83,6 +133,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(a) => status::run(a),
         Command::Check(a) => check::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
+    }
+}
+
+/// Writes generated text (a completion script, a man page) to stdout. A
+/// reader that stops early (`myspool man | head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -130,8 +195,14 @@ pub struct LoadArgs {
     /// does not empty it again, unless with --restart).
     #[arg(long)]
     pub truncate: bool,
-    /// Drop secondary indexes before loading and add them back after.
-    #[arg(long)]
+    /// Non-unique secondary indexes: auto builds them after the rows into a
+    /// table that is empty when its load starts (as myloader does), defer
+    /// into any table, keep never; an index that alone backs a foreign key
+    /// is always kept.
+    #[arg(long, value_enum, default_value_t = IndexesArg::Auto)]
+    pub indexes: IndexesArg,
+    /// The old spelling of --indexes defer.
+    #[arg(long, hide = true, conflicts_with = "indexes")]
     pub defer_indexes: bool,
     /// Do not write the load to the target's binary log (SET sql_log_bin=0).
     #[arg(long)]
@@ -165,7 +236,11 @@ impl LoadArgs {
                 OnDuplicate::Replace => myspool::load::OnDuplicate::Replace,
             },
             truncate: self.truncate,
-            defer_indexes: self.defer_indexes,
+            indexes: match (self.defer_indexes, self.indexes) {
+                (true, _) | (_, IndexesArg::Defer) => myspool::load::IndexMode::Defer,
+                (_, IndexesArg::Keep) => myspool::load::IndexMode::Keep,
+                (_, IndexesArg::Auto) => myspool::load::IndexMode::Auto,
+            },
             skip_binlog: self.skip_binlog,
             swap: self.swap,
             into: self.into.clone(),
@@ -224,6 +299,13 @@ pub enum AutoincPolicy {
     Drop,
     Require,
     Keep,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum IndexesArg {
+    Keep,
+    Defer,
+    Auto,
 }
 
 impl From<AutoincPolicy> for myspool::load::AutoincPolicy {

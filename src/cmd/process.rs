@@ -136,15 +136,11 @@ pub fn run(args: Args) -> Result<()> {
     opts.map = map;
     opts.jobs = args.jobs;
     opts.format = args.format.into();
-    opts.progress = args.output.progress.into();
+    opts.progress = args.output.mode();
     opts.lease = std::time::Duration::from_secs(args.lease);
     opts.shard = args.shard;
     let summary = myspool::process(&opts)?;
-    if args.output.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print_summary(&summary);
-    }
+    args.output.print(&summary, print_summary)?;
     if let (Some(first), Some(_)) = (summary.failed.first(), &summary.map) {
         // Row mode stops at its first failure: that is the error.
         bail!("{}; rerun the same command to go on", first.reason);

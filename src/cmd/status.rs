@@ -29,6 +29,10 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
+    if args.output.quiet {
+        // Its report is its summary.
+        return Ok(());
+    }
     println!(
         "myspool status: {}{}",
         s.dir.display(),

@@ -1,4 +1,4 @@
-//! Chunk files: [`ChunkWriter`] writes one (as gzip members or plain CSV,
+//! Chunk files: [`ChunkWriter`] writes one (as gzip members, zstd or plain CSV,
 //! hashing the bytes as stored), [`ChunkReader`] reads one back (and can
 //! check that hash).
 
@@ -48,6 +48,7 @@ impl Write for HashingFile {
 
 enum Sink {
     Gzip(Box<GzipMembers>),
+    Zstd(Box<zstd::stream::write::Encoder<'static, HashingFile>>),
     Plain(HashingFile),
 }
 
@@ -69,7 +70,7 @@ struct GzipMembers {
 impl GzipMembers {
     fn new(file: HashingFile, level: u32) -> Result<GzipMembers> {
         let level = libdeflater::CompressionLvl::new(level as i32)
-            .map_err(|_| anyhow!("gzip level {level} is out of range (0 to {MAX_LEVEL})"))?;
+            .map_err(|_| anyhow!("gzip level {level} is out of range (0 to 12)"))?;
         Ok(GzipMembers {
             file,
             compressor: libdeflater::Compressor::new(level),
@@ -143,8 +144,20 @@ fn write_member(
     file.write_all(&out[..n])
 }
 
-/// The highest compression level (libdeflate's; 0 stores without compressing).
-pub const MAX_LEVEL: u32 = 12;
+/// One zstd frame for the whole chunk, with its content checksum (so a
+/// changed byte is an error, as gzip's CRC makes it), streamed: zstd keeps
+/// only its window (1 MiB at level 1, 8 MiB at 19) however long the chunk.
+fn zstd_encoder(
+    file: HashingFile,
+    level: u32,
+) -> Result<zstd::stream::write::Encoder<'static, HashingFile>> {
+    if !Compress::Zstd.levels().contains(&level) {
+        bail!("zstd level {level} is out of range (1 to 19)");
+    }
+    let mut encoder = zstd::stream::write::Encoder::new(file, level as i32)?;
+    encoder.include_checksum(true)?;
+    Ok(encoder)
+}
 
 impl ChunkWriter {
     pub fn create(dir: &Path, file: &str, compress: Compress, level: u32) -> Result<ChunkWriter> {
@@ -160,6 +173,7 @@ impl ChunkWriter {
         };
         let sink = match compress {
             Compress::Gzip => Sink::Gzip(Box::new(GzipMembers::new(hashing, level)?)),
+            Compress::Zstd => Sink::Zstd(Box::new(zstd_encoder(hashing, level)?)),
             Compress::None => Sink::Plain(hashing),
         };
         Ok(ChunkWriter {
@@ -175,6 +189,7 @@ impl ChunkWriter {
         self.csv_bytes += buf.len() as u64;
         match &mut self.sink {
             Sink::Gzip(g) => g.write_all(buf),
+            Sink::Zstd(z) => z.write_all(buf),
             Sink::Plain(p) => p.write_all(buf),
         }
     }
@@ -185,6 +200,7 @@ impl ChunkWriter {
         let ctx = || format!("writing {}", dest.display());
         let mut hashing = match self.sink {
             Sink::Gzip(g) => g.finish().with_context(ctx)?,
+            Sink::Zstd(z) => z.finish().with_context(ctx)?,
             Sink::Plain(p) => p,
         };
         hashing.flush().with_context(ctx)?;
@@ -250,7 +266,7 @@ impl ChunkReader {
             hasher: Sha256::new(),
             digest: digest.clone(),
         };
-        let input = decompressed(hashing, compress, None, None);
+        let input = decompressed(hashing, compress, None, None)?;
         ChunkReader::with_input(path.display().to_string(), input, Some(digest))
     }
 
@@ -265,7 +281,7 @@ impl ChunkReader {
     ) -> Result<Box<dyn BufRead + Send>> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let label = path.display().to_string();
-        Ok(decompressed(file, compress, csv_bytes, Some(label)))
+        decompressed(file, compress, csv_bytes, Some(label))
     }
 
     /// A chunk read from any byte stream (`label` names it in errors): what
@@ -276,7 +292,8 @@ impl ChunkReader {
         compress: Compress,
         csv_bytes: Option<u64>,
     ) -> Result<ChunkReader> {
-        let input = decompressed(input, compress, csv_bytes, None);
+        let input =
+            decompressed(input, compress, csv_bytes, None).with_context(|| label.to_string())?;
         ChunkReader::with_input(label.to_string(), input, None)
     }
 
@@ -373,12 +390,26 @@ fn decompressed(
     compress: Compress,
     csv_bytes: Option<u64>,
     label: Option<String>,
-) -> Box<dyn BufRead + Send> {
+) -> Result<Box<dyn BufRead + Send>> {
     let text: Box<dyn Read + Send> = match compress {
         Compress::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        // Reads frame after frame, as MultiGzDecoder reads members; a file
+        // cut inside a frame is an error ("incomplete frame"), one cut
+        // between frames is caught by ExactLength.
+        Compress::Zstd => {
+            let mut decoder =
+                zstd::stream::read::Decoder::new(file).context("starting a zstd decoder")?;
+            // A frame names its window size, which the decoder allocates: a
+            // damaged or foreign file could ask for up to 2 GiB. The writer's
+            // levels (at most 19) use at most 8 MiB (2^23); 2^24 leaves room.
+            decoder
+                .window_log_max(24)
+                .context("starting a zstd decoder")?;
+            Box::new(decoder)
+        }
         Compress::None => Box::new(file),
     };
-    match csv_bytes {
+    Ok(match csv_bytes {
         Some(expected) => Box::new(BufReader::with_capacity(
             READ_BUFFER,
             ExactLength {
@@ -389,7 +420,7 @@ fn decompressed(
             },
         )),
         None => Box::new(BufReader::with_capacity(READ_BUFFER, text)),
-    }
+    })
 }
 
 /// Fails a read once the text is longer than `expected` bytes, or ends
@@ -516,10 +547,73 @@ mod tests {
     #[test]
     fn compression_levels_beyond_the_maximum_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = ChunkWriter::create(dir.path(), "x.csv.gz", Compress::Gzip, MAX_LEVEL + 1)
+        let err = ChunkWriter::create(dir.path(), "x.csv.gz", Compress::Gzip, 13)
             .err()
             .unwrap();
         assert!(err.to_string().contains("out of range"), "{err}");
+        for level in [0, 20] {
+            let err = ChunkWriter::create(dir.path(), "x.csv.zst", Compress::Zstd, level)
+                .err()
+                .unwrap();
+            assert_eq!(
+                err.to_string(),
+                format!("zstd level {level} is out of range (1 to 19)")
+            );
+        }
+    }
+
+    /// A frame asking for a window beyond what the writer ever uses (here
+    /// 128 MiB) is refused before the decoder allocates it.
+    #[test]
+    fn a_zstd_frame_asking_for_a_huge_window_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.csv.zst");
+        let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.write_all(b"id\n\"1\"\n").unwrap();
+        fs::write(&path, encoder.finish().unwrap()).unwrap();
+        let err = match ChunkReader::open(&path, Compress::Zstd, None) {
+            Ok(_) => panic!("a 128 MiB window was accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    /// A zstd chunk is one standard frame with a content checksum: what the
+    /// `zstd` tool and Python's `zstandard` read, and a changed byte in the
+    /// middle is an error naming the file, never other rows.
+    #[test]
+    fn zstd_chunks_are_one_checksummed_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv: Vec<u8> = (0..50_000)
+            .flat_map(|i| format!("\"{i}\",\"row {i}\"\n").into_bytes())
+            .collect();
+        let csv = [b"id,note\n".to_vec(), csv].concat();
+        let stats = write_chunk(dir.path(), "000001.csv.zst", Compress::Zstd, &csv);
+        let path = dir.path().join("000001.csv.zst");
+        let stored = fs::read(&path).unwrap();
+        assert_eq!(&stored[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+        assert!(stats.bytes < stats.csv_bytes / 3, "{stats:?}");
+        assert_eq!(zstd::decode_all(&stored[..]).unwrap(), csv);
+        // Frame header descriptor: the content-checksum flag (bit 2).
+        assert_eq!(stored[4] & 0b100, 0b100);
+
+        let mut changed = stored.clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 0x55;
+        fs::write(&path, &changed).unwrap();
+        let mut reader = ChunkReader::open(&path, Compress::Zstd, Some(stats.csv_bytes)).unwrap();
+        let mut record = Vec::new();
+        let err = loop {
+            match reader.read_record(&mut record) {
+                Ok(true) => continue,
+                Ok(false) => panic!("a changed zstd chunk read to its end"),
+                Err(e) => break format!("{e:#}"),
+            }
+        };
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(!err.contains('\n'), "{err}");
     }
 
     /// Writes `csv` as a chunk file, as the exporter does.
@@ -533,7 +627,7 @@ mod tests {
     fn a_chunk_reads_back_as_it_was_written_and_its_hash_proves_it() {
         let dir = tempfile::tempdir().unwrap();
         let columns = ["id".to_string(), "note".to_string()];
-        for compress in [Compress::Gzip, Compress::None] {
+        for compress in [Compress::Gzip, Compress::Zstd, Compress::None] {
             let file = format!("000001.{}", compress.extension());
             let path = dir.path().join(&file);
             let csv = b"id,note\n\"1\",\"two\nlines\"\n\"2\",\n";
@@ -572,7 +666,7 @@ mod tests {
     #[test]
     fn an_empty_chunk_has_no_header() {
         let dir = tempfile::tempdir().unwrap();
-        for compress in [Compress::Gzip, Compress::None] {
+        for compress in [Compress::Gzip, Compress::Zstd, Compress::None] {
             let file = format!("000001.{}", compress.extension());
             let path = dir.path().join(&file);
             write_chunk(dir.path(), &file, compress, b"");
@@ -625,6 +719,13 @@ mod tests {
                 out.extend_from_slice(&buf[..n]);
             }
             out
+        }
+
+        /// `csv` as `ChunkWriter` stores it with zstd.
+        fn zstd_frame(csv: &[u8]) -> Vec<u8> {
+            let dir = tempfile::tempdir().unwrap();
+            write_chunk(dir.path(), "c.csv.zst", Compress::Zstd, csv);
+            std::fs::read(dir.path().join("c.csv.zst")).unwrap()
         }
 
         /// A chunk's header and rows.
@@ -703,8 +804,10 @@ mod tests {
             /// What `ChunkWriter` writes, `ChunkReader` reads back: the
             /// header, every row, and the hash.
             #[test]
-            fn a_written_chunk_reads_back((header, rows) in table(), gzip in any::<bool>()) {
-                let compress = if gzip { Compress::Gzip } else { Compress::None };
+            fn a_written_chunk_reads_back(
+                (header, rows) in table(),
+                compress in prop::sample::select(vec![Compress::Gzip, Compress::Zstd, Compress::None]),
+            ) {
                 let dir = tempfile::tempdir().unwrap();
                 let csv = csv_of(&header, &rows);
                 let stats = write_chunk(dir.path(), "000001.csv", compress, &csv);
@@ -731,18 +834,29 @@ mod tests {
             fn a_cut_or_changed_chunk_fails_naming_the_file(
                 (header, rows) in table(),
                 member in 1usize..40,
-                at in any::<prop::sample::Index>(),
+                cut in any::<prop::sample::Index>(),
                 flip in 1u8..=255,
             ) {
                 let csv = csv_of(&header, &rows);
                 let stored = members(&csv, member);
                 let want = read(&stored, Compress::Gzip, Some(csv.len() as u64)).unwrap();
-                let at = at.index(stored.len());
+                let at = cut.index(stored.len());
                 let err = read(&stored[..at], Compress::Gzip, Some(csv.len() as u64)).unwrap_err();
                 prop_assert!(err.starts_with(LABEL), "{}", err);
                 let mut changed = stored.clone();
                 changed[at] ^= flip;
                 match read(&changed, Compress::Gzip, Some(csv.len() as u64)) {
+                    Ok(got) => prop_assert_eq!(got, want.clone()),
+                    Err(err) => prop_assert!(err.starts_with(LABEL), "{}", err),
+                }
+                // zstd, cut or changed anywhere: the same promise.
+                let stored = zstd_frame(&csv);
+                let at = cut.index(stored.len());
+                let err = read(&stored[..at], Compress::Zstd, Some(csv.len() as u64)).unwrap_err();
+                prop_assert!(err.starts_with(LABEL), "{}", err);
+                let mut changed = stored.clone();
+                changed[at] ^= flip;
+                match read(&changed, Compress::Zstd, Some(csv.len() as u64)) {
                     Ok(got) => prop_assert_eq!(got, want),
                     Err(err) => prop_assert!(err.starts_with(LABEL), "{}", err),
                 }
@@ -754,14 +868,14 @@ mod tests {
                 }
             }
 
-            /// Any bytes as a gzip chunk, with or without a length: an error
-            /// naming the file, never a panic.
+            /// Any bytes as a compressed or plain chunk, with or without a
+            /// length: an error naming the file, never a panic.
             #[test]
             fn any_bytes_as_a_chunk_fail_naming_the_file(
                 bytes in prop::collection::vec(any::<u8>(), 0..200),
                 len in prop::option::of(0u64..300),
             ) {
-                for compress in [Compress::Gzip, Compress::None] {
+                for compress in [Compress::Gzip, Compress::Zstd, Compress::None] {
                     if let Err(err) = read(&bytes, compress, len) {
                         prop_assert!(err.starts_with(LABEL), "{}", err);
                     }

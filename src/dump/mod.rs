@@ -55,7 +55,7 @@ mod objects;
 
 use self::files::TMP_PREFIX;
 
-pub use self::chunk::{ChunkReader, ChunkWriter, MAX_LEVEL};
+pub use self::chunk::{ChunkReader, ChunkWriter};
 pub use self::files::{
     append_json_line, create_private_dir, decode_file_name, hex_lower, one_line, parse_json_lines,
     read_json_lines, safe_file_name, sha256_file, sync_dir, write_atomic, write_json_atomic,

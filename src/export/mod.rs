@@ -53,7 +53,7 @@ use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
 pub use filters::{parse_where_arg, split_where_args, where_arg, WhereArg};
-pub use options::{Consistency, ExportOptions, Hooks, DEFAULT_LEVEL};
+pub use options::{Consistency, ExportOptions, Hooks};
 pub use pause::{PauseWhen, Pauses};
 pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;

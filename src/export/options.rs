@@ -8,16 +8,30 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::conn::ConnSpec;
-use crate::dump::{Compress, ExportSettings, Growing, TableWhere, MAX_LEVEL};
+use crate::dump::{Compress, ExportSettings, Growing, TableWhere};
 use crate::progress::ProgressMode;
 
 use super::pause::PauseWhen;
 
-/// Compression level by default (libdeflate's). Measured on a 22 MB chunk of
-/// the benchmark table: level 1 wrote 7.83 MB in 107 ms, level 2 7.68 MB in
-/// 156 ms, level 6 7.20 MB in 341 ms; mydumper's and `gzip -1`'s zlib level 1
-/// write about the size of libdeflate's level 1, so more is rarely worth it.
-pub const DEFAULT_LEVEL: u32 = 1;
+/// Why `level` cannot go with `compress`, if it cannot.
+fn level_refusal(compress: Compress, level: u32) -> Option<String> {
+    let levels = compress.levels();
+    if levels.contains(&level) {
+        return None;
+    }
+    Some(match compress {
+        Compress::Gzip => format!(
+            "--level {level} is out of range for gzip: its levels are 0 (store) to {}",
+            levels.end()
+        ),
+        _ => format!(
+            "--level {level} is out of range for {}: its levels are {} to {}",
+            compress.name(),
+            levels.start(),
+            levels.end()
+        ),
+    })
+}
 
 /// How the snapshots of several reading connections relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,7 +62,8 @@ pub struct ExportOptions {
     pub chunk_rows: Option<u64>,
     pub jobs: usize,
     pub compress: Compress,
-    /// Compression level, 0 (store) to `dump::MAX_LEVEL`.
+    /// Compression level, within `compress.levels()`
+    /// (`compress.default_level()` when the user gives none).
     pub level: u32,
     pub consistency: Consistency,
     /// Views, triggers, routines and events of the databases exported
@@ -79,7 +94,7 @@ impl ExportOptions {
             chunk_rows: None,
             jobs: 2,
             compress: Compress::Gzip,
-            level: DEFAULT_LEVEL,
+            level: Compress::Gzip.default_level(),
             consistency: Consistency::Auto,
             objects: true,
             triggers: false,
@@ -99,12 +114,8 @@ impl ExportOptions {
         if self.chunk_rows == Some(0) {
             bail!("--chunk-rows must be at least 1");
         }
-        if self.level > MAX_LEVEL {
-            bail!(
-                "--level {} is out of range: levels are 0 (store) to {}",
-                self.level,
-                MAX_LEVEL
-            );
+        if let Some(message) = level_refusal(self.compress, self.level) {
+            bail!(message);
         }
         if self.tables.is_empty() {
             bail!("no --table given");
@@ -184,12 +195,20 @@ mod tests {
             "--chunk-rows must be at least 1"
         );
         assert_eq!(
-            error(|o| o.level = MAX_LEVEL + 1),
-            format!(
-                "--level {} is out of range: levels are 0 (store) to {MAX_LEVEL}",
-                MAX_LEVEL + 1
-            )
+            error(|o| o.level = 13),
+            "--level 13 is out of range for gzip: its levels are 0 (store) to 12"
         );
+        assert_eq!(
+            error(|o| {
+                o.compress = Compress::Zstd;
+                o.level = 0;
+            }),
+            "--level 0 is out of range for zstd: its levels are 1 to 19"
+        );
+        let mut zstd = options();
+        zstd.compress = Compress::Zstd;
+        zstd.level = 19;
+        assert!(zstd.check().is_ok());
         assert_eq!(error(|o| o.tables.clear()), "no --table given");
     }
 }

@@ -44,6 +44,7 @@
 mod check;
 mod compat;
 mod galera;
+mod indexes;
 mod infile;
 mod jobs;
 mod loader;
@@ -86,8 +87,9 @@ use throttle::Throttle;
 pub use check::{check, CheckOptions, CheckReport, TableCheck};
 pub use compat::CollationMap;
 pub use galera::{GaleraFacts, GaleraSummary};
+pub use indexes::IndexReport;
 pub use objects::{with_definer, DefinerPolicy, ObjectsLoaded};
-pub use options::{AutoincPolicy, LoadOptions, OnDuplicate};
+pub use options::{AutoincPolicy, IndexMode, LoadOptions, OnDuplicate};
 pub use preflight::{autoinc_verdict, AutoincVerdict, Requirements, ServerFacts, TargetTable};
 pub use rerun::LoadedBefore;
 pub use swap::Swapped;
@@ -137,6 +139,9 @@ pub struct TableLoadSummary {
     pub duplicates: u64,
     pub created: bool,
     pub autoinc: Option<String>,
+    /// The secondary indexes this run built after the rows and those it
+    /// kept (with why); `None` when it deferred none.
+    pub indexes: Option<IndexReport>,
     /// Loaded completely by an earlier run, and found intact: nothing done.
     pub loaded_before: Option<LoadedBefore>,
 }
@@ -158,6 +163,7 @@ impl TableLoadSummary {
                 .autoinc_column
                 .as_ref()
                 .map(|_| format!("{autoinc:?}").to_lowercase()),
+            indexes: None,
             loaded_before: None,
         }
     }
@@ -455,6 +461,7 @@ fn prepare_targets(
         ts.loaded_before = before;
         let prepared = prepare_target(control, dir, plan, journal, &how)?;
         ts.created = plan.created;
+        ts.indexes = plan.indexes.clone();
         match prepared {
             Prepared::Complete => {
                 ts.chunks_skipped = plan.desc.chunks.len() as u64;

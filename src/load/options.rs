@@ -41,6 +41,21 @@ pub enum OnDuplicate {
     Replace,
 }
 
+/// When secondary indexes are built: with the rows, or after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexMode {
+    /// Leave every index in place: each row updates each index.
+    Keep,
+    /// Drop the non-unique secondary indexes before the rows and add them
+    /// back after (one sorted build each), whatever the table holds.
+    Defer,
+    /// Defer them when the table is empty when its load starts (created by
+    /// the load, or empty already) and the user may ALTER it; else keep.
+    #[default]
+    Auto,
+}
+
 /// Everything `myspool load` does, as a library call.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -57,7 +72,7 @@ pub struct LoadOptions {
     pub autoinc: AutoincPolicy,
     pub on_duplicate: OnDuplicate,
     pub truncate: bool,
-    pub defer_indexes: bool,
+    pub indexes: IndexMode,
     pub skip_binlog: bool,
     /// `--collation-map FROM=TO` (see `compat`).
     pub collation_map: CollationMap,
@@ -106,7 +121,7 @@ impl LoadOptions {
             autoinc: AutoincPolicy::Check,
             on_duplicate: OnDuplicate::Error,
             truncate: false,
-            defer_indexes: false,
+            indexes: IndexMode::Auto,
             skip_binlog: false,
             collation_map: CollationMap::default(),
             repair: false,
@@ -132,7 +147,7 @@ impl LoadOptions {
             autoinc: self.autoinc,
             on_duplicate: self.on_duplicate,
             truncate: self.truncate,
-            defer_indexes: self.defer_indexes,
+            indexes: self.indexes,
             skip_binlog: self.skip_binlog,
             swap: self.swap,
             into: self.into.clone(),
@@ -149,7 +164,7 @@ impl LoadOptions {
             autoinc,
             on_duplicate,
             truncate,
-            defer_indexes,
+            indexes,
             skip_binlog,
             swap,
             into,
@@ -161,7 +176,7 @@ impl LoadOptions {
         self.autoinc = autoinc;
         self.on_duplicate = on_duplicate;
         self.truncate = truncate;
-        self.defer_indexes = defer_indexes;
+        self.indexes = indexes;
         self.skip_binlog = skip_binlog;
         self.into = into;
         self.collation_map = collation_map;

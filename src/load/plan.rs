@@ -43,6 +43,10 @@ pub(super) struct TablePlan {
     /// The target's engine, or schema.sql's for a table to create.
     pub engine: Option<String>,
     pub verdict: AutoincVerdict,
+    /// `--indexes auto` may defer this table's indexes (the preflight's).
+    pub may_defer: bool,
+    /// What became of the secondary indexes, for the summary.
+    pub indexes: Option<super::indexes::IndexReport>,
     /// See `raw_bytes_ok` (known once the target table exists).
     pub raw_bytes: bool,
     /// The dump's SQL for a missing table, for the preflight.
@@ -138,12 +142,16 @@ pub(super) fn plan_load(
         }
         plan.creation = creation;
     }
+    for (plan, may) in plans.iter_mut().zip(found.may_defer) {
+        plan.may_defer = may;
+    }
     let mut problems = found.problems;
     problems.extend(dump_problems);
     problems.extend(shared_targets(&plans));
     problems.extend(write_set_problems(&plans, facts));
     if !problems.is_empty() {
-        bail!("nothing was loaded: {}", problems.join("; "));
+        let message = format!("nothing was loaded: {}", problems.join("; "));
+        return Err(errors::Refused(message).into());
     }
     // Said once the load is allowed, before anything is created.
     for c in plans.iter().filter_map(|p| p.creation.as_ref()) {
@@ -230,6 +238,8 @@ fn plan_table(
         created: false,
         autoinc_column,
         verdict: AutoincVerdict::NoColumn,
+        may_defer: false,
+        indexes: None,
         raw_bytes,
         create_source,
         creation: None,

@@ -16,7 +16,7 @@ use super::privileges::{missing_privileges, needed_privileges, TableWork};
 use super::session::skip_binlog;
 use super::swap::{shadow_name, unswappable};
 use super::target::{autoinc_column_of, target_columns};
-use super::{AutoincPolicy, OnDuplicate};
+use super::{AutoincPolicy, IndexMode, OnDuplicate};
 
 /// Server variables the preflight and the policy depend on.
 #[derive(Debug, Clone, Serialize)]
@@ -132,7 +132,7 @@ pub struct Requirements {
     pub autoinc: AutoincPolicy,
     pub on_duplicate: OnDuplicate,
     pub truncate: bool,
-    pub defer_indexes: bool,
+    pub indexes: IndexMode,
     pub skip_binlog: bool,
     /// `--swap`: each table is loaded into a shadow table and renamed in.
     pub swap: bool,
@@ -271,6 +271,9 @@ pub struct Preflight {
     pub warnings: Vec<String>,
     /// The AUTO_INCREMENT verdict of each table, in the order given.
     pub verdicts: Vec<AutoincVerdict>,
+    /// Per table, in the order given: whether `--indexes auto` may defer
+    /// its indexes (the user holds ALTER and INDEX on it).
+    pub may_defer: Vec<bool>,
     /// Each schema rewrite the load applies (a collation mapped, …).
     pub mappings: Vec<String>,
     /// How each table that has a `create` is created, in the order given.
@@ -464,7 +467,7 @@ fn table_preflight(
         truncate: req.truncate,
         replace: req.on_duplicate == OnDuplicate::Replace,
         drop_autoinc: verdict == AutoincVerdict::Drop,
-        defer_indexes: req.defer_indexes,
+        defer_indexes: req.indexes == IndexMode::Defer,
         swap: req.swap,
     });
     // With --swap the work is done on the shadow table, and the RENAME
@@ -492,6 +495,16 @@ fn table_preflight(
             }
         ));
     }
+    // auto defers only what the user may ALTER back: lacking the
+    // privileges, it keeps the indexes instead of refusing the load.
+    let may_defer = match req.indexes {
+        IndexMode::Keep => false,
+        IndexMode::Defer => true,
+        IndexMode::Auto => {
+            missing_privileges(conn, &table.db, &on_table, &["ALTER", "INDEX"])?.is_none()
+        }
+    };
+    found.may_defer.push(may_defer);
     Ok(verdict)
 }
 

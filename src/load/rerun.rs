@@ -26,7 +26,7 @@
 //!   than loaded is fine: rows that were there before a load without
 //!   `--truncate`, or were added since, are not ours to judge.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub(super) fn open_journals(
             match verdict(journal.state(), &seen) {
                 Verdict::Resume => {}
                 Verdict::AlreadyLoaded(b) => {
-                    progress::notice(&format!(
+                    progress::info(&format!(
                         "myspool load: {}: {}; nothing to do (--restart loads it again)",
                         plan.label(),
                         b.describe()
@@ -99,7 +99,8 @@ pub(super) fn open_journals(
         journals.push((journal, before));
     }
     if !refusals.is_empty() {
-        bail!("nothing was loaded: {}", refusals.join("; "));
+        let message = format!("nothing was loaded: {}", refusals.join("; "));
+        return Err(crate::errors::Refused(message).into());
     }
     Ok(journals)
 }

@@ -12,6 +12,7 @@ use crate::dump::{self, ChunkRecord, DumpDir, TableDescription};
 use crate::journal::{Event, Journal};
 use crate::sql::ident;
 
+use super::indexes::{self, IndexReport};
 use super::plan::TablePlan;
 use super::preflight::AutoincVerdict;
 use super::target::{
@@ -19,13 +20,13 @@ use super::target::{
     existing_index_names, raw_bytes_ok, show_create, target_columns,
 };
 use super::{rerun, swap};
-use super::{LoadOptions, OnDuplicate};
+use super::{IndexMode, LoadOptions, OnDuplicate};
 
 /// What `prepare_target` is asked to do, from the options.
 pub(super) struct Preparation {
     pub repair: bool,
     pub truncate: bool,
-    pub defer_indexes: bool,
+    pub indexes: IndexMode,
     /// The dump is still being written (`LoadOptions::follow`).
     pub following: bool,
     pub on_duplicate: OnDuplicate,
@@ -36,7 +37,7 @@ impl Preparation {
         Preparation {
             repair: opts.repair,
             truncate: opts.truncate,
-            defer_indexes: opts.defer_indexes,
+            indexes: opts.indexes,
             following: opts.follow.is_some(),
             on_duplicate: opts.on_duplicate,
         }
@@ -90,8 +91,14 @@ pub(super) fn prepare_target(
     if plan.verdict == AutoincVerdict::Drop && journal.state().autoinc_dropped.is_none() {
         drop_autoinc(control, plan, &mut journal)?;
     }
-    if how.defer_indexes && journal.state().indexes_dropped.is_none() {
-        drop_deferrable_indexes(control, plan, &mut journal)?;
+    // A rerun finds the indexes a crashed run dropped in its journal and
+    // adds them back after the rest of the rows (finish_target), whatever
+    // this run's --indexes; only a load that has not dropped them decides.
+    if how.indexes != IndexMode::Keep && journal.state().indexes_dropped.is_none() {
+        let empty = plan.created || table_is_empty(control, plan)?;
+        if indexes::defer_now(how.indexes, empty, plan.may_defer) {
+            drop_deferrable_indexes(control, plan, &mut journal)?;
+        }
     }
     record_identity(control, plan, &mut journal)?;
     settle_in_doubt(control, dir, plan, &mut journal, how)?;
@@ -199,16 +206,49 @@ fn drop_autoinc(control: &mut Conn, plan: &TablePlan, journal: &mut Journal) -> 
     Ok(())
 }
 
-/// `--defer-indexes`: drops the non-unique secondary indexes, journaled
-/// first with the clauses that add them back.
+fn table_is_empty(control: &mut Conn, plan: &TablePlan) -> Result<bool> {
+    let target = plan.target_sql();
+    let row: Option<Row> = control
+        .query_first(format!("SELECT 1 FROM {target} LIMIT 1"))
+        .with_context(|| format!("looking for rows in {target}"))?;
+    Ok(row.is_none())
+}
+
+/// Drops the non-unique secondary indexes that no foreign key needs,
+/// journaled first with the clauses that add them back: the `ADD …` text of
+/// SHOW CREATE TABLE, so that expressions (MySQL 8's functional key parts),
+/// prefixes, FULLTEXT parsers and comments come back exactly.
 fn drop_deferrable_indexes(
     control: &mut Conn,
-    plan: &TablePlan,
+    plan: &mut TablePlan,
     journal: &mut Journal,
 ) -> Result<()> {
     let target = plan.target_sql();
     let create = show_create(control, &target)?;
-    let indexes = deferrable_indexes(&create);
+    let all = deferrable_indexes(&create);
+    if all.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
+    let facts = indexes::read_indexes(control, &plan.target_db, &plan.desc.table)?;
+    let needs = indexes::read_foreign_key_needs(control, &plan.target_db, &plan.desc.table)?;
+    let (defer, kept) = indexes::split_for_foreign_keys(&names, &facts, &needs);
+    let kept: Vec<String> = kept
+        .into_iter()
+        .map(|(name, why)| format!("{} ({why})", ident(&name)))
+        .collect();
+    if !kept.is_empty() {
+        crate::progress::notice(&format!(
+            "myspool load: {}: kept during the load: {}: MySQL and MariaDB refuse to drop it (error 1553)",
+            plan.label(),
+            kept.join(", ")
+        ));
+    }
+    plan.indexes = Some(IndexReport {
+        deferred: defer.clone(),
+        kept,
+    });
+    let indexes: Vec<&(String, String)> = all.iter().filter(|(n, _)| defer.contains(n)).collect();
     if indexes.is_empty() {
         return Ok(());
     }
@@ -221,7 +261,7 @@ fn drop_deferrable_indexes(
         .collect();
     control
         .query_drop(format!("ALTER TABLE {target} {}", drops.join(", ")))
-        .with_context(|| format!("dropping the secondary indexes of {target} (--defer-indexes)"))?;
+        .with_context(|| format!("dropping the secondary indexes of {target} to build them after the rows (--indexes)"))?;
     Ok(())
 }
 

@@ -992,8 +992,16 @@ fn progress_is_plain_lines_when_stderr_is_not_a_terminal() {
     let err = stderr(&out);
     let line = err
         .lines()
-        .find(|l| l.starts_with("myspool export: ") && l.contains("/3000 rows"))
+        .find(|l| l.contains(" myspool export: ") && l.contains("/3000 rows"))
         .unwrap_or_else(|| panic!("no progress line in {err:?}"));
+    // Stamped with the time, ISO 8601 UTC: `2026-11-29T15:07:19Z myspool export: …`.
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert!(rest.starts_with("myspool export: "), "{line}");
+    assert_eq!(stamp.len(), 20, "{line}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
     assert!(line.contains("/s"), "{line}");
     assert!(
         !err.contains('\r') && !err.contains("\u{1b}["),
@@ -1085,6 +1093,80 @@ fn a_row_bigger_than_the_sources_max_allowed_packet_exports_whole() {
     dump(&small, &[&format!("{db}.t")], again.path(), 10);
     let dir_arg = again.path().to_str().unwrap();
     assert_success(&myspool(&["verify", "--dir", dir_arg, "--to", &src.url()]));
+}
+
+/// `--compress zstd`: chunks named `*.csv.zst` that `process` reads and
+/// writes the same way, `load` and `verify` read, and the manifest records;
+/// a rerun with gzip is refused; a damaged chunk is a one-line error naming
+/// it.
+#[test]
+fn zstd_chunks_go_through_process_load_and_verify() {
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "zstd",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(40) NULL, b VARBINARY(8));
+         INSERT INTO t SELECT seq, IF(seq % 7 = 0, NULL, CONCAT('row \"', seq, '\"\\n')), UNHEX(HEX(seq)) FROM seq_1_to_3000;",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("dump");
+    let table = format!("{db}.t");
+    let zstd = ["--compress", "zstd", "--level", "3", "--chunk-rows", "1000"];
+    assert_success(&myspool(&export_args(&server, &table, &dir, &zstd)));
+    let manifest = dumps::manifest(&dir);
+    assert_eq!(manifest.export.compress, myspool::dump::Compress::Zstd);
+    assert_eq!(manifest.export.level, 3);
+    let desc = dumps::description(&dir, &db, "t");
+    let files: Vec<&str> = desc.chunks.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(
+        files,
+        ["000001.csv.zst", "000002.csv.zst", "000003.csv.zst"]
+    );
+    let dumped = dumps::table_rows(&dir, &db, "t");
+    assert_eq!(dumped, source_rows(&server, &db, "t", "*", "id"));
+
+    // The same export with another compression is refused, as today.
+    let gzip = ["--compress", "gzip", "--chunk-rows", "1000"];
+    let err = assert_one_line_error(&myspool(&export_args(&server, &table, &dir, &gzip)));
+    assert!(err.contains("compress"), "{err}");
+
+    // process reads zstd and writes zstd.
+    let out = work.path().join("out");
+    assert_success(&myspool(&process_cli(&dir, &out, &["--exec", "cat"], &[])));
+    let processed = dumps::description(&out, &db, "t");
+    assert!(processed
+        .chunks
+        .iter()
+        .all(|c| c.file.ends_with(".csv.zst")));
+
+    // load and verify read them: the copy equals the source.
+    let into = format!("{db}_z");
+    let load = load_args(&out, &server, &["--into", &into, "--progress", "none"]);
+    assert_success(&myspool(&load));
+    assert_same_table(&server, &db, &server, &into, "t", "id");
+    let verify = [
+        "verify",
+        "--dir",
+        &path_arg(&dir),
+        "--to",
+        &server.url(),
+        "--into",
+        &into,
+    ];
+    assert_success(&myspool(&verify));
+
+    // A damaged chunk: one line naming the file.
+    let chunk = dir
+        .join(&dumps::entry(&dir, &db, "t").dir)
+        .join("000002.csv.zst");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xA5;
+    std::fs::write(&chunk, &bytes).unwrap();
+    let into = format!("{db}_bad");
+    let load = load_args(&dir, &server, &["--into", &into, "--progress", "none"]);
+    let err = assert_one_line_error(&myspool(&load));
+    assert!(err.contains(&chunk.display().to_string()), "{err}");
 }
 
 /// Without `--chunk-rows`, a keyed table is cut by the rows the planner

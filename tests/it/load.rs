@@ -322,7 +322,7 @@ fn defer_indexes_drops_and_restores_secondary_indexes() {
     );
     let mut opts = load_options(&dst, dir.path());
     opts.into = Some(dst.fresh_db("defer"));
-    opts.defer_indexes = true;
+    opts.indexes = myspool::load::IndexMode::Defer;
     opts.skip_binlog = true;
     run_load(&opts);
     let into = opts.into.unwrap();
@@ -741,7 +741,7 @@ fn awkward_names_load_too() {
     );
     let into = format!("{db} copy");
     let mut opts = load_into(&dst, dir.path(), &into);
-    opts.defer_indexes = true;
+    opts.indexes = myspool::load::IndexMode::Defer;
     run_load(&opts);
     let q = |d: &str| {
         format!(
@@ -795,7 +795,7 @@ fn jobs_spread_over_the_tables_and_each_table_finishes_on_its_own() {
     let (db, into, dir) = two_logged_tables(&src, &dst, "spread");
     let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
-    opts.defer_indexes = true;
+    opts.indexes = myspool::load::IndexMode::Defer;
     opts.chunk_delay = Duration::from_millis(50);
     let s = run_load(&opts);
 
@@ -839,7 +839,7 @@ fn a_failing_table_stops_the_others_and_a_rerun_finishes_them_all() {
     dst.query(&format!("INSERT INTO `{into}`.b VALUES (123, -1)"));
     let mut opts = load_into(&dst, dir.path(), &into);
     opts.jobs = 2;
-    opts.defer_indexes = true;
+    opts.indexes = myspool::load::IndexMode::Defer;
     opts.chunk_delay = Duration::from_millis(50);
 
     let err = load_error(&opts);
@@ -933,6 +933,180 @@ fn kill_9_while_tables_load_side_by_side_then_rerun_finishes_every_table() {
                 assert!(create.contains("AUTO_INCREMENT"), "round {round}: {create}");
             }
         }
+    }
+}
+
+/// A parent, a child whose foreign key has only `k_parent` to stand on, an
+/// `other` table referencing `parent.code` (served only by the non-unique
+/// `k_code`) with two indexes that serve its key, and an index nothing
+/// needs on each.
+const FOREIGN_KEYS: &str = "
+    CREATE TABLE parent (id INT PRIMARY KEY, code INT NOT NULL, note VARCHAR(20), KEY k_code (code), KEY k_note (note));
+    CREATE TABLE child (id INT PRIMARY KEY, parent_id INT NOT NULL, v INT,
+        KEY k_parent (parent_id), KEY k_v (v), KEY k_pv (parent_id, v),
+        CONSTRAINT fk_parent FOREIGN KEY (parent_id) REFERENCES parent (id));
+    CREATE TABLE other (id INT PRIMARY KEY, code INT, KEY k_other_code (code), KEY k_code_id (code, id),
+        CONSTRAINT fk_code FOREIGN KEY (code) REFERENCES parent (code));
+    INSERT INTO parent SELECT seq, seq * 10, CONCAT('p', seq) FROM seq_1_to_50;
+    INSERT INTO child SELECT seq, 1 + seq % 50, seq % 13 FROM seq_1_to_400;
+    INSERT INTO other SELECT seq, 10 * (1 + seq % 50) FROM seq_1_to_60;";
+
+/// The default, `--indexes auto`, into tables the load creates: the
+/// non-unique secondary indexes are built after the rows, except the one
+/// index a foreign key stands on (MySQL and MariaDB refuse to drop it,
+/// 1553), which the summary names with why; the definitions end up as the
+/// source's.
+#[test]
+fn auto_builds_indexes_after_the_rows_but_keeps_the_only_index_of_a_foreign_key() {
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(&src, "fkidx", FOREIGN_KEYS, "*", 100);
+    let into = dst.fresh_db("fkidx");
+    let out = myspool(&load_args(
+        dir.path(),
+        &dst,
+        &["--into", &into, "--json", "--progress", "none"],
+    ));
+    assert_success(&out);
+    let summary = json(&out);
+    let table = |name: &str| {
+        summary["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {summary}"))["indexes"]
+            .clone()
+    };
+    // child: k_parent alone serves fk_parent only when k_pv is gone; the
+    // first that serves it stays.
+    let child = table("child");
+    assert_eq!(
+        child["deferred"],
+        serde_json::json!(["k_v", "k_pv"]),
+        "{child}"
+    );
+    let kept = child["kept"].to_string();
+    assert!(
+        kept.contains("k_parent") && kept.contains("fk_parent"),
+        "{kept}"
+    );
+    // parent: k_code is what fk_code of `other` references.
+    let parent = table("parent");
+    assert_eq!(
+        parent["deferred"],
+        serde_json::json!(["k_note"]),
+        "{parent}"
+    );
+    assert!(parent["kept"].to_string().contains("k_code"), "{parent}");
+    let other = table("other");
+    assert_eq!(
+        other["deferred"],
+        serde_json::json!(["k_code_id"]),
+        "{other}"
+    );
+    for t in ["parent", "child", "other"] {
+        assert_eq!(
+            show_create(&src, &db, t),
+            show_create(&dst, &into, t),
+            "{t}"
+        );
+        assert_same_table(&src, &db, &dst, &into, t, "id");
+    }
+    // The human summary says it too.
+    let into2 = dst.fresh_db("fkidx");
+    let out = myspool(&load_args(
+        dir.path(),
+        &dst,
+        &["--into", &into2, "--progress", "none"],
+    ));
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("indexes built after the rows: k_v, k_pv"),
+        "{text}"
+    );
+    assert!(
+        text.contains("indexes kept: `k_parent` (the only index for foreign key"),
+        "{text}"
+    );
+}
+
+/// auto keeps the indexes of a table that already holds rows; keep keeps
+/// them into an empty one; the hidden --defer-indexes still means defer.
+#[test]
+fn auto_keeps_the_indexes_of_a_table_that_holds_rows_and_keep_always_does() {
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(
+        &src,
+        "idxmode",
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT, KEY kv (v));
+         INSERT INTO t SELECT seq, seq % 7 FROM seq_1_to_100;",
+        "t",
+        50,
+    );
+    let indexes_of = |more: &[&str], setup: Option<&str>| {
+        let into = dst.fresh_db("idxmode");
+        if let Some(sql) = setup {
+            dst.query(&format!("USE `{into}`; {sql}"));
+        }
+        let args = [
+            &["--into", &into[..], "--json", "--progress", "none"][..],
+            more,
+        ]
+        .concat();
+        let out = myspool(&load_args(dir.path(), &dst, &args));
+        assert_success(&out);
+        assert!(show_create(&dst, &into, "t").contains("KEY `kv`"));
+        json(&out)["tables"][0]["indexes"].clone()
+    };
+    assert_eq!(indexes_of(&[], None)["deferred"], serde_json::json!(["kv"]));
+    assert_eq!(
+        indexes_of(&["--indexes", "keep"], None),
+        serde_json::Value::Null
+    );
+    let holding =
+        "CREATE TABLE t (id INT PRIMARY KEY, v INT, KEY kv (v)); INSERT INTO t VALUES (1000, 1);";
+    assert_eq!(indexes_of(&[], Some(holding)), serde_json::Value::Null);
+    assert_eq!(
+        indexes_of(&["--defer-indexes"], Some(holding))["deferred"],
+        serde_json::json!(["kv"])
+    );
+    let _ = db;
+}
+
+/// Killed with its last chunk's commit in flight, after the rows and before
+/// the deferred indexes were built: the rerun settles the chunk, builds the
+/// indexes (the journal says they were dropped), and the table is the
+/// source's.
+#[test]
+fn a_load_killed_before_its_deferred_indexes_were_built_is_settled_by_the_rerun() {
+    let (src, dst) = (source_server(), target_server());
+    let (db, dir) = dumped_db(&src, "fkkill", FOREIGN_KEYS, "*", 100);
+    let into = dst.fresh_db("fkkill");
+    let args = load_args(dir.path(), &dst, &["--into", &into, "--jobs", "1"]);
+    // 1 + 4 + 1 chunks: kill once the sixth (the last) commit began.
+    assert!(
+        kill_load_after(&args, dir.path(), 6),
+        "the load finished before it could be killed"
+    );
+    // Whichever table the last chunk was of still lacks what it deferred.
+    let differs = ["parent", "child", "other"]
+        .iter()
+        .filter(|t| show_create(&src, &db, t) != show_create(&dst, &into, t))
+        .count();
+    assert!(
+        differs >= 1,
+        "every table was complete when the load was killed"
+    );
+    let rerun = load_args(dir.path(), &dst, &["--into", &into, "--progress", "none"]);
+    assert_success(&myspool(&rerun));
+    for t in ["parent", "child", "other"] {
+        assert_eq!(
+            show_create(&src, &db, t),
+            show_create(&dst, &into, t),
+            "{t}"
+        );
+        assert_same_table(&src, &db, &dst, &into, t, "id");
     }
 }
 

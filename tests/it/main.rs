@@ -5,8 +5,9 @@
 //! `copy`, `status`, `cli`; `rerun`: a load run again over a changed
 //! target; `swap`: `load --swap`; `throttle`: replica lag and `--max-rate`), then the suites that cut across them: `types`
 //! (every column type through export → process → load), `faults` (network
-//! trouble), `galera` (a 3-node cluster as the target), `security`, `tls`, `soak` (`copy` killed at random moments,
-//! many times), and `harness` (the test servers themselves). Everything
+//! trouble), `galera` (a 3-node cluster as the target), `security`, `tls`, `soak` (`copy`
+//! killed at random moments, many times), `tools` (the data tools that read dumps: Python's
+//! csv, Polars, DuckDB, pandas) and `harness` (the test servers themselves). Everything
 //! shared lives in `common`.
 //!
 //! All tests run as threads of one process: nothing here may change the
@@ -36,5 +37,6 @@ mod status;
 mod swap;
 mod throttle;
 mod tls;
+mod tools;
 mod types;
 mod verify;

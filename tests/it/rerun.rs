@@ -41,7 +41,11 @@ fn load_cli(dir: &tempfile::TempDir, dst: &Server, into: &str, more: &[&str]) ->
 #[track_caller]
 fn assert_refused(out: &std::process::Output, table: &str, remedy: &str) -> String {
     let err = assert_one_line_error(out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "refused, nothing touched: {err}"
+    );
     assert!(err.contains("nothing was loaded"), "{err}");
     assert!(err.contains(table), "{err}");
     assert!(err.contains(remedy), "{err}");

@@ -41,6 +41,8 @@ pub fn chunk_csv(path: &Path) -> Vec<u8> {
         flate2::read::MultiGzDecoder::new(file)
             .read_to_end(&mut out)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    } else if path.extension().is_some_and(|e| e == "zst") {
+        out = zstd::decode_all(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     } else {
         BufReader::new(file).read_to_end(&mut out).unwrap();
     }
