@@ -15,7 +15,7 @@
 //! rerun can tell whether the target is still the table the journal speaks
 //! of (`load::rerun`): a journal alone never proves rows are on the target.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -43,9 +43,15 @@ pub enum Event {
         indexes: Vec<String>,
     },
     IndexesRestored,
-    /// The chunk's transaction is about to commit.
+    /// The chunk's transaction is about to commit, on this server session.
     Committing {
         chunk: u32,
+        /// The session sending the COMMIT (absent in journals of older
+        /// versions): a rerun waits for it to end before it counts the
+        /// chunk's rows, since the server may still be committing for a
+        /// client that is already dead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<ServerSession>,
     },
     Committed {
         chunk: u32,
@@ -92,6 +98,18 @@ pub enum Event {
     },
 }
 
+/// A server session, as a later run can recognise it: its id is only
+/// unique while the server runs, so the server's start time comes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerSession {
+    pub id: u64,
+    /// Which server: `@@hostname:@@port` (the nodes of a Galera cluster
+    /// each number their own sessions).
+    pub server: String,
+    /// When the server started (UNIX seconds, from `Uptime`: ±1 s).
+    pub server_started: i64,
+}
+
 /// The state a journal file describes.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -106,6 +124,8 @@ pub struct State {
     pub committed_rows: u64,
     /// `Committing` without `Committed`: may or may not be on the target.
     pub in_doubt: BTreeSet<u32>,
+    /// The session that was committing each chunk in doubt, where known.
+    pub committing_sessions: BTreeMap<u32, ServerSession>,
     /// The target's InnoDB table id as last recorded, unless myspool itself
     /// changed the table's definition since (or may have: a step announced
     /// and not yet confirmed), when it is unknown.
@@ -275,8 +295,11 @@ fn apply(state: &mut State, event: Event) {
         Event::Restoring => state.table_id = None,
         Event::Identity { table_id } => state.table_id = Some(table_id),
         Event::Restarted { .. } => {}
-        Event::Committing { chunk } => {
+        Event::Committing { chunk, session } => {
             state.in_doubt.insert(chunk);
+            if let Some(session) = session {
+                state.committing_sessions.insert(chunk, session);
+            }
         }
         Event::Committed {
             chunk,
@@ -284,6 +307,7 @@ fn apply(state: &mut State, event: Event) {
             duplicates,
         } => {
             state.in_doubt.remove(&chunk);
+            state.committing_sessions.remove(&chunk);
             if state.committed.insert(chunk) {
                 state.committed_rows += rows.saturating_sub(duplicates);
             }
@@ -329,14 +353,22 @@ mod tests {
             definition: "`id` bigint NOT NULL AUTO_INCREMENT".into(),
         })
         .unwrap();
-        j.record(Event::Committing { chunk: 1 }).unwrap();
+        j.record(Event::Committing {
+            chunk: 1,
+            session: None,
+        })
+        .unwrap();
         j.record(Event::Committed {
             chunk: 1,
             rows: 10,
             duplicates: 0,
         })
         .unwrap();
-        j.record(Event::Committing { chunk: 2 }).unwrap();
+        j.record(Event::Committing {
+            chunk: 2,
+            session: None,
+        })
+        .unwrap();
         let again = Journal::open(dir.path(), "db1:3306", "shop").unwrap();
         let s = again.state();
         assert!(s.truncated);
@@ -412,7 +444,13 @@ mod tests {
         // Loading chunks is not a change of definition.
         let mut s = State::default();
         apply(&mut s, Event::Identity { table_id: 7 });
-        apply(&mut s, Event::Committing { chunk: 1 });
+        apply(
+            &mut s,
+            Event::Committing {
+                chunk: 1,
+                session: None,
+            },
+        );
         apply(&mut s, committed(1, 1, 0));
         assert_eq!(s.table_id, Some(7));
     }

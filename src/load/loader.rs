@@ -14,11 +14,12 @@ use mysql::{Conn, Row};
 use crate::conn::server_error_code;
 use crate::dump::{ChunkRecord, ChunkStats};
 use crate::errors;
-use crate::journal::{Event, Journal};
+use crate::journal::{Event, Journal, ServerSession};
 use crate::progress;
 use crate::schema::text;
 use crate::sql;
 
+use super::in_flight;
 use super::infile::{infile_handler, InfileRequest, InfileSlot, LoadStatement};
 use super::plan::TablePlan;
 use super::schedule::ChunkLoaded;
@@ -67,6 +68,9 @@ impl<'a> LoaderSettings<'a> {
 pub(super) struct Loader<'a> {
     settings: LoaderSettings<'a>,
     conn: Conn,
+    /// `conn`'s session as the journal records it with each commit (none
+    /// if the server would not say: then a rerun counts at once, as before).
+    identity: Option<ServerSession>,
     slot: InfileSlot,
 }
 
@@ -88,10 +92,12 @@ const RECONNECT_WAIT: Duration = Duration::from_secs(60);
 impl<'a> Loader<'a> {
     pub(super) fn connect(settings: LoaderSettings<'a>) -> Result<Loader<'a>> {
         let slot: InfileSlot = Arc::new(Mutex::new(None));
-        let conn = Self::open(settings.session, &slot)?;
+        let mut conn = Self::open(settings.session, &slot)?;
+        let identity = in_flight::this_session(&mut conn).ok();
         Ok(Loader {
             settings,
             conn,
+            identity,
             slot,
         })
     }
@@ -155,7 +161,8 @@ impl<'a> Loader<'a> {
         let deadline = Instant::now() + RECONNECT_WAIT;
         loop {
             match Self::open(self.settings.session, &self.slot) {
-                Ok(conn) => {
+                Ok(mut conn) => {
+                    self.identity = in_flight::this_session(&mut conn).ok();
                     self.conn = conn;
                     return Ok(());
                 }
@@ -178,13 +185,24 @@ impl<'a> Loader<'a> {
         table: &LoadingTable,
         chunk: &ChunkRecord,
     ) -> Result<Option<u64>> {
-        let in_doubt = table
+        let (in_doubt, session) = table
             .journal
             .lock()
-            .map(|j| j.state().in_doubt.contains(&chunk.number))
-            .unwrap_or(false);
+            .map(|j| {
+                let state = j.state();
+                (
+                    state.in_doubt.contains(&chunk.number),
+                    state.committing_sessions.get(&chunk.number).cloned(),
+                )
+            })
+            .unwrap_or((false, None));
         if !in_doubt {
             return Ok(None);
+        }
+        // The lost session may still be committing: count once it is over.
+        if let Some(session) = session {
+            let what = format!("chunk {:06} of {}", chunk.number, table.plan.label());
+            in_flight::wait_for_end(&mut self.conn, &session, &what)?;
         }
         let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
         let found = table.plan.count_range(&mut self.conn, chunk)?;
@@ -304,7 +322,8 @@ impl<'a> Loader<'a> {
         rows: u64,
         duplicates: u64,
     ) -> std::result::Result<(), Failure> {
-        record(journal, Event::Committing { chunk }).map_err(Failure::Fatal)?;
+        let session = self.identity.clone();
+        record(journal, Event::Committing { chunk, session }).map_err(Failure::Fatal)?;
         thread::sleep(self.settings.chunk_delay);
         self.conn.query_drop("COMMIT").map_err(classify)?;
         record(

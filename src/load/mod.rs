@@ -44,6 +44,7 @@
 mod check;
 mod compat;
 mod galera;
+mod in_flight;
 mod indexes;
 mod infile;
 mod jobs;

@@ -349,7 +349,13 @@ mod tests {
 
     #[test]
     fn a_journal_that_claims_nothing_needs_no_look_at_the_target() {
-        let fresh = journal(vec![Event::Truncated, Event::Committing { chunk: 1 }]);
+        let fresh = journal(vec![
+            Event::Truncated,
+            Event::Committing {
+                chunk: 1,
+                session: None,
+            },
+        ]);
         assert!(!needs_observing(&fresh));
         let gone = Observed {
             exists: false,

@@ -12,6 +12,7 @@ use crate::dump::{self, ChunkRecord, DumpDir, TableDescription};
 use crate::journal::{Event, Journal};
 use crate::sql::ident;
 
+use super::in_flight;
 use super::indexes::{self, IndexReport};
 use super::plan::TablePlan;
 use super::preflight::AutoincVerdict;
@@ -284,6 +285,11 @@ fn settle_in_doubt(
     for number in in_doubt {
         let chunk = chunk_by_number(&plan.desc, number)?;
         let rows = chunk.written.as_ref().map_or(0, |w| w.rows);
+        // The dead run's session may still be committing: count once it is over.
+        if let Some(session) = journal.state().committing_sessions.get(&number).cloned() {
+            let what = format!("chunk {number:06} of {}", plan.label());
+            in_flight::wait_for_end(control, &session, &what)?;
+        }
         let found = plan.count_range(control, chunk)?;
         if found == rows {
             journal.record(Event::Committed {

@@ -3,9 +3,12 @@
 //! dropped, an interrupted load whose target was then emptied; `--restart`
 //! (with `--truncate`, with temporary changes still in force) and `--repair`.
 
+use std::path::Path;
+
 use myspool::load::{AutoincPolicy, LoadOptions};
 use myspool::progress::ProgressMode;
 use myspool::ConnSpec;
+use mysql::prelude::Queryable;
 
 use crate::common::*;
 
@@ -369,4 +372,110 @@ fn without_the_process_privilege_the_row_count_still_catches_a_truncate() {
     opts.restart = true;
     run_load(&opts);
     assert_same_table(&src, &db, &dst, &db, "t", "id");
+}
+
+/// A load killed while chunk 1 waited to commit (in doubt), its journal then
+/// pointed at `session`, a session the test holds: what the rerun does
+/// about the session that "was committing" that chunk.
+fn in_doubt_on(dst: &Server, prefix: &str) -> (String, tempfile::TempDir, String) {
+    let src = source_server();
+    let (db, dir) = dumped_t(&src, prefix);
+    let into = dst.fresh_db(prefix);
+    let args = load_cli(&dir, dst, &into, &["--jobs", "1", "--indexes", "keep"]);
+    let journal = || -> Option<std::path::PathBuf> {
+        std::fs::read_dir(dir.path().join(&db).join("t"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(&format!("@{into}.jsonl")))
+    };
+    // Ten seconds between the journal's `committing` and the COMMIT: killed
+    // in between, chunk 1 is in doubt and was never committed.
+    let killed = kill_9_when(&args, &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "10000")], || {
+        journal().is_some_and(|j| {
+            std::fs::read_to_string(j)
+                .unwrap_or_default()
+                .contains("\"committing\"")
+        })
+    });
+    assert!(killed, "the load ended before the kill");
+    (db, dir, into)
+}
+
+/// Rewrites the `committing` line of the journal of `into` so that it
+/// names `session_id` on the same server.
+fn point_in_doubt_chunk_at(dir: &Path, db: &str, into: &str, session_id: u64) {
+    let table_dir = dir.join(db).join("t");
+    let path = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(&format!("@{into}.jsonl")))
+        .expect("the load's journal");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut changed = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["event"] == "committing" {
+                assert!(
+                    v["session"].is_object(),
+                    "the journal records the session: {line}"
+                );
+                v["session"]["id"] = serde_json::json!(session_id);
+                changed += 1;
+            }
+            v.to_string()
+        })
+        .collect();
+    assert_eq!(changed, 1, "{text}");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn a_rerun_waits_for_the_session_still_committing_before_it_counts() {
+    let dst = target_server();
+    let (db, dir, into) = in_doubt_on(&dst, "inflight");
+    // The session "still committing": busy for two seconds.
+    let mut busy = dst.conn();
+    let id: u64 = busy.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    point_in_doubt_chunk_at(dir.path(), &db, &into, id);
+    let sleeper = std::thread::spawn(move || busy.query_drop("SELECT SLEEP(2)"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = myspool(&load_cli(&dir, &dst, &into, &[]));
+    assert_success(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "waiting for its session ({id}) to finish SELECT SLEEP(2)"
+        )),
+        "{err}"
+    );
+    // It waited for the statement to end rather than cutting it short (and
+    // ended the session once idle, as a dead client's session is).
+    let statement = sleeper.join().unwrap();
+    assert!(
+        statement.is_ok(),
+        "the busy session's statement was interrupted: {statement:?}"
+    );
+    assert_same_table(&source_server(), &db, &dst, &into, "t", "id");
+}
+
+#[test]
+fn a_rerun_ends_an_idle_session_left_by_the_earlier_load() {
+    let dst = target_server();
+    let (db, dir, into) = in_doubt_on(&dst, "idle");
+    // An idle session (as a dead client's session is, with its transaction
+    // open, until the server notices): the rerun ends it, then counts.
+    let mut idle = dst.conn();
+    let id: u64 = idle.query_first("SELECT CONNECTION_ID()").unwrap().unwrap();
+    point_in_doubt_chunk_at(dir.path(), &db, &into, id);
+    let out = myspool(&load_cli(&dir, &dst, &into, &[]));
+    assert_success(&out);
+    assert!(
+        idle.query_drop("SELECT 1").is_err(),
+        "the idle session was ended"
+    );
+    assert_same_table(&source_server(), &db, &dst, &into, "t", "id");
 }
