@@ -131,6 +131,22 @@ pub fn where_all(conditions: &[String]) -> String {
     }
 }
 
+/// User conditions that must all hold, as one: a single one as it is,
+/// several each in parentheses, joined with AND (`--where` for every table
+/// and for one).
+pub fn and_all(conditions: &[&str]) -> Option<String> {
+    match conditions {
+        [] => None,
+        [one] => Some(one.to_string()),
+        many => Some(
+            many.iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND "),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,10 @@ pub struct Status {
     pub coordinates: Option<dump::Coordinates>,
     /// The views, triggers, routines and events in the dump, per database.
     pub objects: Vec<ObjectsStatus>,
+    /// The export's `--where` for every table, and per table.
+    #[serde(rename = "where")]
+    pub where_clause: Option<String>,
+    pub table_where: Vec<dump::TableWhere>,
     pub tables: Vec<TableStatus>,
     /// Commands that would continue what is unfinished.
     pub next: Vec<String>,
@@ -120,6 +124,8 @@ pub fn status(dir: &Path) -> Result<Status> {
         processed_from: manifest.processed.as_ref().map(|p| p.from.clone()),
         coordinates: manifest.coordinates.clone(),
         objects,
+        where_clause: manifest.export.where_clause.clone(),
+        table_where: manifest.export.table_where.clone(),
         tables,
         next,
     })
@@ -347,6 +353,9 @@ fn export_command(m: &Manifest, dir_arg: &str) -> String {
     cmd.push_str(&format!(" --dir {dir_arg}"));
     if let Some(w) = &m.export.where_clause {
         cmd.push_str(&format!(" --where {}", quote(w)));
+    }
+    for f in &m.export.table_where {
+        cmd.push_str(&format!(" --where {}", quote(&crate::export::where_arg(f))));
     }
     if let Some(n) = m.export.chunk_rows {
         cmd.push_str(&format!(" --chunk-rows {n}"));

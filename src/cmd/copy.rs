@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use myspool::copy::{copy, CopyOptions, CopySummary};
-use myspool::export::{ExportOptions, Hooks};
+use myspool::export::{split_where_args, ExportOptions, Hooks};
 use myspool::load::LoadOptions;
 use myspool::process::Format;
 use myspool::progress::human_duration;
@@ -52,9 +52,10 @@ pub struct Args {
     /// Format the --exec command reads and writes.
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     pub format: FormatArg,
-    /// Only rows matching this SQL condition.
+    /// Only rows matching this SQL condition; with 'DB.TABLE: condition', only that
+    /// table's (repeatable; both hold where both are given).
     #[arg(long = "where", value_name = "SQL")]
-    pub where_clause: Option<String>,
+    pub where_clause: Vec<String>,
     /// Rows per chunk [default: about 32 MiB of data per chunk].
     #[arg(long, value_name = "N")]
     pub chunk_rows: Option<u64>,
@@ -69,6 +70,9 @@ pub struct Args {
     /// The export reads at most this many bytes of CSV a second (10M, 500K).
     #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
     pub max_rate: Option<u64>,
+    /// The export waits between chunks while this holds on the source ('Threads_running>40').
+    #[arg(long, value_name = "VAR>N", value_parser = myspool::export::PauseWhen::parse)]
+    pub pause_when: Option<myspool::export::PauseWhen>,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -87,11 +91,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let mut export = ExportOptions::new(ConnSpec::parse(&args.from)?, args.tables, &args.dir);
-    export.where_clause = args.where_clause;
+    (export.where_clause, export.table_where) = split_where_args(&args.where_clause)?;
     export.chunk_rows = args.chunk_rows;
     export.compress = args.compress.into();
     export.level = args.level.unwrap_or(export.compress.default_level());
     export.max_rate = args.max_rate;
+    export.pause_when = args.pause_when;
     export.jobs = args.load.jobs;
     export.progress = args.output.mode();
     export.hooks = Hooks::from_env();

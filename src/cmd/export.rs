@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use myspool::dump::Compress;
-use myspool::export::{Consistency, ExportOptions, ExportSummary, Hooks};
+use myspool::export::{split_where_args, Consistency, ExportOptions, ExportSummary, Hooks};
 use myspool::progress::{human_bytes, human_duration};
 use myspool::ConnSpec;
 
@@ -38,9 +38,10 @@ pub struct Args {
     /// Dump directory (created if missing; must be empty or hold this same export).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Only rows matching this SQL condition, e.g. "created_at >= '2024-01-01'".
+    /// Only rows matching this SQL condition, e.g. "created_at >= '2024-01-01'"; with
+    /// 'DB.TABLE: condition', only that table's (repeatable; both hold where both are given).
     #[arg(long = "where", value_name = "SQL")]
-    pub where_clause: Option<String>,
+    pub where_clause: Vec<String>,
     /// Rows per chunk [default: about 32 MiB of data per chunk, at least 4 chunks per job, at least 10000 rows].
     #[arg(long, value_name = "N")]
     pub chunk_rows: Option<u64>,
@@ -71,6 +72,10 @@ pub struct Args {
     /// 500K; K, M, G are 1024-fold): to share the source with its users.
     #[arg(long, value_name = "BYTES", value_parser = myspool::export::parse_rate)]
     pub max_rate: Option<u64>,
+    /// Wait between chunks while this holds on the source: a global status variable,
+    /// > or >=, a number ('Threads_running>40'), read at most once a second.
+    #[arg(long, value_name = "VAR>N", value_parser = myspool::export::PauseWhen::parse)]
+    pub pause_when: Option<myspool::export::PauseWhen>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -108,12 +113,13 @@ pub fn run(args: Args) -> Result<()> {
 fn options(args: Args) -> Result<ExportOptions> {
     let source = ConnSpec::parse(&args.from)?;
     let mut opts = ExportOptions::new(source, args.tables, args.dir);
-    opts.where_clause = args.where_clause;
+    (opts.where_clause, opts.table_where) = split_where_args(&args.where_clause)?;
     opts.chunk_rows = args.chunk_rows;
     opts.jobs = args.jobs;
     opts.compress = args.compress.into();
     opts.level = args.level.unwrap_or(opts.compress.default_level());
     opts.max_rate = args.max_rate;
+    opts.pause_when = args.pause_when;
     opts.consistency = match args.consistency {
         ConsistencyArg::Auto => Consistency::Auto,
         ConsistencyArg::Locked => Consistency::Locked,
@@ -172,6 +178,13 @@ fn print_summary(summary: &ExportSummary) {
     }
     if let Some(c) = &summary.coordinates {
         println!("  binlog coordinates: {}", c.describe());
+    }
+    if summary.pauses > 0 {
+        println!(
+            "  paused {} time(s) for --pause-when, {}",
+            summary.pauses,
+            human_duration(summary.pause_seconds)
+        );
     }
     if let Some(rss) = summary.peak_rss_bytes {
         println!("  peak memory: {}", human_bytes(rss));

@@ -258,10 +258,12 @@ impl LoadArgs {
 /// `--max-replica-lag` and its replicas, for the commands that load.
 #[derive(Args, Debug, Clone)]
 pub struct ReplicaLagArgs {
-    /// Pause between chunks while a --replica lags more than this many
+    /// Pause between chunks while a replica lags more than this many
     /// seconds behind the target (Seconds_Behind_Master); a replica whose
     /// replication is stopped counts as too far behind: the load waits.
-    #[arg(long, value_name = "SECONDS", requires = "replicas")]
+    /// The replicas are those given with --replica, or else those the
+    /// target lists (SHOW SLAVE HOSTS), reached with the target URL's user.
+    #[arg(long, value_name = "SECONDS")]
     pub max_replica_lag: Option<u64>,
     /// A replica of the target to watch, mysql://user@host[:port]
     /// (repeatable; needs REPLICATION CLIENT, on MariaDB SLAVE MONITOR).

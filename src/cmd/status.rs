@@ -47,6 +47,12 @@ pub fn run(args: Args) -> Result<()> {
     for o in &s.objects {
         println!("  objects of {}: {}", o.db, o.counts.describe());
     }
+    if let Some(w) = &s.where_clause {
+        println!("  rows where: {w}");
+    }
+    for f in &s.table_where {
+        println!("  rows of {}.{} where: {}", f.db, f.table, f.condition);
+    }
     for t in &s.tables {
         println!(
             "  {}.{}: {} of {} chunks {}, {} rows",

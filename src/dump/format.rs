@@ -117,9 +117,21 @@ pub struct ExportSettings {
     pub table_patterns: Vec<String>,
     #[serde(rename = "where")]
     pub where_clause: Option<String>,
+    /// `--where 'DB.TABLE: condition'`: per table, with `where` (AND).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_where: Vec<TableWhere>,
     pub chunk_rows: Option<u64>,
     pub compress: Compress,
     pub level: u32,
+}
+
+/// One table's own `--where` condition, SQL as given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableWhere {
+    pub db: String,
+    pub table: String,
+    #[serde(rename = "where")]
+    pub condition: String,
 }
 
 /// The CSV convention, spelled out in the manifest for readers of the dump.

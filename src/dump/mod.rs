@@ -64,7 +64,7 @@ pub use self::format::{
     utc_now, ChunkCheckpoint, ChunkRecord, ChunkStats, ColumnDescription, Compress, Coordinates,
     CsvConvention, ExportSettings, ExportedChunk, KeyDescription, KeyKind, LeftOutColumn, Manifest,
     OutputRecord, ProcessedChunk, ProcessedFrom, SourceInfo, TableDescription, TableEntry,
-    FORMAT_VERSION,
+    TableWhere, FORMAT_VERSION,
 };
 pub use self::growing::{first_chunks_first, Growing};
 pub use self::objects::{

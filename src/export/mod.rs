@@ -28,8 +28,10 @@
 
 mod coordinates;
 mod encode;
+mod filters;
 mod objects;
 mod options;
+mod pause;
 mod pipeline;
 mod plan;
 mod rate;
@@ -41,6 +43,7 @@ mod summary;
 mod table;
 mod write;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -49,7 +52,9 @@ use mysql::Conn;
 use crate::dump::{self, DumpDir, Manifest, TableDescription};
 use crate::schema::TablePattern;
 
+pub use filters::{parse_where_arg, split_where_args, where_arg, WhereArg};
 pub use options::{Consistency, ExportOptions, Hooks};
+pub use pause::{PauseWhen, Pauses};
 pub use rate::{parse_rate, TokenBucket};
 pub use read::STALL_LIMIT;
 pub use summary::{ExportSummary, TableSummary};
@@ -78,6 +83,14 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
     }
 
     let mut control = opts.source.connect("source")?;
+    // Its variable checked before anything is written.
+    let gate = match &opts.pause_when {
+        Some(w) => Some(Arc::new(pause::PauseGate::connect(
+            &opts.source,
+            w.clone(),
+        )?)),
+        None => None,
+    };
     snapshot::setup_session(&mut control, opts.hooks.raise_net_write_timeout)?;
     let server_version = crate::conn::server_version(&mut control)?;
     let mut manifest = match existing {
@@ -110,7 +123,16 @@ pub fn export(opts: &ExportOptions) -> Result<ExportSummary> {
         let jobs = opts.jobs.min(pending.len());
         let readers = start_snapshots(control, jobs, &tables, opts, &mut warnings)?;
         record_consistency(&dir, &mut manifest, chunks_kept, &readers)?;
-        pipeline::run_pipeline(opts, &dir, &mut tables, pending, readers.conns)?
+        let mut run = pipeline::run_pipeline(
+            opts,
+            &dir,
+            &mut tables,
+            pending,
+            readers.conns,
+            gate.clone(),
+        )?;
+        run.pauses = gate.map(|g| g.pauses()).unwrap_or_default();
+        run
     };
     mark_dump_complete(&dir, &mut manifest)?;
 
@@ -154,16 +176,23 @@ fn plan_tables(
     opts: &ExportOptions,
     warnings: &mut Warnings,
 ) -> Result<Vec<ExportingTable>> {
-    let settings = PlanSettings {
-        where_clause: opts.where_clause.as_deref(),
-        chunk_rows: opts.chunk_rows,
-        jobs: opts.jobs,
-        compress: opts.compress,
-    };
     manifest
         .tables
         .iter()
-        .map(|entry| table::plan_or_resume_table(control, dir, entry, &settings, warnings))
+        .map(|entry| {
+            let settings = PlanSettings {
+                where_clause: filters::table_condition(
+                    manifest.export.where_clause.as_deref(),
+                    &manifest.export.table_where,
+                    &entry.db,
+                    &entry.table,
+                ),
+                chunk_rows: opts.chunk_rows,
+                jobs: opts.jobs,
+                compress: opts.compress,
+            };
+            table::plan_or_resume_table(control, dir, entry, &settings, warnings)
+        })
         .collect()
 }
 

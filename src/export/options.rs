@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use crate::conn::ConnSpec;
-use crate::dump::{Compress, ExportSettings, Growing};
+use crate::dump::{Compress, ExportSettings, Growing, TableWhere};
 use crate::progress::ProgressMode;
+
+use super::pause::PauseWhen;
 
 /// Why `level` cannot go with `compress`, if it cannot.
 fn level_refusal(compress: Compress, level: u32) -> Option<String> {
@@ -51,7 +53,11 @@ pub struct ExportOptions {
     /// `db.table` or `db.*`, as on the command line.
     pub tables: Vec<String>,
     pub dir: PathBuf,
+    /// `--where` for every table: SQL passed to the source as it is.
     pub where_clause: Option<String>,
+    /// `--where 'DB.TABLE: condition'`: that table's rows match this too
+    /// (`filters::split_where_args` reads the arguments).
+    pub table_where: Vec<TableWhere>,
     /// Rows per chunk; `None` picks a size per table (about 32 MiB of data).
     pub chunk_rows: Option<u64>,
     pub jobs: usize,
@@ -71,6 +77,8 @@ pub struct ExportOptions {
     pub announce: Option<Arc<Growing>>,
     /// `--max-rate`: CSV bytes a second, at most, for the whole export.
     pub max_rate: Option<u64>,
+    /// `--pause-when`: wait between chunks while this holds on the source.
+    pub pause_when: Option<PauseWhen>,
     #[doc(hidden)]
     pub hooks: Hooks,
 }
@@ -82,6 +90,7 @@ impl ExportOptions {
             tables,
             dir: dir.into(),
             where_clause: None,
+            table_where: Vec::new(),
             chunk_rows: None,
             jobs: 2,
             compress: Compress::Gzip,
@@ -92,6 +101,7 @@ impl ExportOptions {
             progress: ProgressMode::Auto,
             announce: None,
             max_rate: None,
+            pause_when: None,
             hooks: Hooks::default(),
         }
     }
@@ -119,6 +129,7 @@ impl ExportOptions {
         ExportSettings {
             table_patterns: self.tables.clone(),
             where_clause: self.where_clause.clone(),
+            table_where: self.table_where.clone(),
             chunk_rows: self.chunk_rows,
             compress: self.compress,
             level: self.level,

@@ -18,6 +18,7 @@ use mysql::Conn;
 
 use super::encode::{encode_chunks, CsvMsg};
 use super::options::ExportOptions;
+use super::pause::PauseGate;
 use super::plan::chunk_query;
 use super::rate::RateLimit;
 use super::read::{Reader, RowMsg};
@@ -104,9 +105,10 @@ pub(super) fn run_pipeline(
     tables: &mut [ExportingTable],
     pending: Vec<(usize, usize)>,
     readers: Vec<Conn>,
+    gate: Option<Arc<PauseGate>>,
 ) -> Result<RunTotals> {
     let mut progress = Progress::new(opts.progress, "export", rows_to_read(tables));
-    let work = queue_jobs(dir, tables, pending, opts.where_clause.as_deref());
+    let work = queue_jobs(dir, tables, pending);
     let abort = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (event_tx, event_rx) = unbounded::<ChunkEvent>();
@@ -125,6 +127,7 @@ pub(super) fn run_pipeline(
             may_spill: opts.hooks.spill,
             abort: abort.clone(),
             counters: counters.clone(),
+            gate: gate.clone(),
         };
         handles.extend(start_job(
             reader,
@@ -207,7 +210,6 @@ fn queue_jobs(
     dir: &DumpDir,
     tables: &[ExportingTable],
     pending: Vec<(usize, usize)>,
-    where_clause: Option<&str>,
 ) -> Receiver<Arc<ChunkJob>> {
     let (work_tx, work_rx) = unbounded::<Arc<ChunkJob>>();
     let mut layouts: Vec<Option<Arc<CsvLayout>>> = vec![None; tables.len()];
@@ -222,7 +224,7 @@ fn queue_jobs(
             table: t,
             chunk: c,
             label: format!("chunk {:06} of {}", chunk.number, source.table),
-            query: chunk_query(source, chunk, where_clause),
+            query: chunk_query(source, chunk, st.where_clause.as_deref()),
             layout,
             dir: dir.path(&st.entry.dir),
             file: chunk.file.clone(),

@@ -20,6 +20,7 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use super::encode::{encode_rows, RowBatch, BATCH_BYTES};
+use super::pause::PauseGate;
 use super::pipeline::{ChunkJob, Counters, PipelineClosed};
 use crate::dialect::Codec;
 
@@ -48,6 +49,8 @@ pub(super) struct Reader {
     pub may_spill: bool,
     pub abort: Arc<AtomicBool>,
     pub counters: Arc<Counters>,
+    /// `--pause-when`, asked before each chunk.
+    pub gate: Option<Arc<PauseGate>>,
 }
 
 impl Reader {
@@ -55,6 +58,9 @@ impl Reader {
     /// are none left or the pipeline aborts.
     pub fn read_chunks(mut self, work: Receiver<Arc<ChunkJob>>) -> Result<()> {
         while let Ok(job) = work.recv() {
+            if let Some(gate) = &self.gate {
+                gate.wait_while_busy(&self.abort)?;
+            }
             if self.abort.load(Ordering::SeqCst) {
                 return Ok(());
             }

@@ -5,7 +5,9 @@
 use anyhow::{bail, Result};
 
 use crate::conn::ConnSpec;
-use crate::dump::{ChunkRecord, ExportSettings, ExportedChunk, Manifest, TableDescription};
+use crate::dump::{
+    ChunkRecord, ExportSettings, ExportedChunk, Manifest, TableDescription, TableWhere,
+};
 use crate::schema::SourceTable;
 
 /// A rerun must ask for the same export as the run that started the dump.
@@ -44,6 +46,19 @@ fn export_differences(
         diffs.push(format!(
             "--where was {:?}, now {:?}",
             m.export.where_clause, wanted.where_clause
+        ));
+    }
+    if m.export.table_where != wanted.table_where {
+        let show = |f: &[TableWhere]| {
+            f.iter()
+                .map(|f| format!("{:?}", format!("{}.{}: {}", f.db, f.table, f.condition)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        diffs.push(format!(
+            "the per-table --where were [{}], now [{}]",
+            show(&m.export.table_where),
+            show(&wanted.table_where)
         ));
     }
     if m.export.chunk_rows != wanted.chunk_rows {
@@ -145,6 +160,7 @@ mod tests {
         ExportSettings {
             table_patterns: vec!["shop.orders".into()],
             where_clause: None,
+            table_where: Vec::new(),
             chunk_rows: Some(1000),
             compress: Compress::Gzip,
             level: 1,

@@ -67,6 +67,8 @@ pub(super) fn new_manifest(
     };
     let mut m = Manifest::new(info, settings, dump::utc_now());
     let tables = schema::resolve_tables(control, patterns)?;
+    // Before anything is written: a rerun with the name fixed starts afresh.
+    super::filters::check_filtered_tables(&m.export.table_where, &tables)?;
     m.tables = tables
         .iter()
         .map(|t| TableEntry {

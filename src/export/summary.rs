@@ -33,6 +33,9 @@ pub struct ExportSummary {
     pub seconds: f64,
     pub peak_rss_bytes: Option<u64>,
     pub warnings: Vec<String>,
+    /// `--pause-when`: how often the export paused, and for how long.
+    pub pauses: u64,
+    pub pause_seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,6 +55,8 @@ pub(super) struct RunTotals {
     pub rows: u64,
     pub chunks: u64,
     pub spilled: u64,
+    /// `--pause-when`'s pauses.
+    pub pauses: super::Pauses,
 }
 
 /// Warnings are shown at once and repeated in the summary.
@@ -95,6 +100,8 @@ pub(super) fn summarize(
         seconds: report.started.elapsed().as_secs_f64(),
         peak_rss_bytes: peak_rss_bytes(),
         warnings: report.warnings.0,
+        pauses: report.run.pauses.count,
+        pause_seconds: report.run.pauses.seconds,
     };
     for desc in tables {
         let ts = table_summary(desc);

@@ -22,11 +22,14 @@ pub(super) struct ExportingTable {
     pub desc: TableDescription,
     /// Indexes into `desc.chunks` still to export.
     pub pending: Vec<usize>,
+    /// The rows' condition, every `--where` for it (`PlanSettings`).
+    pub where_clause: Option<String>,
 }
 
 /// The options that shape a table's plan.
-pub(super) struct PlanSettings<'a> {
-    pub where_clause: Option<&'a str>,
+pub(super) struct PlanSettings {
+    /// The table's `--where` conditions, both (`filters::table_condition`).
+    pub where_clause: Option<String>,
     /// `--chunk-rows`; `None` picks a size per table.
     pub chunk_rows: Option<u64>,
     pub jobs: usize,
@@ -58,6 +61,7 @@ pub(super) fn plan_or_resume_table(
             source: None,
             desc: desc.clone(),
             pending: Vec::new(),
+            where_clause: settings.where_clause.clone(),
         });
     }
     let source = schema::describe(control, &table)?;
@@ -76,6 +80,7 @@ pub(super) fn plan_or_resume_table(
         pending: resume::pending_chunks(&desc.chunks),
         source: Some(source),
         desc,
+        where_clause: settings.where_clause.clone(),
     })
 }
 
@@ -130,7 +135,7 @@ fn plan_table(
     let (chunks, planned_rows, chunk_rows) = plan::plan_chunks(
         control,
         source,
-        settings.where_clause,
+        settings.where_clause.as_deref(),
         settings.compress,
         size,
     )

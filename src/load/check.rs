@@ -115,6 +115,17 @@ fn with_dump_tables(
             Some(i) => tables.remove(i),
             None => TargetTable::read(conn, db.clone(), entry.table.clone())?,
         };
+        // As the load does (unless --no-objects): the dump's triggers on
+        // the table are carried over by --swap, not refused.
+        target.recreated_triggers = dump
+            .read_objects(&entry.db)?
+            .into_iter()
+            .filter(|o| {
+                o.kind == crate::dump::ObjectKind::Trigger
+                    && o.table.as_deref() == Some(&entry.table)
+            })
+            .map(|o| o.name)
+            .collect();
         if !target.exists {
             let create = CreateSource::of_dump(conn, &dump, &entry.dir, &entry.db, &db)?;
             target.autoinc_column = schema_autoinc_column(&create.schema_sql);

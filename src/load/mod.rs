@@ -184,8 +184,22 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     }
     let throttle = match (opts.max_replica_lag, opts.replicas.is_empty()) {
         (Some(limit), false) => Some(Throttle::connect(&opts.replicas, limit)?),
-        (Some(_), true) => {
-            bail!("--max-replica-lag needs the replicas to watch: give each as --replica URL")
+        // None named: the replicas the target lists, reached with the
+        // target's user and password.
+        (Some(limit), true) => {
+            let found = throttle::discover_replicas(&opts.target)?;
+            if found.is_empty() {
+                bail!("--max-replica-lag: no --replica given, and SHOW SLAVE HOSTS on the target lists no replica with a host and port: give each as --replica URL");
+            }
+            progress::notice(&format!(
+                "myspool load: watching the replicas the target lists: {}",
+                found
+                    .iter()
+                    .map(|s| s.endpoint())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            Some(Throttle::connect(&found, limit)?)
         }
         (None, false) => bail!("--replica is watched only with --max-replica-lag SECONDS"),
         (None, true) => None,
@@ -217,8 +231,10 @@ pub fn load(opts: &LoadOptions) -> Result<LoadSummary> {
     } else {
         galera::check_nodes(&session, &mut facts)?
     };
-    let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts)?;
+    // The objects first: `--swap` carries over the target's triggers that
+    // the dump creates again (`swap::unswappable`).
     let objects = load_objects_plan(&mut control, &dir, &manifest, opts)?;
+    let mut plans = plan_load(&mut control, &dir, &manifest, opts, &facts, &objects)?;
     if let Some(g) = &facts.galera {
         progress::notice(&format!("myspool load: the target is {}", g.describe()));
     }
@@ -460,8 +476,12 @@ fn prepare_targets(
 ) -> Result<(Vec<TableLoadSummary>, Vec<ToLoad>)> {
     let journals = rerun::open_journals(control, dir, plans, opts)?;
     // Once every target passed the rerun's checks (a refusal leaves the
-    // target untouched), before any row goes in.
-    objects::drop_triggers_before_data(control, objects)?;
+    // target untouched), before any row goes in. Not with --swap: the rows
+    // go into shadow tables, which have no triggers, while the live tables
+    // keep theirs for their users until the RENAME.
+    if !opts.swap {
+        objects::drop_triggers_before_data(control, objects)?;
+    }
     let how = Preparation::of(opts);
     let mut tables = Vec::new();
     let mut to_load = Vec::new();

@@ -267,6 +267,16 @@ fn account_exists(conn: &mut Conn, (user, host): &(String, String)) -> Result<bo
     Ok(n.unwrap_or(0) > 0)
 }
 
+/// The names of the dump's triggers on `db`.`table` (`db` as in the dump).
+pub(super) fn triggers_of(plan: &[DatabaseObjects], db: &str, table: &str) -> Vec<String> {
+    plan.iter()
+        .filter(|d| d.db == db)
+        .flat_map(|d| &d.objects)
+        .filter(|o| o.kind == ObjectKind::Trigger && o.table.as_deref() == Some(table))
+        .map(|o| o.name.clone())
+        .collect()
+}
+
 /// Drops the dump's triggers already on the target before the data is
 /// loaded (a reload into tables an earlier load gave them), so that they do
 /// not fire on the loaded rows; they are created again after the data.

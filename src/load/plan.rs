@@ -11,6 +11,7 @@ use crate::progress;
 use crate::sql::{self, qualified};
 
 use super::galera::{schema_engine, write_set_problem};
+use super::objects::{self, DatabaseObjects};
 use super::preflight::{
     preflight, table_engine, AutoincVerdict, CreateSource, Creation, ServerFacts, TargetTable,
 };
@@ -50,6 +51,9 @@ pub(super) struct TablePlan {
     pub raw_bytes: bool,
     /// The dump's SQL for a missing table, for the preflight.
     create_source: Option<CreateSource>,
+    /// The dump's triggers on this table that the load creates after the
+    /// data (none with `--no-objects`), for the `--swap` preflight.
+    recreated_triggers: Vec<String>,
 }
 
 impl TablePlan {
@@ -72,6 +76,7 @@ impl TablePlan {
             autoinc_column: self.autoinc_column.clone(),
             create: self.create_source.clone(),
             engine: self.engine.clone(),
+            recreated_triggers: self.recreated_triggers.clone(),
         }
     }
 
@@ -115,12 +120,16 @@ pub(super) fn plan_load(
     manifest: &Manifest,
     opts: &LoadOptions,
     facts: &ServerFacts,
+    objects: &[DatabaseObjects],
 ) -> Result<Vec<TablePlan>> {
     let mut dump_problems = Vec::new();
     let mut plans = Vec::new();
     for entry in &manifest.tables {
         match plan_table(control, dir, entry, opts) {
-            Ok(plan) => plans.push(plan),
+            Ok(mut plan) => {
+                plan.recreated_triggers = objects::triggers_of(objects, &entry.db, &entry.table);
+                plans.push(plan)
+            }
             Err(e) => dump_problems.push(errors::sentence(&e)),
         }
     }
@@ -234,6 +243,7 @@ fn plan_table(
         raw_bytes,
         create_source,
         creation: None,
+        recreated_triggers: Vec::new(),
     })
 }
 

@@ -166,6 +166,10 @@ pub struct TargetTable {
     /// The target's storage engine, or the one schema.sql would create it
     /// with (None when not known).
     pub engine: Option<String>,
+    /// The dump's triggers on this table that the load creates again after
+    /// the data (`DROP TRIGGER IF EXISTS` + `CREATE`): with `--swap` the
+    /// target's triggers of these names are carried over, not left behind.
+    pub recreated_triggers: Vec<String>,
 }
 
 /// The dump's SQL for a table the load creates: `schema.sql`, and
@@ -238,6 +242,7 @@ impl TargetTable {
             engine: table_engine(conn, &db, &table)?,
             db,
             table,
+            recreated_triggers: Vec::new(),
         })
     }
 
@@ -469,9 +474,12 @@ fn table_preflight(
     // and DROP need theirs on the database (a grant on the table's own
     // name does not cover its shadow).
     let on_table = if req.swap {
-        found
-            .problems
-            .extend(unswappable(conn, &table.db, &table.table)?);
+        found.problems.extend(unswappable(
+            conn,
+            &table.db,
+            &table.table,
+            &table.recreated_triggers,
+        )?);
         shadow_name(&table.table)
     } else {
         table.table.clone()

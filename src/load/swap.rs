@@ -21,7 +21,13 @@
 //!
 //! What the server does around a RENAME (checked on MariaDB 10.11), and so
 //! what the preflight refuses: triggers belong to the table object and go
-//! with the old table (and are dropped with it); a foreign key of another
+//! with the old table (and are dropped with it), so a target's trigger is
+//! refused unless the dump's objects.sql creates it again (same name, same
+//! table): the objects are created after the RENAME, and `DROP TRIGGER IF
+//! EXISTS` (trigger names are per database) takes it off the old table
+//! before `CREATE TRIGGER` puts it on the new one — a `--keep-old` table
+//! ends without it, and writes between the RENAME and the CREATE do not
+//! fire it. A foreign key of another
 //! table that references the target follows the old table (and then keeps
 //! it from being dropped, error 1451); `CREATE TABLE … LIKE` does not copy
 //! the target's own foreign keys. Views name their tables and are resolved
@@ -153,9 +159,28 @@ pub(super) fn next_step(journal: &State, now: Present, fresh_old: &str, label: &
     ))
 }
 
+/// The target's triggers that `--swap` would leave on the old table: those
+/// the dump does not create again. (The dump's own are carried over: after
+/// the RENAME, `DROP TRIGGER IF EXISTS` removes each from the old table —
+/// trigger names are per database — and `CREATE TRIGGER` puts it on the
+/// new one.)
+pub(super) fn triggers_left_behind(on_target: &[String], recreated: &[String]) -> Vec<String> {
+    on_target
+        .iter()
+        .filter(|name| !recreated.contains(name))
+        .cloned()
+        .collect()
+}
+
 /// `--swap`'s refusals for one existing target table: what the RENAME
-/// would not carry over (triggers, foreign keys).
-pub(super) fn unswappable(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<String>> {
+/// would not carry over (triggers the dump does not create again, foreign
+/// keys). `recreated`: the dump's triggers on this table.
+pub(super) fn unswappable(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+    recreated: &[String],
+) -> Result<Vec<String>> {
     let label = format!("{db}.{table}");
     let mut problems = Vec::new();
     let triggers: Vec<Row> = conn
@@ -165,10 +190,10 @@ pub(super) fn unswappable(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<
             (db, table),
         )
         .with_context(|| format!("reading the triggers of {label}"))?;
-    let names = names_of(&triggers)?;
+    let names = triggers_left_behind(&names_of(&triggers)?, recreated);
     if !names.is_empty() {
         problems.push(format!(
-            "{label} has trigger(s) {}, which --swap would leave on the old table (and drop with it): load without --swap, or drop them and create them again on the new table after",
+            "{label} has trigger(s) {} that the dump does not create again, which --swap would leave on the old table (and drop with it): load without --swap, or drop them and create them again on the new table after",
             names.join(", ")
         ));
     }
@@ -396,6 +421,18 @@ fn exists(control: &mut Conn, db: &str, table: &str) -> Result<bool> {
 mod tests {
     use super::*;
     use crate::journal::SwapState;
+
+    #[test]
+    fn only_triggers_the_dump_does_not_create_again_are_left_behind() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let on_target = names(&["audit", "stamp"]);
+        assert_eq!(
+            triggers_left_behind(&on_target, &names(&["stamp"])),
+            ["audit"]
+        );
+        assert!(triggers_left_behind(&on_target, &names(&["audit", "stamp", "other"])).is_empty());
+        assert_eq!(triggers_left_behind(&on_target, &[]), on_target);
+    }
 
     #[test]
     fn derived_names_sit_beside_the_table_and_fit_the_limit() {

@@ -182,9 +182,69 @@ fn lag_of(conn: &mut Conn, name: &str) -> Result<Lag> {
     })
 }
 
+/// The replicas the target lists (`SHOW SLAVE HOSTS`), for
+/// `--max-replica-lag` without `--replica`: each reached with the target's
+/// user, password and TLS settings.
+pub(super) fn discover_replicas(target: &ConnSpec) -> Result<Vec<ConnSpec>> {
+    let mut conn = target.connect("target")?;
+    let rows: Vec<Row> = conn.query("SHOW SLAVE HOSTS").context(
+        "SHOW SLAVE HOSTS on the target, to find its replicas for --max-replica-lag (it needs REPLICATION MASTER ADMIN on MariaDB, REPLICATION SLAVE on MySQL; or name them with --replica URL)",
+    )?;
+    let mut hosts = Vec::new();
+    for row in &rows {
+        let columns = row.columns();
+        let at = |name: &str| columns.iter().position(|c| c.name_str() == name);
+        let (Some(h), Some(p)) = (at("Host"), at("Port")) else {
+            bail!("SHOW SLAVE HOSTS on the target has no Host and Port columns");
+        };
+        let host = crate::schema::text(row, h)?.unwrap_or_default();
+        let port = crate::schema::text(row, p)?.unwrap_or_default();
+        hosts.push((host, port));
+    }
+    Ok(replica_specs(target, &hosts))
+}
+
+/// The target's connection settings pointed at each listed replica
+/// (`Host`, `Port` of `SHOW SLAVE HOSTS`); a replica listed without a host
+/// or a port (one that reports none) cannot be reached and is left out.
+pub(super) fn replica_specs(target: &ConnSpec, hosts: &[(String, String)]) -> Vec<ConnSpec> {
+    hosts
+        .iter()
+        .filter_map(|(host, port)| {
+            let port: u16 = port.trim().parse().ok().filter(|&p| p > 0)?;
+            let host = host.trim();
+            if host.is_empty() {
+                return None;
+            }
+            let mut spec = target.clone();
+            spec.host = host.to_string();
+            spec.port = port;
+            spec.socket = None;
+            spec.database = None;
+            Some(spec)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discovered_replicas_are_reached_like_the_target() {
+        let target = ConnSpec::parse("mysql://etl:pw@db1:3306/shop?socket=/run/m.sock").unwrap();
+        let hosts = [
+            ("10.0.0.7".to_string(), "3307".to_string()),
+            (String::new(), "3306".to_string()),
+            ("r3".to_string(), "0".to_string()),
+        ];
+        let specs = replica_specs(&target, &hosts);
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].endpoint(), "10.0.0.7:3307");
+        assert_eq!(specs[0].user, "etl");
+        assert!(specs[0].socket.is_none());
+        assert!(specs[0].database.is_none());
+    }
 
     fn lags(l: &[(&str, Lag)]) -> Vec<(String, Lag)> {
         l.iter().map(|(n, lag)| (n.to_string(), *lag)).collect()

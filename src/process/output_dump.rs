@@ -269,6 +269,7 @@ mod tests {
             ExportSettings {
                 table_patterns: vec!["shop.*".into()],
                 where_clause: None,
+                table_where: Vec::new(),
                 chunk_rows: None,
                 compress: Compress::Gzip,
                 level: 1,

@@ -290,6 +290,124 @@ fn where_applies_to_every_chunk() {
 }
 
 #[test]
+fn a_per_table_where_combines_with_the_global_one_and_is_recorded() {
+    let server = source_server();
+    let db = db_with(
+        &server,
+        "tablewhere",
+        "CREATE TABLE a (id INT PRIMARY KEY, v INT);
+         INSERT INTO a SELECT seq, seq % 10 FROM seq_1_to_200;
+         CREATE TABLE b (id INT PRIMARY KEY, v INT);
+         INSERT INTO b SELECT seq, seq % 10 FROM seq_1_to_200;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let own = format!("{db}.a: v = 3 OR v = 4");
+    let wheres = ["--where", "id > 100", "--where", own.as_str()];
+    let args = export_args(
+        &server,
+        &format!("{db}.*"),
+        dir.path(),
+        &[&wheres[..], &["--chunk-rows", "7"]].concat(),
+    );
+    assert_success(&myspool(&args));
+    // a: both conditions (the OR inside its own stays whole); b: the global one.
+    assert_eq!(
+        dumps::table_rows(dir.path(), &db, "a"),
+        server.query_rows(&format!(
+            "SELECT * FROM `{db}`.a WHERE id > 100 AND (v = 3 OR v = 4) ORDER BY id"
+        ))
+    );
+    assert_eq!(dumps::table_rows(dir.path(), &db, "a").len(), 20);
+    assert_eq!(dumps::table_rows(dir.path(), &db, "b").len(), 100);
+    let manifest = std::fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+    assert!(
+        manifest.contains(r#""table_where":[{"db":"#) || manifest.contains(r#""table_where": ["#),
+        "{manifest}"
+    );
+    let status = myspool(&["status", "--dir", &path_arg(dir.path())]);
+    assert_success(&status);
+    let text = stdout(&status);
+    assert!(text.contains("rows where: id > 100"), "{text}");
+    assert!(
+        text.contains(&format!("rows of {db}.a where: v = 3 OR v = 4")),
+        "{text}"
+    );
+
+    // Rerun with another per-table condition: refused, the dump untouched.
+    let other = format!("{db}.a: v = 5");
+    let changed = export_args(
+        &server,
+        &format!("{db}.*"),
+        dir.path(),
+        &[
+            "--where",
+            "id > 100",
+            "--where",
+            &other,
+            "--chunk-rows",
+            "7",
+        ],
+    );
+    let err = assert_one_line_error(&myspool(&changed));
+    assert!(err.contains("per-table --where"), "{err}");
+    assert_eq!(dumps::table_rows(dir.path(), &db, "a").len(), 20);
+
+    // A condition for a table the export does not include: refused by name,
+    // nothing written.
+    let fresh = tempfile::tempdir().unwrap();
+    let stray = format!("{db}.nope: v = 1");
+    let out = myspool(&export_args(
+        &server,
+        &format!("{db}.a"),
+        fresh.path(),
+        &["--where", &stray],
+    ));
+    let err = assert_one_line_error(&out);
+    assert!(err.contains(&format!("--where names {db}.nope")), "{err}");
+    assert!(!fresh.path().join("manifest.json").exists());
+}
+
+#[test]
+fn copy_takes_per_table_wheres_too() {
+    let (src, dst) = (source_server(), target_server());
+    let db = db_with(
+        &src,
+        "copywhere",
+        "CREATE TABLE a (id INT PRIMARY KEY, v INT);
+         INSERT INTO a SELECT seq, seq % 10 FROM seq_1_to_100;
+         CREATE TABLE b (id INT PRIMARY KEY, v INT);
+         INSERT INTO b SELECT seq, seq % 10 FROM seq_1_to_100;",
+    );
+    let into = dst.fresh_db("copywhere");
+    let work = tempfile::tempdir().unwrap();
+    let d = path_arg(&work.path().join("job"));
+    let own = format!("{db}.b: v = 1");
+    let out = myspool(&[
+        "copy",
+        "--from",
+        &src.url(),
+        "--to",
+        &dst.url(),
+        "--table",
+        &format!("{db}.*"),
+        "--dir",
+        &d,
+        "--exec",
+        "cat",
+        "--where",
+        "id <= 50",
+        "--where",
+        &own,
+        "--into",
+        &into,
+    ]);
+    assert_success(&out);
+    let count = |t: &str| dst.scalar(&format!("SELECT COUNT(*) FROM `{into}`.{t}"));
+    assert_eq!(count("a").as_deref(), Some("50"));
+    assert_eq!(count("b").as_deref(), Some("5"));
+}
+
+#[test]
 fn db_star_takes_base_tables_and_views_are_refused() {
     let server = source_server();
     let db = db_with(

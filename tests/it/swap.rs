@@ -284,6 +284,128 @@ fn triggers_and_foreign_keys_that_a_rename_would_not_carry_are_refused() {
     assert_eq!(tables(&dst, &into), ["child", "t", "u"]);
 }
 
+/// The triggers on `db`.`table`.
+fn triggers_on(dst: &Server, db: &str, table: &str) -> Vec<String> {
+    dst.query_strings(&format!(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS \
+         WHERE EVENT_OBJECT_SCHEMA = '{db}' AND EVENT_OBJECT_TABLE = '{table}' ORDER BY 1"
+    ))
+    .into_iter()
+    .filter_map(|r| r.into_iter().next().flatten())
+    .collect()
+}
+
+#[test]
+fn a_nightly_reload_of_a_database_with_a_trigger_swaps_it_onto_the_new_table() {
+    let (src, dst) = (source_server(), target_server());
+    // DB.*: the dump carries the trigger `stamp` of t in its objects.sql.
+    let db = db_with(
+        &src,
+        "swapnight",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), KEY kv (v));
+         INSERT INTO t SELECT seq, CONCAT('new', seq) FROM seq_1_to_300;
+         CREATE TABLE u (id INT PRIMARY KEY, w INT);
+         INSERT INTO u SELECT seq, seq FROM seq_1_to_100;
+         CREATE TRIGGER stamp BEFORE INSERT ON t FOR EACH ROW SET NEW.v = CONCAT('fired', NEW.id);",
+    );
+    let into = old_target(&dst, "swapnight");
+    let fired = |dst: &Server| count_where(dst, &into, "v LIKE 'fired%'");
+    // Night 1: the target has no trigger yet; night 2: t has the dump's
+    // trigger, which the swap carries over instead of refusing.
+    for (night, keep_old) in [(1, false), (2, true)] {
+        // Each night's own dump.
+        let dir = tempfile::tempdir().unwrap();
+        dump(&src, &[&format!("{db}.*")], dir.path(), 30);
+        let reader = Reader::start(&dst, &into);
+        let more: &[&str] = if keep_old { &["--keep-old"] } else { &[] };
+        let out = myspool_env(
+            &swap_cli(&dir, &dst, &into, more),
+            &[("MYSPOOL_TEST_CHUNK_DELAY_MS", "10")],
+        );
+        let seen = reader.seen();
+        assert_success(&out);
+        let expected: &[(u64, u64)] = if night == 1 {
+            &[(50, 7), (300, 100)]
+        } else {
+            &[(300, 100)]
+        };
+        assert_eq!(seen, expected, "night {night}: what the reader saw");
+        assert_eq!(triggers_on(&dst, &into, "t"), ["stamp"], "night {night}");
+        assert_eq!(fired(&dst), 0, "night {night}: it fired on loaded rows");
+    }
+    assert_eq!(count(&dst, &into, "t"), 300);
+    assert_eq!(count(&dst, &into, "u"), 100);
+    // The table kept by --keep-old ends without the trigger.
+    let kept: Vec<String> = tables(&dst, &into)
+        .into_iter()
+        .filter(|n| n.starts_with("t_old_"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(triggers_on(&dst, &into, &kept[0]).is_empty());
+    assert_eq!(count(&dst, &into, &kept[0]), 300, "the table of night 1");
+    // It fires on a later insert into the new table.
+    dst.query(&format!(
+        "INSERT INTO `{into}`.t (id, v) VALUES (1000, 'x')"
+    ));
+    assert_eq!(
+        dst.scalar(&format!("SELECT v FROM `{into}`.t WHERE id = 1000")),
+        Some("fired1000".to_string())
+    );
+}
+
+/// Rows of `db`.t matching `condition`.
+fn count_where(dst: &Server, db: &str, condition: &str) -> u64 {
+    dst.scalar(&format!("SELECT COUNT(*) FROM `{db}`.t WHERE {condition}"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_target_trigger_the_dump_does_not_create_again_is_refused_by_name() {
+    let (src, dst) = (source_server(), target_server());
+    let (_, dir) = dumped_db(
+        &src,
+        "swaptrig2",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+         INSERT INTO t VALUES (1, 'a');
+         CREATE TRIGGER stamp BEFORE INSERT ON t FOR EACH ROW SET NEW.v = 'fired';",
+        "*",
+        30,
+    );
+    let into = db_with(
+        &dst,
+        "swaptrig2",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20));
+         CREATE TRIGGER stamp BEFORE INSERT ON t FOR EACH ROW SET NEW.v = 'fired';
+         CREATE TRIGGER audit BEFORE UPDATE ON t FOR EACH ROW SET NEW.v = 'upd';",
+    );
+    let out = myspool(&swap_cli(&dir, &dst, &into, &[]));
+    let err = assert_one_line_error(&out);
+    assert!(err.contains("trigger(s) audit that the dump"), "{err}");
+    assert!(!err.contains("stamp"), "{err}");
+    assert_eq!(triggers_on(&dst, &into, "t"), ["audit", "stamp"]);
+    // `check --swap` with the dump judges it the same way.
+    let check = myspool(&[
+        "check",
+        "--to",
+        &dst.url(),
+        "--dir",
+        &path_arg(dir.path()),
+        "--into",
+        &into,
+        "--swap",
+    ]);
+    let said = format!("{}{}", stdout(&check), stderr(&check));
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains("trigger(s) audit that the dump"), "{said}");
+    assert!(!said.contains("stamp"), "{said}");
+    // Without the dump's objects, its own trigger is left behind too.
+    let out = myspool(&swap_cli(&dir, &dst, &into, &["--no-objects"]));
+    let err = assert_one_line_error(&out);
+    assert!(err.contains("trigger(s) audit, stamp"), "{err}");
+}
+
 #[test]
 fn swap_needs_create_drop_and_alter_on_the_database() {
     let (src, dst) = (source_server(), target_server());

@@ -218,3 +218,135 @@ fn export_max_rate_takes_units_and_refuses_nonsense() {
     assert!(err.contains("--max-rate"), "{err}");
     assert!(err.contains("K, M or G"), "{err}");
 }
+
+/// `Threads_connected` on `server` now.
+fn threads_connected(server: &Server) -> u64 {
+    server
+        .scalar(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'THREADS_CONNECTED'",
+        )
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn the_export_pauses_while_its_condition_holds_on_the_source_and_resumes_after() {
+    // A source of its own: no other test's connections come and go.
+    let src = Server::start(&[]);
+    let db = db_with(
+        &src,
+        "pausewhen",
+        "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(30));
+         INSERT INTO t SELECT seq, CONCAT('row', seq) FROM seq_1_to_200;",
+    );
+    // The condition is made true on purpose: 20 connections held open,
+    // against a limit 15 above the count without them (the export's own
+    // few connections stay below it).
+    let limit = threads_connected(&src) + 15;
+    let crowd: Vec<mysql::Conn> = (0..20).map(|_| src.conn()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let when = format!("Threads_connected>={limit}");
+    let args = export_args(
+        &src,
+        &format!("{db}.t"),
+        dir.path(),
+        &["--pause-when", &when, "--chunk-rows", "20", "--json"],
+    );
+    let mut export = spawn_myspool(&args, &[]);
+    let stderr = export.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let paused = line_with(&lines, "pausing");
+    assert!(paused.contains("Threads_connected is"), "{paused}");
+    for _ in 0..3 {
+        assert!(
+            export.try_wait().unwrap().is_none(),
+            "the export ended while paused"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = dumps::manifest(dir.path());
+    let log = dir.path().join(&m.tables[0].dir).join("export.log");
+    assert!(
+        std::fs::read_to_string(&log).unwrap_or_default().is_empty(),
+        "a chunk was exported while paused"
+    );
+    drop(crowd);
+    let resumed = line_with(&lines, "resuming");
+    assert!(resumed.contains("no longer holds"), "{resumed}");
+    let out = export.wait_with_output().unwrap();
+    reader.join().unwrap();
+    assert!(out.status.success(), "{}", stdout(&out));
+    let summary = json(&out);
+    assert_eq!(summary["rows"], 200);
+    assert!(summary["pauses"].as_u64().unwrap() >= 1, "{summary}");
+    assert_eq!(
+        dumps::table_rows(dir.path(), &db, "t"),
+        src.query_rows(&format!("SELECT * FROM `{db}`.t ORDER BY id"))
+    );
+}
+
+#[test]
+fn a_pause_condition_on_a_variable_the_source_lacks_is_refused_before_anything_is_written() {
+    let src = source_server();
+    let db = db_with(&src, "pausebad", "CREATE TABLE t (id INT PRIMARY KEY);");
+    let dir = tempfile::tempdir().unwrap();
+    let args = export_args(
+        &src,
+        &format!("{db}.t"),
+        dir.path(),
+        &["--pause-when", "No_such_status>1"],
+    );
+    let err = assert_one_line_error(&myspool(&args));
+    assert!(
+        err.contains("no global status variable No_such_status"),
+        "{err}"
+    );
+    assert!(!dir.path().join("manifest.json").exists());
+    let bad = export_args(
+        &src,
+        &format!("{db}.t"),
+        dir.path(),
+        &["--pause-when", "Threads_running<4"],
+    );
+    assert!(!myspool(&bad).status.success());
+}
+
+#[test]
+fn without_replica_urls_the_replicas_the_target_lists_are_watched() {
+    let src = source_server();
+    let (primary, replica) = replicated_pair();
+    let (_, dir) = dumped_t(&src, "discover");
+    let into = primary.fresh_db("discover");
+    primary.query(&format!(
+        "CREATE TABLE `{into}`.t (id INT PRIMARY KEY, v VARCHAR(30))"
+    ));
+    wait_for_replica(&replica);
+    // The primary lists its replica (MariaDB 10.5+ lists every replica,
+    // by the address it connected from).
+    let hosts = primary.query_strings("SHOW SLAVE HOSTS");
+    eprintln!("SHOW SLAVE HOSTS: {hosts:?}");
+    replica.query("STOP SLAVE SQL_THREAD");
+    // The library (the command line asks for --replica with
+    // --max-replica-lag for now).
+    let mut opts = load_into(&primary, dir.path(), &into);
+    opts.max_replica_lag = Some(1);
+    let load = std::thread::spawn(move || myspool::load::load(&opts));
+    // Paused: nothing is loaded while the replica's SQL thread is stopped.
+    for _ in 0..5 {
+        assert_eq!(count(&primary, &into), 0);
+        assert!(!load.is_finished(), "the load ended while paused");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    replica.query("START SLAVE SQL_THREAD");
+    let summary = load.join().unwrap().expect("the load");
+    assert_eq!(summary.rows, 200);
+    assert!(summary.replica_pauses >= 1);
+    wait_for_replica(&replica);
+    assert_eq!(count(&replica, &into), 200);
+}
