@@ -36,10 +36,13 @@ pub struct Args {
     /// Source server URL.
     #[arg(long, value_name = "URL")]
     pub from: String,
-    /// Target server URL; once per node of a Galera cluster to load
-    /// through every node.
+    /// Target server URL. A Galera node: the load goes through every node of
+    /// its cluster (found, see --no-discover, or each given with another --to).
     #[arg(long, value_name = "URL", required = true)]
     pub to: Vec<String>,
+    /// Load only through the nodes given with --to (see load --no-discover).
+    #[arg(long)]
+    pub no_discover: bool,
     /// Table to copy, DB.TABLE or DB.* (repeatable).
     #[arg(long = "table", value_name = "DB.T", required = true)]
     pub tables: Vec<String>,
@@ -105,6 +108,7 @@ pub fn run(args: Args) -> Result<()> {
     let (target, nodes) = super::targets(&args.to)?;
     let mut load = LoadOptions::new(target, &args.dir);
     load.nodes = nodes;
+    load.discover = !args.no_discover;
     args.load.apply(&mut load);
     args.objects.apply(&mut load)?;
     args.replica_lag.apply(&mut load)?;
