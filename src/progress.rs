@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -147,7 +147,7 @@ impl Progress {
         } else if self.plain && self.last_line.elapsed() >= self.interval {
             self.last_line = Instant::now();
             // A log line says when: runs from cron are read the next morning.
-            eprintln!("{} {}", now_utc(), self.line());
+            eprintln!("{} {}", crate::dump::utc_now(), self.line());
         }
     }
 
@@ -220,39 +220,6 @@ impl Drop for Progress {
     }
 }
 
-/// Now as ISO 8601 UTC to the second, `2026-01-31T23:59:59Z`: the stamp of
-/// a plain progress line.
-pub fn now_utc() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    utc_timestamp(secs)
-}
-
-/// Seconds since the Unix epoch as ISO 8601 UTC. UTC rather than local
-/// time: the same in every log whatever the machine's zone, no daylight
-/// saving jumps, and the time zone the dump's TIMESTAMP values are in.
-pub fn utc_timestamp(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01, proleptic Gregorian (Howard
-    // Hinnant's days_from_civil, inverted), for eras of 400 years.
-    let z = days as i64 + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -283,22 +250,4 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_iso_8601_utc() {
-        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
-        // Leap days, a century that is not a leap year, one that is.
-        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(utc_timestamp(1_709_251_199), "2024-02-29T23:59:59Z");
-        assert_eq!(utc_timestamp(1_709_251_200), "2024-03-01T00:00:00Z");
-        assert_eq!(utc_timestamp(4_107_542_399), "2100-02-28T23:59:59Z");
-        assert_eq!(utc_timestamp(4_107_542_400), "2100-03-01T00:00:00Z");
-        assert_eq!(utc_timestamp(1_767_225_599), "2025-12-31T23:59:59Z");
-        assert_eq!(utc_timestamp(253_402_300_799), "9999-12-31T23:59:59Z");
-    }
 }

@@ -393,17 +393,24 @@ impl Manifest {
     }
 }
 
-/// The current time as RFC 3339 UTC (`2026-11-21T05:33:00Z`).
+/// The current time as RFC 3339 UTC (`2026-11-21T05:33:00Z`): the times a
+/// dump records, and the stamp of plain progress lines.
 pub fn utc_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
+        .map_or(0, |d| d.as_secs());
+    utc_timestamp(secs)
+}
+
+/// Seconds since the Unix epoch as ISO 8601 UTC. UTC rather than local
+/// time: the same in every log whatever the machine's zone, no daylight
+/// saving jumps, and the time zone the dump's TIMESTAMP values are in.
+pub fn utc_timestamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01, proleptic Gregorian (Howard
+    // Hinnant's days_from_civil, inverted), for eras of 400 years.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -422,6 +429,19 @@ pub fn utc_now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_iso_8601_utc() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00Z");
+        // Leap days, a century that is not a leap year, one that is.
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc_timestamp(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(utc_timestamp(1_709_251_200), "2024-03-01T00:00:00Z");
+        assert_eq!(utc_timestamp(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(utc_timestamp(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(utc_timestamp(1_767_225_599), "2025-12-31T23:59:59Z");
+        assert_eq!(utc_timestamp(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn utc_now_is_rfc3339() {
