@@ -288,6 +288,15 @@ impl Server {
             .unwrap_or_else(|e| panic!("query failed on {}: {e}\nSQL: {sql}", self.url()))
     }
 
+    /// One status variable's value, or the error: for polling a server that
+    /// may drop its clients meanwhile (a Galera node joining by SST).
+    pub fn try_status(&self, name: &str) -> Result<Option<String>, mysql::Error> {
+        let mut conn = self.try_conn()?;
+        let row: Option<(String, Option<String>)> =
+            conn.query_first(format!("SHOW STATUS LIKE '{name}'"))?;
+        Ok(row.and_then(|(_, v)| v))
+    }
+
     /// Like [`Server::query_rows`], values decoded as UTF-8 (lossily).
     pub fn query_strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         self.query_rows(sql)
