@@ -2,6 +2,7 @@
 
     python3 scripts/read/duckdb_table.py DIR/shop/orders
 """
+import glob
 import json
 import sys
 
@@ -30,11 +31,13 @@ def column(col):
 def read_table(table_dir, con=duckdb):
     with open(f"{table_dir}/table.json", encoding="utf-8") as f:
         columns = json.load(f)["columns"]
-    files = f"{table_dir}/*.csv.gz".replace("'", "''")
+    # .csv.gz, or .csv.zst after `export --compress zstd`: DuckDB reads both.
+    files = sorted(glob.glob(f"{table_dir}/*.csv.gz") + glob.glob(f"{table_dir}/*.csv.zst"))
+    files = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     # all_varchar: no type guessing; allow_quoted_nulls=false: "" is '', only
     # an unquoted empty field is NULL; the dialect spelled out, not sniffed.
     return con.sql(
-        f"SELECT {', '.join(column(c) for c in columns)} FROM read_csv('{files}', "
+        f"SELECT {', '.join(column(c) for c in columns)} FROM read_csv([{files}], "
         "header=true, delim=',', quote='\"', escape='\"', "
         "all_varchar=true, allow_quoted_nulls=false)"
     )

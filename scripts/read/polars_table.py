@@ -2,6 +2,7 @@
 
     python3 scripts/read/polars_table.py DIR/shop/orders
 """
+import glob
 import json
 import sys
 
@@ -30,9 +31,11 @@ def column(col):
 def read_table(table_dir):
     with open(f"{table_dir}/table.json", encoding="utf-8") as f:
         columns = json.load(f)["columns"]
-    # infer_schema_length=0 reads every column as text: an unquoted empty
-    # field (SQL NULL) is null, "" is '', "NULL" and "\N" are those strings.
-    df = pl.read_csv(f"{table_dir}/*.csv.gz", infer_schema_length=0)
+    # Chunks are .csv.gz, or .csv.zst after `export --compress zstd`: Polars
+    # reads both. infer_schema_length=0 reads every column as text: an unquoted
+    # empty field (SQL NULL) is null, "" is '', "NULL" and "\N" are those strings.
+    files = sorted(glob.glob(f"{table_dir}/*.csv.gz") + glob.glob(f"{table_dir}/*.csv.zst"))
+    df = pl.concat(pl.read_csv(f, infer_schema_length=0) for f in files)
     return df.with_columns(column(c) for c in columns)
 
 

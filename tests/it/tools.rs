@@ -139,6 +139,33 @@ fn duckdb_reads_every_cell_exactly() {
     check_script("duckdb_table.py");
 }
 
+/// After `export --compress zstd` the same DuckDB and Polars scripts read
+/// the `.csv.zst` chunks, every cell the source's.
+#[test]
+fn duckdb_and_polars_read_zstd_chunks_exactly() {
+    let (server, db, _) = awkward_dump();
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("{db}.t");
+    let args = export_args(
+        &server,
+        &table,
+        dir.path(),
+        &["--chunk-rows", "2", "--compress", "zstd"],
+    );
+    assert_success(&myspool(&args));
+    let table_dir = dir.path().join(&dumps::entry(dir.path(), &db, "t").dir);
+    let zst = std::fs::read_dir(&table_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".csv.zst"))
+        .count();
+    assert!(zst > 2, "several .csv.zst chunks, found {zst}");
+    for script in ["duckdb_table.py", "polars_table.py"] {
+        let got = read_with(script, &python(), &table_dir);
+        assert_reads_every_cell(script, &got, &source_cells(&server, &db));
+    }
+}
+
 #[test]
 fn pandas_through_polars_reads_every_cell_exactly() {
     check_script("pandas_table.py");
