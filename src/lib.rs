@@ -32,6 +32,7 @@ pub mod galera;
 pub mod hooks;
 pub mod journal;
 pub mod load;
+pub mod pause;
 pub mod process;
 pub mod progress;
 pub mod schema;

@@ -10,20 +10,16 @@
 //! thread, and the gate's own `SHOW GLOBAL STATUS` is one too; so is every
 //! connection of the export in `Threads_connected`. Choose N above them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
-use serde::Serialize;
 
 use crate::conn::ConnSpec;
-use crate::progress;
-
-/// How often the source is asked, at most.
-const POLL: Duration = Duration::from_secs(1);
+pub use crate::pause::Pauses;
+use crate::pause::{Gate, Wording};
 
 /// `Name>N` or `Name>=N`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,13 +79,6 @@ impl PauseWhen {
     }
 }
 
-/// What the pauses took, for the summary.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Pauses {
-    pub count: u64,
-    pub seconds: f64,
-}
-
 /// The gate every job passes before its next chunk.
 pub(super) struct PauseGate {
     when: PauseWhen,
@@ -99,8 +88,7 @@ pub(super) struct PauseGate {
 struct Watch {
     spec: ConnSpec,
     conn: Conn,
-    last_ok: Option<Instant>,
-    pauses: Pauses,
+    gate: Gate,
 }
 
 impl PauseGate {
@@ -115,8 +103,7 @@ impl PauseGate {
             state: Mutex::new(Watch {
                 spec: source.clone(),
                 conn,
-                last_ok: None,
-                pauses: Pauses::default(),
+                gate: Gate::default(),
             }),
         })
     }
@@ -128,58 +115,48 @@ impl PauseGate {
             .state
             .lock()
             .map_err(|_| anyhow::anyhow!("a reader thread panicked"))?;
-        if watch.last_ok.is_some_and(|t| t.elapsed() < POLL) {
-            return Ok(());
-        }
-        let mut paused: Option<Instant> = None;
-        loop {
-            let value = watch.value(&self.when.name)?;
-            if !self.when.holds(value) {
-                break;
-            }
-            if paused.is_none() {
-                progress::notice(&format!(
-                    "myspool export: pausing: {} is {value} (--pause-when '{}')",
-                    self.when.name,
-                    self.when.describe()
-                ));
-                paused = Some(Instant::now());
-                watch.pauses.count += 1;
-            }
-            if abort.load(Ordering::SeqCst) {
-                break;
-            }
-            std::thread::sleep(POLL);
-        }
-        if let Some(since) = paused {
-            let seconds = since.elapsed().as_secs_f64();
-            watch.pauses.seconds += seconds;
-            progress::notice(&format!(
-                "myspool export: resuming after {seconds:.0} s: --pause-when '{}' no longer holds",
-                self.when.describe()
-            ));
-        }
-        watch.last_ok = Some(Instant::now());
-        Ok(())
+        let Watch { spec, conn, gate } = &mut *watch;
+        let when = &self.when;
+        let busy = || {
+            let value = value(spec, conn, &when.name)?;
+            Ok(when
+                .holds(value)
+                .then(|| format!("{} is {value}", when.name)))
+        };
+        let say = Wording {
+            pausing: |why: &str| {
+                format!(
+                    "myspool export: pausing: {why} (--pause-when '{}')",
+                    when.describe()
+                )
+            },
+            resuming: |seconds: f64| {
+                format!(
+                    "myspool export: resuming after {seconds:.0} s: --pause-when '{}' no longer holds",
+                    when.describe()
+                )
+            },
+        };
+        gate.wait(abort, busy, say)
     }
 
     pub(super) fn pauses(&self) -> Pauses {
-        self.state.lock().map(|w| w.pauses).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|w| w.gate.pauses())
+            .unwrap_or_default()
     }
 }
 
-impl Watch {
-    /// The variable's value; a lost connection is made again once.
-    fn value(&mut self, name: &str) -> Result<u64> {
-        match status_value(&mut self.conn, name) {
-            Ok(v) => Ok(v),
-            Err(_) => {
-                self.conn = self
-                    .spec
-                    .connect("source")
-                    .context("connecting again to the source for --pause-when")?;
-                status_value(&mut self.conn, name)
-            }
+/// The variable's value; a lost connection is made again once.
+fn value(spec: &ConnSpec, conn: &mut Conn, name: &str) -> Result<u64> {
+    match status_value(conn, name) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            *conn = spec
+                .connect("source")
+                .context("connecting again to the source for --pause-when")?;
+            status_value(conn, name)
         }
     }
 }

@@ -12,19 +12,15 @@
 //! load waits (saying so) until the replica runs again. A server that is
 //! no replica at all is refused before anything is loaded.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 
 use crate::conn::ConnSpec;
-use crate::progress;
-
-/// How often the replicas are asked while the load waits for them.
-const POLL: Duration = Duration::from_secs(1);
+use crate::pause::{Gate, Pauses, Wording};
 
 /// What a replica says of its lag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +44,6 @@ pub(super) fn lag_verdict(lags: &[(String, Lag)], limit: u64) -> Option<String> 
     (!behind.is_empty()).then(|| behind.join(", "))
 }
 
-/// The pauses, for the summary.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Pauses {
-    pub count: u64,
-    pub seconds: f64,
-}
-
 /// The replicas a load watches, shared by its jobs.
 pub(super) struct Throttle {
     limit: u64,
@@ -63,9 +52,7 @@ pub(super) struct Throttle {
 
 struct Watch {
     replicas: Vec<(String, ConnSpec, Conn)>,
-    /// When the replicas were last found within the limit.
-    last_ok: Option<Instant>,
-    pauses: Pauses,
+    gate: Gate,
 }
 
 impl Throttle {
@@ -84,8 +71,7 @@ impl Throttle {
             limit,
             state: Mutex::new(Watch {
                 replicas: connected,
-                last_ok: None,
-                pauses: Pauses::default(),
+                gate: Gate::default(),
             }),
         })
     }
@@ -98,63 +84,44 @@ impl Throttle {
             .state
             .lock()
             .map_err(|_| anyhow::anyhow!("a loader thread panicked"))?;
-        if watch.last_ok.is_some_and(|t| t.elapsed() < POLL) {
-            return Ok(());
-        }
-        let mut paused: Option<Instant> = None;
-        loop {
-            let lags = watch.lags()?;
-            let Some(why) = lag_verdict(&lags, self.limit) else {
-                break;
-            };
-            if paused.is_none() {
-                progress::notice(&format!(
-                    "myspool load: pausing: {why} (--max-replica-lag {})",
-                    self.limit
-                ));
-                paused = Some(Instant::now());
-                watch.pauses.count += 1;
-            }
-            if abort.load(Ordering::SeqCst) {
-                break;
-            }
-            std::thread::sleep(POLL);
-        }
-        if let Some(since) = paused {
-            let seconds = since.elapsed().as_secs_f64();
-            watch.pauses.seconds += seconds;
-            progress::notice(&format!(
-                "myspool load: resuming after {seconds:.0} s: the replicas are within {} s",
-                self.limit
-            ));
-        }
-        watch.last_ok = Some(Instant::now());
-        Ok(())
+        let Watch { replicas, gate } = &mut *watch;
+        let limit = self.limit;
+        let busy = || Ok(lag_verdict(&lags(replicas)?, limit));
+        let say = Wording {
+            pausing: |why: &str| {
+                format!("myspool load: pausing: {why} (--max-replica-lag {limit})")
+            },
+            resuming: |seconds: f64| {
+                format!("myspool load: resuming after {seconds:.0} s: the replicas are within {limit} s")
+            },
+        };
+        gate.wait(abort, busy, say)
     }
 
     pub(super) fn pauses(&self) -> Pauses {
-        self.state.lock().map(|w| w.pauses).unwrap_or_default()
+        self.state
+            .lock()
+            .map(|w| w.gate.pauses())
+            .unwrap_or_default()
     }
 }
 
-impl Watch {
-    /// Every replica's lag; a lost connection is opened again once.
-    fn lags(&mut self) -> Result<Vec<(String, Lag)>> {
-        let mut out = Vec::new();
-        for (name, spec, conn) in &mut self.replicas {
-            let lag = match lag_of(conn, name) {
-                Ok(lag) => lag,
-                Err(_) => {
-                    *conn = spec
-                        .connect("replica")
-                        .with_context(|| format!("connecting again to the replica {name}"))?;
-                    lag_of(conn, name)?
-                }
-            };
-            out.push((name.clone(), lag));
-        }
-        Ok(out)
+/// Every replica's lag; a lost connection is opened again once.
+fn lags(replicas: &mut [(String, ConnSpec, Conn)]) -> Result<Vec<(String, Lag)>> {
+    let mut out = Vec::new();
+    for (name, spec, conn) in replicas.iter_mut() {
+        let lag = match lag_of(conn, name) {
+            Ok(lag) => lag,
+            Err(_) => {
+                *conn = spec
+                    .connect("replica")
+                    .with_context(|| format!("connecting again to the replica {name}"))?;
+                lag_of(conn, name)?
+            }
+        };
+        out.push((name.clone(), lag));
     }
+    Ok(out)
 }
 
 /// `Seconds_Behind_Master` of the replica's first connection (MariaDB's
